@@ -1,0 +1,147 @@
+"""Parameters, seeding and offline set-up.
+
+A study run is decided by one params file: ``params/default.yaml`` is the schema and the
+defaults; every other file (``quick.yaml``, ``smoke.yaml``, ``paper.yaml`` or a user's own) is
+an *overlay* that may only change keys the default defines. A typo in an overlay is an error
+naming the key and the file, never a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PARAMS_DIR = REPO_ROOT / "params"
+DEFAULT_PARAMS = PARAMS_DIR / "default.yaml"
+
+
+class ParamsError(ValueError):
+    """A params file is unreadable, not a mapping, or sets a key the default does not define."""
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read one YAML mapping; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"params file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def merge_params(
+    base: dict[str, Any], overlay: dict[str, Any], source: str = "<overlay>", _prefix: str = ""
+) -> dict[str, Any]:
+    """Return ``base`` updated by ``overlay``; nested mappings merge key by key.
+
+    Raises ParamsError for any key of ``overlay`` that ``base`` lacks, naming the dotted key and
+    ``source``.
+    """
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        dotted = f"{_prefix}{key}"
+        if key not in base:
+            known = ", ".join(sorted(map(str, base)))
+            raise ParamsError(f"unknown params key '{dotted}' in {source} (known keys: {known})")
+        if isinstance(base[key], dict) and isinstance(value, dict):
+            out[key] = merge_params(base[key], value, source, _prefix=f"{dotted}.")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_params(
+    overlay: str | os.PathLike | None = None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Load ``params/default.yaml`` and apply an overlay file and then ``extra`` (e.g. CLI flags).
+
+    ``overlay`` may be the default file itself (then it is read once).
+    """
+    params = read_yaml(DEFAULT_PARAMS)
+    if overlay is not None and Path(overlay).resolve() != DEFAULT_PARAMS.resolve():
+        params = merge_params(params, read_yaml(overlay), source=str(overlay))
+    if extra:
+        params = merge_params(params, extra, source="command-line overrides")
+    return params
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) for repeatable runs."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    try:
+        import torch
+    except ImportError:  # torch is a dependency, but seeding must not be what fails
+        return
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def cache_dir() -> Path:
+    """Project-local cache (``$AFSS_CACHE`` or ``<repo>/.cache``) for tool config files."""
+    return Path(os.environ.get("AFSS_CACHE", REPO_ROOT / ".cache"))
+
+
+def setup_offline() -> None:
+    """Make Hugging Face and ultralytics work with no network; idempotent and cheap.
+
+    - ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` unless the user set
+      ``AFSS_ALLOW_DOWNLOAD=1`` (then the hub may be reached, for a connected machine).
+    - ultralytics: ``YOLO_OFFLINE=1``, a private ``YOLO_CONFIG_DIR`` holding the fonts its plots
+      and dataset checks would otherwise download (``Arial.ttf``), and settings sync off (done
+      when ultralytics is first imported through :func:`import_ultralytics`).
+    Must run before ultralytics is imported, which is why ``afss_utils`` calls it on import.
+    """
+    if os.environ.get("AFSS_ALLOW_DOWNLOAD") != "1":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    yolo_dir = Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics")))
+    try:
+        yolo_dir.mkdir(parents=True, exist_ok=True)
+        _install_fonts(yolo_dir)
+    except OSError:
+        # A read-only checkout must still import; ultralytics then falls back to its own dir.
+        pass
+
+
+def _install_fonts(yolo_dir: Path) -> None:
+    missing = [n for n in ("Arial.ttf", "Arial.Unicode.ttf") if not (yolo_dir / n).exists()]
+    if not missing:
+        return
+    try:
+        import matplotlib
+    except ImportError:
+        return
+    font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    for name in missing:
+        shutil.copyfile(font, yolo_dir / name)
+
+
+def import_ultralytics():
+    """Import ultralytics with offline settings applied (sync off, no hub checks)."""
+    setup_offline()
+    import ultralytics
+    from ultralytics.utils import SETTINGS
+
+    if SETTINGS.get("sync", False):
+        SETTINGS.update({"sync": False})
+    return ultralytics
