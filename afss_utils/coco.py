@@ -78,7 +78,9 @@ def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
     return rle
 
 
-def rle_to_mask(segmentation: Any, height: int | None = None, width: int | None = None) -> np.ndarray:
+def rle_to_mask(
+    segmentation: Any, height: int | None = None, width: int | None = None
+) -> np.ndarray:
     """COCO segmentation (RLE with str/bytes counts, uncompressed RLE, or polygons) -> (H, W) bool.
 
     Polygons and uncompressed RLE need ``height`` and ``width`` (taken from the RLE otherwise).
@@ -90,7 +92,10 @@ def rle_to_mask(segmentation: Any, height: int | None = None, width: int | None 
         if isinstance(counts, list):  # uncompressed RLE
             rle = mask_utils.frPyObjects(seg, h, w)
         else:
-            rle = {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+            rle = {
+                "size": [h, w],
+                "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
+            }
         return mask_utils.decode(rle).astype(bool)
     if isinstance(seg, list):
         if height is None or width is None:
@@ -105,7 +110,13 @@ def rle_to_mask(segmentation: Any, height: int | None = None, width: int | None 
 # ---------------------------------------------------------------------------- records
 def make_image(image_id: int, file_name: str, width: int, height: int, **extra: Any) -> dict:
     """One ``images`` entry; extra keys (e.g. ``domain``) are kept, COCO tools ignore them."""
-    return {"id": int(image_id), "file_name": file_name, "width": int(width), "height": int(height), **extra}
+    return {
+        "id": int(image_id),
+        "file_name": file_name,
+        "width": int(width),
+        "height": int(height),
+        **extra,
+    }
 
 
 def make_annotation(
@@ -119,7 +130,12 @@ def make_annotation(
 
     With a mask, ``area`` is the mask's pixel count; with a box only, the box area.
     """
-    ann: dict[str, Any] = {"id": int(ann_id), "image_id": int(image_id), "category_id": CATEGORY_ID, "iscrowd": 0}
+    ann: dict[str, Any] = {
+        "id": int(ann_id),
+        "image_id": int(image_id),
+        "category_id": CATEGORY_ID,
+        "iscrowd": 0,
+    }
     if mask is not None:
         box = mask_to_xyxy(mask) if box_xyxy is None else np.asarray(box_xyxy, dtype=np.float64)
         if box is None:
@@ -195,7 +211,12 @@ def _require(cond: bool, path: Any, field: str, why: str) -> None:
 
 def validate_instances(data: Any, source: Any = "<instances>") -> dict:
     """Check the fields the study relies on; raise CocoFormatError naming ``source`` and field."""
-    _require(isinstance(data, dict), source, "<root>", "must be an object with images/annotations/categories")
+    _require(
+        isinstance(data, dict),
+        source,
+        "<root>",
+        "must be an object with images/annotations/categories",
+    )
     for key in ("images", "annotations"):
         _require(isinstance(data.get(key), list), source, key, "is missing or not a list")
     image_ids = set()
@@ -205,14 +226,27 @@ def validate_instances(data: Any, source: Any = "<instances>") -> dict:
         image_ids.add(img["id"])
     for i, ann in enumerate(data["annotations"]):
         for f in ("id", "image_id", "bbox"):
-            _require(isinstance(ann, dict) and f in ann, source, f"annotations[{i}].{f}", "is missing")
+            _require(
+                isinstance(ann, dict) and f in ann, source, f"annotations[{i}].{f}", "is missing"
+            )
         _require(
             isinstance(ann["bbox"], list) and len(ann["bbox"]) == 4,
-            source, f"annotations[{i}].bbox", "must be [x, y, w, h]",
+            source,
+            f"annotations[{i}].bbox",
+            "must be [x, y, w, h]",
         )
-        _require(ann["image_id"] in image_ids, source, f"annotations[{i}].image_id", f"{ann['image_id']} names no image")
+        _require(
+            ann["image_id"] in image_ids,
+            source,
+            f"annotations[{i}].image_id",
+            f"{ann['image_id']} names no image",
+        )
     data.setdefault("categories", list(CATEGORIES))
     for ann in data["annotations"]:
+        # Box-only converters often write "segmentation": []; without this, such a dataset
+        # would claim masks and mask AP would be computed against empty polygons.
+        if "segmentation" in ann and not ann["segmentation"]:
+            del ann["segmentation"]
         ann.setdefault("iscrowd", 0)
         ann.setdefault("category_id", CATEGORY_ID)
         ann.setdefault("area", float(ann["bbox"][2] * ann["bbox"][3]))
@@ -221,12 +255,20 @@ def validate_instances(data: Any, source: Any = "<instances>") -> dict:
 
 def validate_results(data: Any, source: Any = "<results>") -> list[dict]:
     """Check a results list; raise CocoFormatError naming ``source`` and the field."""
-    _require(isinstance(data, list), source, "<root>", "must be a list of detections (COCO results format)")
+    _require(
+        isinstance(data, list),
+        source,
+        "<root>",
+        "must be a list of detections (COCO results format)",
+    )
     for i, rec in enumerate(data):
         for f in ("image_id", "bbox", "score"):
             _require(isinstance(rec, dict) and f in rec, source, f"[{i}].{f}", "is missing")
         _require(
-            isinstance(rec["bbox"], list) and len(rec["bbox"]) == 4, source, f"[{i}].bbox", "must be [x, y, w, h]"
+            isinstance(rec["bbox"], list) and len(rec["bbox"]) == 4,
+            source,
+            f"[{i}].bbox",
+            "must be [x, y, w, h]",
         )
         rec.setdefault("category_id", CATEGORY_ID)
     return data

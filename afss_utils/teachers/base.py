@@ -34,7 +34,9 @@ class Prediction:
         if self.masks is not None:
             self.masks = np.asarray(self.masks, dtype=bool)
             if self.masks.ndim != 3 or len(self.masks) != len(self.boxes):
-                raise ValueError(f"masks must be (N, H, W) with N={len(self.boxes)}, got {self.masks.shape}")
+                raise ValueError(
+                    f"masks must be (N, H, W) with N={len(self.boxes)}, got {self.masks.shape}"
+                )
         self.extra = {k: np.asarray(v).reshape(-1) for k, v in self.extra.items()}
 
     @classmethod

@@ -1,0 +1,201 @@
+"""COCO AP of predictions against ground truth, the one evaluator every stage uses.
+
+``evaluate`` wraps pycocotools' ``COCOeval`` and returns ``{"AP", "AP50", "AP75"}`` in percent
+(0-100), the numbers of the paper's tables: AP is the mean over IoU thresholds 0.50:0.05:0.95
+(a match needs IoU >= threshold), 101-point interpolated, up to 100 detections per image, all
+object sizes. For masks (``iou_type='segm'``) the predictions' ``bbox`` is dropped so that
+``COCO.loadRes`` takes area and box from the mask (detectron2 does the same).
+
+CLI::
+
+    python -m afss_utils.evaluate --gt GT.json --pred PRED.json [--iou-type bbox|segm]
+
+prints one JSON object ``{"AP": .., "AP50": .., "AP75": ..}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from afss_utils import coco
+from afss_utils.datasets import Dataset
+
+IOU_TYPES = ("bbox", "segm")
+METRICS = ("AP", "AP50", "AP75")
+TASK_IOU_TYPE = {"box": "bbox", "mask": "segm"}
+
+GroundTruth = dict | str | os.PathLike | Dataset
+Predictions = list | str | os.PathLike
+
+
+def _load_gt(gt: GroundTruth) -> tuple[dict, str]:
+    """A private copy (COCOeval rewrites segmentations in place) and a name for errors."""
+    if isinstance(gt, Dataset):
+        return copy.deepcopy(gt.instances), str(gt.annotation_file or gt.name)
+    if isinstance(gt, dict):
+        return coco.validate_instances(copy.deepcopy(gt), "<ground truth>"), "<ground truth>"
+    return coco.load_instances(gt), str(gt)
+
+
+def _load_predictions(predictions: Predictions) -> tuple[list[dict], str]:
+    """A private copy (``COCO.loadRes`` adds fields to every record) and a name for errors."""
+    if isinstance(predictions, (str, os.PathLike)):
+        return coco.load_results(predictions), str(predictions)
+    return coco.validate_results(copy.deepcopy(list(predictions)), "<predictions>"), "<predictions>"
+
+
+def _zeros() -> dict[str, float]:
+    return dict.fromkeys(METRICS, 0.0)
+
+
+def evaluate(
+    gt: GroundTruth,
+    predictions: Predictions,
+    iou_type: str = "bbox",
+    image_ids: Iterable[int] | None = None,
+) -> dict[str, float]:
+    """COCO AP, AP50, AP75 in percent (0-100) of ``predictions`` against ``gt``.
+
+    gt:          COCO instances dict, path to an instances json, or a :class:`Dataset`
+    predictions: COCO results list (``image_id``, ``bbox`` xywh pixels, ``score``, and RLE
+                 ``segmentation`` for ``segm``) or the path to such a json
+    iou_type:    'bbox' or 'segm' (mask IoU; needs segmentations in both GT and predictions)
+    image_ids:   evaluate on these images only (e.g. one domain of a pooled test set);
+                 predictions on other GT images are ignored. Default: all GT images.
+
+    No predictions give zeros. Predictions naming images absent from ``gt`` are an error (they
+    were made on another split). With a single GT category the category ids are not compared,
+    so a json that numbers its one class 0 still matches predictions with ``category_id`` 1.
+    """
+    if iou_type not in IOU_TYPES:
+        raise ValueError(f"iou_type must be one of {IOU_TYPES}, got '{iou_type}'")
+    instances, gt_name = _load_gt(gt)
+    preds, pred_name = _load_predictions(predictions)
+    images = {img["id"]: img for img in instances["images"]}
+
+    unknown = sorted({p["image_id"] for p in preds} - images.keys(), key=str)
+    if unknown:
+        raise ValueError(
+            f"{pred_name}: {len(unknown)} predicted image ids are not in the ground truth {gt_name} "
+            f"(e.g. {unknown[:5]}); were the predictions made on another split?"
+        )
+    if image_ids is None:
+        eval_ids = list(images)
+    else:
+        eval_ids = list(dict.fromkeys(image_ids))
+        missing = [i for i in eval_ids if i not in images]
+        if missing:
+            raise ValueError(f"image_ids not in the ground truth {gt_name}: {missing[:5]}")
+        keep = set(eval_ids)
+        preds = [p for p in preds if p["image_id"] in keep]
+    keep = set(eval_ids)
+    gt_anns = [a for a in instances["annotations"] if a["image_id"] in keep]
+    if not gt_anns:
+        raise ValueError(
+            f"{gt_name}: no ground-truth annotations on the evaluated images; AP is undefined"
+        )
+
+    if iou_type == "segm":
+        if not all("segmentation" in a for a in gt_anns):
+            raise ValueError(
+                f"{gt_name}: ground truth lacks 'segmentation'; mask AP needs GT masks"
+            )
+        for i, p in enumerate(preds):
+            seg = p.get("segmentation")
+            if not isinstance(seg, (dict, list)) or not seg:
+                raise ValueError(f"{pred_name}: [{i}].segmentation is missing; mask AP needs masks")
+            img = images[p["image_id"]]
+            if isinstance(seg, dict) and list(seg.get("size", [])) != [img["height"], img["width"]]:
+                raise ValueError(
+                    f"{pred_name}: [{i}].segmentation size {seg.get('size')} differs from image "
+                    f"{p['image_id']} ({img['height']}x{img['width']} HxW)"
+                )
+            p.pop("bbox", None)  # loadRes then derives area and box from the mask
+    if not preds:
+        return _zeros()
+    categories = instances.get("categories", [])
+    if len(categories) == 1:
+        # One class: a json that numbers it 0 must still match predictions saying 1.
+        for p in preds:
+            p["category_id"] = categories[0]["id"]
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = instances
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(preds)
+        ev = COCOeval(coco_gt, coco_dt, iouType=iou_type)
+        ev.params.imgIds = sorted(eval_ids, key=str)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    stats = ev.stats
+    # Rounded so that a perfect score reads 100.0, not 99.99999999999997 (float sums in COCOeval).
+    return {m: round(max(float(stats[k]), 0.0) * 100.0, 6) for k, m in enumerate(METRICS)}
+
+
+def evaluate_tasks(
+    gt: GroundTruth,
+    predictions: Predictions,
+    image_ids: Iterable[int] | None = None,
+    tasks: Iterable[str] = ("box", "mask"),
+) -> dict[str, dict[str, float]]:
+    """``{"box": {AP, AP50, AP75}, "mask": {...}}`` in percent.
+
+    A task that cannot be scored (mask AP when the GT or the predictions carry no masks) gets NaN
+    values rather than an error, so box-only datasets and teachers still fill their table rows.
+    """
+    instances, _ = _load_gt(gt)
+    preds, _ = _load_predictions(predictions)
+    image_ids = None if image_ids is None else list(image_ids)
+    out = {}
+    for task in tasks:
+        iou_type = TASK_IOU_TYPE[task]
+        if iou_type == "segm":
+            keep = None if image_ids is None else set(image_ids)
+            gt_anns = [a for a in instances["annotations"] if keep is None or a["image_id"] in keep]
+            pr = [p for p in preds if keep is None or p["image_id"] in keep]
+            if (
+                not gt_anns
+                or not all("segmentation" in a for a in gt_anns)
+                or not all(p.get("segmentation") for p in pr)
+            ):
+                out[task] = dict.fromkeys(METRICS, math.nan)
+                continue
+        out[task] = evaluate(instances, preds, iou_type, image_ids)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m afss_utils.evaluate",
+        description="COCO AP/AP50/AP75 (percent) of a results json against an instances json.",
+    )
+    parser.add_argument("--gt", required=True, type=Path, help="COCO instances json (ground truth)")
+    parser.add_argument("--pred", required=True, type=Path, help="COCO results json (predictions)")
+    parser.add_argument("--iou-type", default="bbox", choices=IOU_TYPES)
+    args = parser.parse_args(argv)
+    try:
+        result: dict[str, Any] = evaluate(args.gt, args.pred, args.iou_type)
+    except (ValueError, OSError) as exc:  # CocoFormatError is a ValueError
+        parser.exit(2, f"error: {exc}\n")
+    json.dump({k: round(v, 4) for k, v in result.items()}, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

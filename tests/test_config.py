@@ -1,0 +1,124 @@
+"""Params loading, seeding and offline set-up."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from afss_utils import config
+from afss_utils.config import ParamsError, load_params, merge_params, read_yaml, seed_everything
+
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "YOLO_OFFLINE", "YOLO_CONFIG_DIR")
+
+
+def _overlay(tmp_path: Path, text: str, name: str = "overlay.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_default_loads_and_is_a_mapping():
+    params = load_params()
+    assert params == read_yaml(config.DEFAULT_PARAMS)
+    assert load_params(config.DEFAULT_PARAMS) == params
+    for key in ("seed", "datasets", "fusion", "yolo"):
+        assert key in params
+
+
+def test_overlay_merges_nested_keys(tmp_path):
+    base = load_params()
+    path = _overlay(tmp_path, "seed: 7\nfusion:\n  iou_thr: 0.7\nyolo: {epochs: 2}\n")
+    params = load_params(path)
+    assert params["seed"] == 7
+    assert params["fusion"]["iou_thr"] == 0.7
+    assert params["fusion"]["method"] == base["fusion"]["method"]  # siblings kept
+    assert params["yolo"]["epochs"] == 2 and params["yolo"]["imgsz"] == base["yolo"]["imgsz"]
+    assert load_params()["seed"] == base["seed"]  # the default is not mutated
+
+
+def test_lists_are_replaced_not_merged(tmp_path):
+    path = _overlay(tmp_path, "datasets:\n  - {name: x, layout: synthetic, domain: earth}\n")
+    assert load_params(path)["datasets"] == [
+        {"name": "x", "layout": "synthetic", "domain": "earth"}
+    ]
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    path = _overlay(tmp_path, "sed: 1\n", "typo.yaml")
+    with pytest.raises(ParamsError, match=r"unknown params key 'sed' in .*typo\.yaml"):
+        load_params(path)
+    nested = _overlay(tmp_path, "fusion:\n  iou_treshold: 0.5\n", "nested.yaml")
+    with pytest.raises(ParamsError, match=r"'fusion\.iou_treshold' in .*nested\.yaml"):
+        load_params(nested)
+    deeper = _overlay(tmp_path, "teacher_options:\n  grounded_sam2: {box_thr: 1}\n", "deep.yaml")
+    with pytest.raises(ParamsError, match=r"'teacher_options\.grounded_sam2\.box_thr'"):
+        load_params(deeper)
+
+
+def test_extra_overrides(tmp_path):
+    assert load_params(extra={"seed": 3})["seed"] == 3
+    with pytest.raises(ParamsError, match="'bogus' in command-line overrides"):
+        load_params(extra={"bogus": 1})
+
+
+def test_invalid_yaml_names_file(tmp_path):
+    bad = _overlay(tmp_path, "seed: [1, 2\n", "broken.yaml")
+    with pytest.raises(ParamsError, match=r"broken\.yaml: not valid YAML"):
+        load_params(bad)
+    not_map = _overlay(tmp_path, "- 1\n- 2\n", "list.yaml")
+    with pytest.raises(ParamsError, match=r"list\.yaml: top level must be a mapping"):
+        load_params(not_map)
+    with pytest.raises(ParamsError, match=r"params file not found: .*absent\.yaml"):
+        load_params(tmp_path / "absent.yaml")
+
+
+def test_empty_overlay_is_the_default(tmp_path):
+    assert load_params(_overlay(tmp_path, "")) == load_params()
+
+
+def test_merge_params_empty():
+    assert merge_params({}, {}) == {}
+    assert merge_params({"a": {"b": 1}}, {}) == {"a": {"b": 1}}
+
+
+def test_seed_everything_repeats():
+    import torch
+
+    def draw():
+        return random.random(), np.random.rand(), torch.rand(1).item()
+
+    seed_everything(123)
+    first = draw()
+    seed_everything(123)
+    assert draw() == first
+    seed_everything(124)
+    assert draw() != first
+
+
+def test_setup_offline_sets_env_and_font(tmp_path, monkeypatch):
+    for var in (*OFFLINE_VARS, "AFSS_ALLOW_DOWNLOAD"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AFSS_CACHE", str(tmp_path / "cache"))
+    config.setup_offline()
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert os.environ["YOLO_OFFLINE"] == "1"
+    yolo_dir = Path(os.environ["YOLO_CONFIG_DIR"])
+    assert yolo_dir == tmp_path / "cache" / "ultralytics"
+    font = yolo_dir / "Arial.ttf"
+    assert font.is_file() and font.stat().st_size > 10_000
+    config.setup_offline()  # idempotent
+    assert font.is_file()
+
+
+def test_setup_offline_allows_download_on_request(tmp_path, monkeypatch):
+    for var in OFFLINE_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AFSS_ALLOW_DOWNLOAD", "1")
+    monkeypatch.setenv("AFSS_CACHE", str(tmp_path))
+    config.setup_offline()
+    assert "HF_HUB_OFFLINE" not in os.environ and "YOLO_OFFLINE" not in os.environ
+    assert (Path(os.environ["YOLO_CONFIG_DIR"]) / "Arial.ttf").is_file()

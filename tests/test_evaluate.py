@@ -1,0 +1,192 @@
+"""COCO evaluation against hand-checked cases.
+
+With one GT and one detection per image, a detection matches at IoU threshold t when
+IoU >= t (COCOeval), so AP over t = 0.50, 0.55, ..., 0.95 is the fraction of thresholds passed.
+With several images, AP is the 101-point interpolated precision over recall 0, 0.01, ..., 1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from afss_utils import coco
+from afss_utils.datasets import open_coco
+from afss_utils.evaluate import evaluate, evaluate_tasks, main
+
+GT_BOX = np.array([0.0, 0.0, 10.0, 10.0])
+
+
+def _one_box_gt(with_mask: bool = False) -> dict:
+    if with_mask:
+        mask = np.zeros((32, 32), bool)
+        mask[:10, :10] = True
+        ann = coco.make_annotation(1, 1, mask=mask)
+    else:
+        ann = coco.make_annotation(1, 1, box_xyxy=GT_BOX)
+    return coco.make_instances([coco.make_image(1, "a.png", 32, 32)], [ann])
+
+
+def _pred(box, score=0.9, image_id=1, mask=None):
+    return coco.result_record(image_id, np.asarray(box, float), score, mask)
+
+
+@pytest.mark.parametrize(
+    "y2, ap, ap75",
+    [
+        (10.0, 100.0, 100.0),  # IoU 1
+        (9.2, 90.0, 100.0),  # IoU 0.92: 0.50..0.90 pass, 0.95 fails
+        (8.0, 70.0, 100.0),  # IoU exactly 0.8: the 0.80 threshold passes (>=)
+        (7.2, 50.0, 0.0),  # IoU 0.72: 0.50..0.70 pass
+        (4.0, 0.0, 0.0),  # IoU 0.4: below every threshold
+    ],
+)
+def test_single_shifted_box(y2, ap, ap75):
+    got = evaluate(_one_box_gt(), [_pred([0, 0, 10, y2])])
+    assert got["AP"] == pytest.approx(ap, abs=1e-6)
+    assert got["AP50"] == pytest.approx(100.0 if ap > 0 else 0.0, abs=1e-6)
+    assert got["AP75"] == pytest.approx(ap75, abs=1e-6)
+
+
+def _two_image_gt() -> dict:
+    images = [coco.make_image(i, f"{i}.png", 32, 32) for i in (1, 2)]
+    anns = [coco.make_annotation(i, i, box_xyxy=GT_BOX) for i in (1, 2)]
+    return coco.make_instances(images, anns)
+
+
+def test_ranking_matters():
+    hit, miss = [0, 0, 10, 10], [20, 20, 30, 30]
+    # The hit ranked first: precision 1 up to recall 0.5 -> 51 of 101 recall points.
+    good_first = evaluate(_two_image_gt(), [_pred(hit, 0.9, 1), _pred(miss, 0.8, 2)])
+    assert good_first["AP"] == pytest.approx(100 * 51 / 101, abs=1e-4)
+    # The miss ranked first: precision 0.5 at recall 0.5.
+    bad_first = evaluate(_two_image_gt(), [_pred(hit, 0.8, 1), _pred(miss, 0.9, 2)])
+    assert bad_first["AP50"] == pytest.approx(100 * 0.5 * 51 / 101, abs=1e-4)
+
+
+def test_empty_predictions_are_zero(tiny_coco):
+    for preds in ([], tiny_coco.parent / "empty.json"):
+        if not isinstance(preds, list):
+            coco.save_json([], preds)
+        assert evaluate(tiny_coco, preds) == {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
+        assert evaluate(tiny_coco, preds, "segm") == {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
+
+
+def _perfect(dataset, with_masks=True):
+    out = []
+    for image_id in dataset.image_ids:
+        for ann in dataset.annotations(image_id):
+            mask = coco.rle_to_mask(ann["segmentation"]) if with_masks else None
+            box = coco.xywh_to_xyxy(ann["bbox"])[0]
+            out.append(coco.result_record(image_id, box, 0.9, mask))
+    return out
+
+
+def test_perfect_predictions_all_inputs(tiny_coco, tmp_path):
+    ds = open_coco(tiny_coco)
+    preds = _perfect(ds)
+    pred_file = coco.save_json(preds, tmp_path / "pred.json")
+    for gt in (ds, tiny_coco, coco.read_json(tiny_coco)):
+        for p in (preds, pred_file):
+            for iou_type in ("bbox", "segm"):
+                assert evaluate(gt, p, iou_type) == {"AP": 100.0, "AP50": 100.0, "AP75": 100.0}
+
+
+def test_segm_uses_masks_not_boxes(tiny_coco):
+    ds = open_coco(tiny_coco)
+    preds = _perfect(ds)
+    for p in preds:
+        p["bbox"] = [0.0, 0.0, 1.0, 1.0]  # wrong boxes, right masks
+    assert evaluate(ds, preds, "segm")["AP"] == 100.0
+    assert evaluate(ds, preds, "bbox")["AP"] == 0.0
+    assert all("bbox" in p for p in preds), "the caller's predictions must not be modified"
+
+
+def test_segm_shifted_mask():
+    gt = _one_box_gt(with_mask=True)
+    pred_mask = np.zeros((32, 32), bool)
+    pred_mask[:8, :10] = True  # mask IoU 0.8
+    got = evaluate(gt, [_pred([0, 0, 10, 8], mask=pred_mask)], "segm")
+    assert got == pytest.approx({"AP": 70.0, "AP50": 100.0, "AP75": 100.0}, abs=1e-6)
+
+
+def test_segm_errors():
+    with pytest.raises(ValueError, match="ground truth lacks 'segmentation'"):
+        evaluate(_one_box_gt(), [_pred(GT_BOX)], "segm")
+    with pytest.raises(ValueError, match=r"\[0\]\.segmentation is missing"):
+        evaluate(_one_box_gt(with_mask=True), [_pred(GT_BOX)], "segm")
+    wrong_size = _pred(GT_BOX, mask=np.ones((8, 8), bool))
+    with pytest.raises(ValueError, match="size"):
+        evaluate(_one_box_gt(with_mask=True), [wrong_size], "segm")
+    with pytest.raises(ValueError, match="iou_type"):
+        evaluate(_one_box_gt(), [], "keypoints")
+
+
+def test_image_ids_restrict_evaluation(tiny_coco):
+    ds = open_coco(tiny_coco)
+    preds = _perfect(ds, with_masks=False)
+    for p in preds:
+        if ds.image_info(p["image_id"])["domain"] == "b":
+            p["bbox"] = [25.0, 25.0, 5.0, 5.0]  # misses on domain b
+    domain = {d: [i for i in ds.image_ids if ds.image_info(i)["domain"] == d] for d in "ab"}
+    assert evaluate(ds, preds, image_ids=domain["a"])["AP"] == 100.0
+    assert evaluate(ds, preds, image_ids=domain["b"])["AP"] == 0.0
+    pooled = evaluate(ds, preds)["AP"]
+    assert 0.0 < pooled < 100.0
+    # No predictions on the chosen images: zeros, not a crash.
+    only_a = [p for p in preds if p["image_id"] in domain["a"]]
+    assert evaluate(ds, only_a, image_ids=domain["b"])["AP50"] == 0.0
+    with pytest.raises(ValueError, match="image_ids not in the ground truth"):
+        evaluate(ds, preds, image_ids=[99])
+
+
+def test_predictions_on_unknown_images():
+    with pytest.raises(ValueError, match=r"not in the ground truth.*another split"):
+        evaluate(_one_box_gt(), [_pred(GT_BOX, image_id=7)])
+
+
+def test_no_gt_annotations_is_an_error():
+    gt = coco.make_instances([coco.make_image(1, "a.png", 32, 32)], [])
+    with pytest.raises(ValueError, match="no ground-truth annotations"):
+        evaluate(gt, [_pred(GT_BOX)])
+
+
+def test_single_category_id_mismatch_still_matches():
+    gt = _one_box_gt()
+    gt["categories"] = [{"id": 0, "name": "spacecraft"}]
+    gt["annotations"][0]["category_id"] = 0
+    assert evaluate(gt, [_pred(GT_BOX)])["AP"] == 100.0
+
+
+def test_bad_prediction_file_names_field(tmp_path):
+    path = tmp_path / "pred.json"
+    path.write_text(json.dumps([{"image_id": 1, "bbox": [0, 0, 1, 1]}]))
+    with pytest.raises(coco.CocoFormatError, match=r"pred\.json.*\[0\]\.score"):
+        evaluate(_one_box_gt(), path)
+
+
+def test_evaluate_tasks_box_only_gt_gives_nan_mask(tiny_coco):
+    ds = open_coco(tiny_coco)
+    out = evaluate_tasks(ds, _perfect(ds))
+    assert out["box"]["AP"] == 100.0 and out["mask"]["AP"] == 100.0
+    box_only = evaluate_tasks(_one_box_gt(), [_pred(GT_BOX)])
+    assert box_only["box"]["AP"] == 100.0
+    assert all(math.isnan(v) for v in box_only["mask"].values())
+    no_masks = evaluate_tasks(ds, _perfect(ds, with_masks=False))
+    assert all(math.isnan(v) for v in no_masks["mask"].values())
+
+
+def test_cli_prints_one_json_object(tiny_coco, tmp_path, capsys):
+    ds = open_coco(tiny_coco)
+    pred = coco.save_json(_perfect(ds), tmp_path / "pred.json")
+    assert main(["--gt", str(tiny_coco), "--pred", str(pred), "--iou-type", "segm"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out) == {"AP": 100.0, "AP50": 100.0, "AP75": 100.0}
+    assert out.count("\n") == 1  # pycocotools' own prints are silenced
+    with pytest.raises(SystemExit) as exc:
+        main(["--gt", str(tmp_path / "missing.json"), "--pred", str(pred)])
+    assert exc.value.code == 2
+    assert "missing.json" in capsys.readouterr().err

@@ -1,0 +1,130 @@
+"""Table files and the paper's transcribed tables."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from afss_utils.tables import (
+    METRICS,
+    PAPER_SOURCE,
+    PAPER_TABLE1,
+    PAPER_TABLE2,
+    PAPER_TABLE3,
+    beside_paper,
+    paper_table,
+    pivot_metrics,
+    to_markdown,
+    write_table,
+)
+
+
+def _ours() -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"dataset": "earth", "method": "zero-shot", "model": "classical_threshold",
+             "task": "box", "AP": 41.234, "AP50": 80.05, "AP75": 38.0, "s_per_image": 0.0123},
+            {"dataset": "lightbox", "method": "zero-shot", "model": "classical_threshold",
+             "task": "box", "AP": 55.55, "AP50": 90.0, "AP75": np.nan, "s_per_image": 0.02},
+        ]
+    )  # fmt: skip
+
+
+def test_write_table_csv_and_markdown(tmp_path):
+    df = _ours()
+    csv_path, md_path = write_table(df, "table1_zero_shot", tmp_path)
+    assert csv_path == tmp_path / "tables" / "table1_zero_shot.csv"
+    assert md_path == tmp_path / "tables" / "table1_zero_shot.md"
+    pd.testing.assert_frame_equal(pd.read_csv(csv_path), df)  # full precision in the CSV
+    md = md_path.read_text().splitlines()
+    assert md[0].startswith("|") and "dataset" in md[0] and set(md[1]) <= set("|:- ")
+    assert len(md) == 2 + len(df)
+    assert "41.2" in md[2] and "41.23" not in md[2] and "80.0" in md[2]
+    assert "N/A" in md[3] and "nan" not in md[3]
+
+
+def test_write_table_empty(tmp_path):
+    csv_path, md_path = write_table(pd.DataFrame(columns=["dataset", "AP"]), "empty", tmp_path)
+    assert pd.read_csv(csv_path).empty
+    assert "dataset" in md_path.read_text()
+
+
+def test_paper_tables_shape():
+    t1, t2, t3 = (paper_table(n) for n in (1, 2, 3))
+    assert len(t1) == len(PAPER_TABLE1) == 4 * 3 * 2  # datasets x VLMs x tasks
+    assert len(t2) == len(PAPER_TABLE2) == 4 * 2
+    assert len(t3) == len(PAPER_TABLE3) == 4 * 4 * 3  # datasets x rows x (EffDet, YOLO box, mask)
+    for t in (t1, t2, t3):
+        assert list(t.columns) == ["dataset", "method", "model", "task", *METRICS, "source"]
+        assert (t["source"] == PAPER_SOURCE).all()
+        assert set(t["dataset"]) == {"spark", "sunlamp", "lightbox", "tango"}
+        # SPARK-2024 has no masks: N/A in the paper, NaN here; everything else is a number.
+        spark_mask = (t["dataset"] == "spark") & (t["task"] == "mask")
+        assert t.loc[spark_mask, list(METRICS)].isna().all().all()
+        values = t.loc[~spark_mask, list(METRICS)]
+        assert values.notna().all().all() and ((values >= 0) & (values <= 100)).all().all()
+        # AP averages over IoU >= 0.5 thresholds, so it never exceeds AP50.
+        assert (values["AP"] <= values["AP50"]).all()
+    assert set(t3["method"]) == {"Oracle", "TTA+WBF", "TTA+WBF+CF", "TTA+WBF+CF+TR"}
+    assert set(zip(t3["model"], t3["task"], strict=True)) == {
+        ("EfficientDet", "box"),
+        ("YOLOv11", "box"),
+        ("YOLOv11", "mask"),
+    }
+
+
+@pytest.mark.parametrize(
+    "number, key, expected",
+    [  # spot checks against the paper's text
+        (1, ("sunlamp", "zero-shot", "GSAM-2", "box"), (73.9, 97.9, 92.1)),
+        (1, ("tango", "zero-shot", "OpenSEED", "mask"), (62.2, 91.6, 77.9)),
+        (2, ("lightbox", "TTA+WBF", "GSAM-2", "mask"), (66.8, 85.0, 73.8)),
+        (3, ("spark", "TTA+WBF+CF+TR", "YOLOv11", "box"), (76.4, 99.5, 98.2)),
+        (3, ("tango", "Oracle", "EfficientDet", "box"), (87.4, 94.8, 93.0)),
+        (3, ("lightbox", "TTA+WBF+CF", "YOLOv11", "mask"), (62.5, 92.1, 72.6)),
+    ],
+)
+def test_paper_values(number, key, expected):
+    t = paper_table(number).set_index(["dataset", "method", "model", "task"])
+    assert tuple(t.loc[key, list(METRICS)]) == expected
+
+
+def test_paper_table_filter_and_bad_number():
+    assert set(paper_table(2, ["tango"])["dataset"]) == {"tango"}
+    with pytest.raises(ValueError, match="Tables 1-3"):
+        paper_table(4)
+
+
+def test_beside_paper_groups_by_dataset():
+    both = beside_paper(_ours(), 1)
+    assert list(both["dataset"].drop_duplicates()) == [
+        "earth",
+        "lightbox",
+        "spark",
+        "sunlamp",
+        "tango",
+    ]
+    lbox = both[both["dataset"] == "lightbox"]
+    assert list(lbox["source"]) == ["ours (synthetic)"] + [PAPER_SOURCE] * 6
+    assert math.isnan(both.loc[both["source"] == PAPER_SOURCE, "s_per_image"].iloc[0])
+    only = beside_paper(_ours(), paper_table(1), source="mine", datasets=["lightbox"])
+    assert set(only["dataset"]) == {"earth", "lightbox"} and "mine" in set(only["source"])
+    empty = beside_paper(pd.DataFrame(columns=["dataset", "task", *METRICS]), 2)
+    assert len(empty) == len(PAPER_TABLE2)
+
+
+def test_pivot_metrics_paper_shape():
+    wide = pivot_metrics(paper_table(1))
+    assert len(wide) == 12
+    assert list(wide.columns) == [
+        "dataset", "method", "model", "source",
+        "box AP", "box AP50", "box AP75", "mask AP", "mask AP50", "mask AP75",
+    ]  # fmt: skip
+    assert list(wide["dataset"][:3]) == ["spark"] * 3  # paper order kept
+    row = wide[(wide["dataset"] == "lightbox") & (wide["model"] == "SEEM")].iloc[0]
+    assert (row["box AP"], row["mask AP75"]) == (11.4, 41.8)
+    assert "|" in to_markdown(wide)
+    assert pivot_metrics(paper_table(1).iloc[:0]).empty
