@@ -1,0 +1,374 @@
+"""The study runner: execute ``notebooks/NN_*.ipynb`` in order with papermill.
+
+``python -m afss_utils.run --params params/default.yaml [--only 01,02] [--out results]``
+
+One params file decides the run (``config.load_params``: the default plus an overlay). Each
+notebook receives only the keys its ``parameters``-tagged cell declares; a key that no notebook
+declares is an error before anything runs, so a typo never silently falls back to a default.
+Executed copies go to ``{out}/executed/``; the first failing notebook stops the run (its saved
+copy shows the traceback). ``{out}/manifest.json`` records params, seed, git sha, library
+versions, per-notebook timings and the machine, rewritten atomically after every notebook so a
+partial run is still recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from afss_utils.config import DEFAULT_PARAMS, REPO_ROOT, load_params
+
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+NOTEBOOK_NAME = re.compile(r"^(\d{2})_[\w.-]+\.ipynb$")
+KERNEL_NAME = "python3"
+LIBRARIES = (
+    "torch",
+    "torchvision",
+    "ultralytics",
+    "transformers",
+    "pycocotools",
+    "ensemble-boxes",
+    "effdet",
+    "papermill",
+    "numpy",
+)
+
+
+class RunError(RuntimeError):
+    """The study cannot start (bad params, notebook without parameters) or a notebook failed."""
+
+
+# ---------------------------------------------------------------------------- notebooks
+def discover_notebooks(notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR) -> list[Path]:
+    """``NN_*.ipynb`` files of ``notebooks_dir`` in execution order (by name)."""
+    notebooks_dir = Path(notebooks_dir)
+    if not notebooks_dir.is_dir():
+        raise RunError(f"notebooks folder not found: {notebooks_dir}")
+    return sorted(p for p in notebooks_dir.iterdir() if NOTEBOOK_NAME.match(p.name))
+
+
+def declared_parameters(notebook: str | os.PathLike) -> list[str]:
+    """Names assigned in the notebook's ``parameters``-tagged cell, in order of appearance.
+
+    Raises RunError naming the notebook when it has no such cell, more than one, or the cell
+    is not valid Python.
+    """
+    notebook = Path(notebook)
+    nb = nbformat.read(notebook, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise RunError(
+            f"{notebook}: expected exactly one cell tagged 'parameters', found {len(cells)}"
+        )
+    try:
+        tree = ast.parse(cells[0].source)
+    except SyntaxError as exc:
+        raise RunError(f"{notebook}: parameters cell is not valid Python: {exc}") from exc
+    names: list[str] = []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id not in names:
+                names.append(target.id)
+    return names
+
+
+def _select(notebooks: list[Path], only: list[str] | None) -> list[Path]:
+    if not only:
+        return notebooks
+    wanted = [f"{int(n):02d}" if str(n).strip().isdigit() else str(n).strip() for n in only]
+    by_number = {NOTEBOOK_NAME.match(p.name).group(1): p for p in notebooks}
+    missing = [n for n in wanted if n not in by_number]
+    if missing:
+        raise RunError(
+            f"--only {','.join(missing)}: no such notebook (have: {', '.join(sorted(by_number))})"
+        )
+    return [p for n, p in sorted(by_number.items()) if n in wanted]
+
+
+# ---------------------------------------------------------------------------- manifest
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_json_atomic(obj: Any, path: Path) -> None:
+    # Indented (the committed manifest is read by people) and atomic (a crash mid-write keeps
+    # the previous manifest).
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=2, default=str)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def git_state(repo: str | os.PathLike = REPO_ROOT) -> dict[str, Any]:
+    """``{"sha": str | None, "dirty": bool | None}`` of the checkout (None outside git)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            # --no-optional-locks: a read-only query must not refresh (write) the index.
+            out = subprocess.run(
+                ["git", "--no-optional-locks", "-C", str(repo), *args],
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=True,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip()
+
+    sha = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if sha else None
+    return {"sha": sha, "dirty": None if status is None else bool(status)}
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of python and the study's libraries (None when not installed)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def machine_summary() -> dict[str, Any]:
+    """CPU count, memory, platform and GPUs (from ``nvidia-smi``, so torch is not imported)."""
+    try:
+        import psutil
+
+        memory_gb: float | None = round(psutil.virtual_memory().total / 2**30, 1)
+    except ImportError:
+        memory_gb = None
+    gpus: list[str] = []
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=True,
+            )
+            gpus = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return {
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "memory_gb": memory_gb,
+        "gpus": gpus,
+    }
+
+
+def _display_path(path: Path, base: Path) -> str:
+    """``path`` relative to ``base`` when inside it (keeps manifests free of local prefixes)."""
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+# ---------------------------------------------------------------------------- running
+def _check_params(params: dict[str, Any], declared: dict[Path, list[str]]) -> None:
+    known = {name for names in declared.values() for name in names}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise RunError(
+            f"params keys not declared by any notebook's parameters cell: {', '.join(unknown)} "
+            f"(notebooks: {', '.join(p.name for p in declared)})"
+        )
+
+
+def _notebook_error(exc: BaseException) -> str:
+    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    if ename:
+        return f"{ename}: {evalue}"
+    return f"{type(exc).__name__}: {exc}".strip()
+
+
+def run_study(
+    params_file: str | os.PathLike | None = DEFAULT_PARAMS,
+    out_dir: str | os.PathLike | None = None,
+    only: list[str] | None = None,
+    progress: bool = True,
+    notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR,
+    cwd: str | os.PathLike = REPO_ROOT,
+    kernel_name: str = KERNEL_NAME,
+) -> dict[str, Any]:
+    """Execute the study's notebooks and return the manifest (also written to disk).
+
+    params_file:   an overlay on ``params/default.yaml`` (or the default itself; None = it)
+    out_dir:       results folder (default: the params' ``out_dir``); injected as ``out_dir``
+    only:          notebook numbers to run, e.g. ``["01", "02"]``; manifest entries of the other
+                   notebooks already in ``{out_dir}/manifest.json`` are kept
+    notebooks_dir: where the ``NN_*.ipynb`` files live
+    cwd:           working directory of the kernels; relative paths in params resolve here
+
+    Raises RunError before anything runs for unknown params keys or a notebook without a
+    parameters cell, and after saving the executed copy when a notebook fails.
+    """
+    import papermill as pm
+    from tqdm.auto import tqdm
+
+    cwd = Path(cwd).resolve()
+    params_file = Path(params_file if params_file is not None else DEFAULT_PARAMS)
+    params = load_params(params_file)
+    out = Path(out_dir if out_dir is not None else params["out_dir"])
+    if not out.is_absolute():
+        out = Path.cwd() / out  # --out is relative to the caller, not to the kernels' cwd
+    out = out.resolve()
+    params["out_dir"] = _display_path(out, cwd)
+
+    notebooks = discover_notebooks(notebooks_dir)
+    if not notebooks:
+        raise RunError(f"no NN_*.ipynb notebooks in {notebooks_dir}")
+    declared = {nb: declared_parameters(nb) for nb in notebooks}
+    _check_params(params, declared)
+    selected = _select(notebooks, only)
+
+    manifest_path = out / "manifest.json"
+    previous: dict[str, Any] = {}
+    if only and manifest_path.is_file():
+        try:
+            previous = json.loads(manifest_path.read_text()).get("notebooks", {})
+        except (OSError, ValueError):
+            previous = {}  # an unreadable old manifest is replaced, not fatal
+    manifest: dict[str, Any] = {
+        "params_file": _display_path(params_file, REPO_ROOT),
+        "seed": params.get("seed"),
+        "params": params,
+        "only": [nb.name for nb in selected] if only else None,
+        "git": git_state(),
+        "versions": library_versions(),
+        "machine": machine_summary(),
+        "started": _now(),
+        "finished": None,
+        "duration_s": None,
+        "status": "running",
+        "notebooks": dict(previous),
+    }
+    _write_json_atomic(manifest, manifest_path)
+
+    executed_dir = out / "executed"
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    t_study = time.perf_counter()
+    bar = tqdm(selected, desc="study", unit="notebook", disable=not progress)
+    for nb in bar:
+        bar.set_postfix_str(nb.stem)
+        target = executed_dir / nb.name
+        entry: dict[str, Any] = {
+            "executed": _display_path(target, out),
+            "parameters": sorted(k for k in declared[nb] if k in params),
+            "started": _now(),
+            "finished": None,
+            "duration_s": None,
+            "status": "running",
+        }
+        manifest["notebooks"][nb.stem] = entry
+        _write_json_atomic(manifest, manifest_path)
+        t0 = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            pm.execute_notebook(
+                str(nb),
+                str(target),
+                parameters={k: params[k] for k in declared[nb] if k in params},
+                kernel_name=kernel_name,
+                cwd=str(cwd),
+                progress_bar=progress,
+                log_output=False,
+            )
+        except Exception as exc:  # papermill's execution error, a dead kernel, a missing kernel
+            error = exc
+        except KeyboardInterrupt:
+            entry.update(status="interrupted", finished=_now())
+            _close(manifest, manifest_path, t_study, status="interrupted")
+            raise
+        entry.update(finished=_now(), duration_s=round(time.perf_counter() - t0, 2))
+        entry["status"] = "ok" if error is None else "failed"
+        manifest["notebooks"] = dict(sorted(manifest["notebooks"].items()))
+        if error is not None:
+            entry["error"] = _notebook_error(error)
+            bar.close()
+            _close(manifest, manifest_path, t_study, status="failed", failed=nb.stem)
+            raise RunError(
+                f"notebook {nb.name} failed ({entry['error']}); see {target} for the traceback"
+            ) from error
+        _write_json_atomic(manifest, manifest_path)
+    _close(manifest, manifest_path, t_study, status="ok")
+    return manifest
+
+
+def _close(manifest: dict, path: Path, t_start: float, **fields: Any) -> None:
+    manifest.update(finished=_now(), duration_s=round(time.perf_counter() - t_start, 2), **fields)
+    _write_json_atomic(manifest, path)
+
+
+# ---------------------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m afss_utils.run",
+        description="Run the study's notebooks in order with papermill and record a manifest.",
+    )
+    parser.add_argument(
+        "--params",
+        default=str(DEFAULT_PARAMS),
+        help="params file: an overlay on params/default.yaml (default: the default itself)",
+    )
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated notebook numbers to run, e.g. 01,02 (default: all)",
+    )
+    parser.add_argument("--out", default=None, help="results folder (default: params out_dir)")
+    parser.add_argument(
+        "--notebooks-dir", default=str(NOTEBOOKS_DIR), help="folder of NN_*.ipynb notebooks"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    only = [s for s in args.only.split(",") if s.strip()] if args.only else None
+    try:
+        manifest = run_study(
+            args.params,
+            args.out,
+            only=only,
+            progress=not args.no_progress,
+            notebooks_dir=args.notebooks_dir,
+        )
+    except RunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # e.g. ParamsError: one line naming the file, not a traceback
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    ran = [k for k, v in manifest["notebooks"].items() if v["status"] == "ok"]
+    print(f"study done in {manifest['duration_s']} s: {', '.join(ran)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

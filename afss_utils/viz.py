@@ -1,0 +1,287 @@
+"""Figures: boxes and masks over images, sample grids (the paper's Figure 3), saving PNGs,
+and the per-image visibility statistics that the dataset figure and table describe.
+
+Everything draws on matplotlib axes and works headless (Agg) — the study runs in CI and on
+servers with no display. Detections may be given as a :class:`~afss_utils.teachers.base.
+Prediction`, a dict with ``boxes``/``masks``/``scores``, or a list of COCO annotations or
+results records (``bbox`` xywh pixels, RLE ``segmentation``), so ground truth, teacher
+pseudo-labels and student predictions draw the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib
+import numpy as np
+
+# Headless by default, but never override a backend a user or Jupyter (inline) has chosen.
+if "MPLBACKEND" not in os.environ and "matplotlib.pyplot" not in sys.modules:
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+from afss_utils import coco  # noqa: E402
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DPI = 120
+GT_COLOR = "#00e676"  # ground truth: green
+PRED_COLOR = "#ff9100"  # predictions: orange
+
+
+def as_detections(obj: Any, height: int, width: int) -> dict[str, np.ndarray | None]:
+    """Normalise prediction-like input to ``{"boxes", "masks", "scores"}``.
+
+    obj: None, a Prediction, a dict with ``boxes`` (N, 4) xyxy pixels and optional ``masks``
+         (N, H, W) bool and ``scores`` (N,), or a list of COCO annotations / results records.
+    Returns boxes (N, 4) float xyxy pixels, masks (N, H, W) bool or None, scores (N,) or None.
+    """
+    if obj is None:
+        return {"boxes": np.zeros((0, 4), np.float32), "masks": None, "scores": None}
+    if hasattr(obj, "boxes") and hasattr(obj, "scores"):  # Prediction
+        return {
+            "boxes": np.asarray(obj.boxes, np.float32).reshape(-1, 4),
+            "masks": obj.masks,
+            "scores": np.asarray(obj.scores),
+        }
+    if isinstance(obj, dict):
+        masks = obj.get("masks")
+        scores = obj.get("scores")
+        return {
+            "boxes": np.asarray(obj.get("boxes", np.zeros((0, 4))), np.float32).reshape(-1, 4),
+            "masks": None if masks is None else np.asarray(masks, bool),
+            "scores": None if scores is None else np.asarray(scores),
+        }
+    records = list(obj)
+    boxes = coco.xywh_to_xyxy(np.asarray([r["bbox"] for r in records], np.float32).reshape(-1, 4))
+    masks = None
+    if records and all("segmentation" in r for r in records):
+        masks = np.stack([coco.rle_to_mask(r["segmentation"], height, width) for r in records])
+    scores = None
+    if records and all("score" in r for r in records):
+        scores = np.asarray([r["score"] for r in records], np.float32)
+    return {"boxes": boxes, "masks": masks, "scores": scores}
+
+
+def overlay(
+    image: np.ndarray,
+    boxes: np.ndarray | None = None,
+    masks: np.ndarray | None = None,
+    color: str = PRED_COLOR,
+    labels: Sequence[str] | None = None,
+    ax: plt.Axes | None = None,
+    alpha: float = 0.4,
+    title: str | None = None,
+) -> plt.Axes:
+    """Draw an image with xyxy boxes and semi-transparent masks (with their outlines).
+
+    image: (H, W, 3) uint8 RGB or (H, W) grey
+    boxes: (N, 4) xyxy pixels; masks: (N, H, W) bool; labels: N strings drawn at the box corner
+    Returns the axes (a new figure's when ``ax`` is None).
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    image = np.asarray(image)
+    ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
+    rgba = to_rgba(color)
+    if masks is not None and len(masks):
+        union = np.asarray(masks, bool).any(axis=0)
+        tint = np.zeros((*union.shape, 4), np.float32)
+        tint[union] = (*rgba[:3], alpha)
+        ax.imshow(tint, interpolation="nearest")
+        for m in masks:  # outlines keep thin parts (antennas) visible under the tint
+            if m.any():
+                ax.contour(m.astype(np.float32), levels=[0.5], colors=[rgba], linewidths=0.8)
+    boxes = np.zeros((0, 4)) if boxes is None else np.asarray(boxes, np.float32).reshape(-1, 4)
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color=rgba, linewidth=1.5))
+        if labels is not None and i < len(labels) and labels[i]:
+            ax.text(
+                x0,
+                y0,
+                labels[i],
+                color="black",
+                fontsize=7,
+                va="bottom",
+                bbox={"facecolor": rgba, "edgecolor": "none", "pad": 1},
+            )
+    ax.set_xlim(-0.5, image.shape[1] - 0.5)
+    ax.set_ylim(image.shape[0] - 0.5, -0.5)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=8)
+    return ax
+
+
+def sample_grid(
+    rows: Sequence[Sequence[tuple]],
+    row_labels: Sequence[str] | None = None,
+    cell_size: float = 2.4,
+    color: str = PRED_COLOR,
+    title: str | None = None,
+    alpha: float = 0.3,
+) -> plt.Figure:
+    """A grid of images with detections overlaid; one inner sequence per row.
+
+    Each cell is ``(title, image, detections)`` or ``(title, image, detections, color)``:
+    image (H, W, 3) uint8, detections anything :func:`as_detections` takes (None = the bare
+    image). Figure 3 of the paper is one row per dataset with cells image / GT / teacher /
+    student. Short rows leave empty cells. Scores, when present, label the boxes; ``alpha`` is
+    the mask tint's opacity.
+    """
+    n_rows = len(rows)
+    n_cols = max((len(r) for r in rows), default=0)
+    if n_rows == 0 or n_cols == 0:
+        raise ValueError("sample_grid needs at least one row with one cell")
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(cell_size * n_cols, cell_size * n_rows), squeeze=False
+    )
+    for r, row in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            if c >= len(row):
+                ax.set_axis_off()
+                continue
+            cell_title, image, dets, *rest = row[c]
+            h, w = np.asarray(image).shape[:2]
+            d = as_detections(dets, h, w)
+            labels = None if d["scores"] is None else [f"{s:.2f}" for s in d["scores"]]
+            overlay(
+                image,
+                d["boxes"],
+                d["masks"],
+                color=rest[0] if rest else color,
+                labels=labels,
+                ax=ax,
+                alpha=alpha,
+                title=cell_title,
+            )
+        if row_labels is not None and r < len(row_labels):
+            # set_axis_off hides ylabel, so write the row label as text left of the first cell
+            axes[r][0].text(
+                -0.04,
+                0.5,
+                row_labels[r],
+                transform=axes[r][0].transAxes,
+                rotation=90,
+                ha="right",
+                va="center",
+                fontsize=9,
+            )
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: plt.Figure, name: str, out_dir: str | os.PathLike, dpi: int = DPI) -> Path:
+    """Write ``{out_dir}/figures/{name}.png`` and return its path (the figure stays open)."""
+    path = Path(out_dir) / "figures" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", facecolor="white")
+    return path
+
+
+# ---------------------------------------------------------------------------- dataset statistics
+def _luminance(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H, W) float luma in [0, 1] (Rec. 601 weights)."""
+    image = np.asarray(image, np.float32)
+    if image.ndim == 2:
+        return image / 255.0
+    return (image[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)) / 255.0
+
+
+def object_mask(annotations: Sequence[dict], height: int, width: int) -> np.ndarray:
+    """(H, W) bool union of the GT objects: their masks, or their boxes for box-only datasets."""
+    union = np.zeros((height, width), bool)
+    for ann in annotations:
+        if "segmentation" in ann:
+            union |= coco.rle_to_mask(ann["segmentation"], height, width)
+        else:
+            x0, y0, x1, y1 = np.round(coco.xywh_to_xyxy(ann["bbox"])[0]).astype(int)
+            union[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = True
+    return union
+
+
+def image_statistics(image: np.ndarray, annotations: Sequence[dict]) -> dict[str, float]:
+    """How visible the object is in one image; all values are fractions in [0, 1].
+
+    image: (H, W, 3) uint8 RGB; annotations: COCO annotations (``bbox`` xywh, optional RLE).
+    Returns area (object pixels / image pixels), truncated (1.0 if a GT box touches the frame),
+    brightness and contrast (mean and std of luma), object / background (mean luma inside and
+    outside the object) and gap = |object - background| (small: the object blends in).
+    """
+    h, w = np.asarray(image).shape[:2]
+    luma = _luminance(image)
+    obj = object_mask(annotations, h, w)
+    boxes = coco.xywh_to_xyxy(
+        np.asarray([a["bbox"] for a in annotations], np.float32).reshape(-1, 4)
+    )
+    # half a pixel of slack: boxes are tight pixel boxes with exclusive x2, y2
+    cut = (
+        (boxes[:, 0] <= 0.5)
+        | (boxes[:, 1] <= 0.5)
+        | (boxes[:, 2] >= w - 0.5)
+        | (boxes[:, 3] >= h - 0.5)
+    )
+    inside = float(luma[obj].mean()) if obj.any() else np.nan
+    outside = float(luma[~obj].mean()) if (~obj).any() else np.nan
+    return {
+        "area": float(obj.mean()),
+        "truncated": float(cut.any()),
+        "brightness": float(luma.mean()),
+        "contrast": float(luma.std()),
+        "object": inside,
+        "background": outside,
+        "gap": abs(inside - outside),
+    }
+
+
+def dataset_statistics(dataset: Any, progress: bool = True) -> pd.DataFrame:
+    """One row of :func:`image_statistics` per image of a Dataset (plus ``image_id``)."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    rows = []
+    for image_id in tqdm(dataset.image_ids, desc=f"stats {dataset.name}", disable=not progress):
+        stats = image_statistics(dataset.load_image(image_id), dataset.annotations(image_id))
+        rows.append({"image_id": image_id, **stats})
+    columns = [
+        "image_id",
+        "area",
+        "truncated",
+        "brightness",
+        "contrast",
+        "object",
+        "background",
+        "gap",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summarize_statistics(per_image: pd.DataFrame) -> dict[str, float]:
+    """Summary of :func:`dataset_statistics` in percent: image count, object area quantiles
+    (p10/p50/p90), truncated share, and means of brightness, contrast, object, background, gap."""
+    pct = per_image.drop(columns="image_id", errors="ignore") * 100.0
+    area = pct["area"].quantile([0.1, 0.5, 0.9]) if len(pct) else [np.nan] * 3
+    area = list(area)
+    return {
+        "images": len(per_image),
+        "area p10 %": area[0],
+        "area p50 %": area[1],
+        "area p90 %": area[2],
+        "truncated %": pct["truncated"].mean(),
+        **{
+            f"{k} %": pct[k].mean()
+            for k in ("brightness", "contrast", "object", "background", "gap")
+        },
+    }

@@ -1,0 +1,221 @@
+"""The papermill runner on tiny throwaway notebooks (the study's own notebooks are not run here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from afss_utils import run
+from afss_utils.config import DEFAULT_PARAMS, load_params
+
+ALL_KEYS = list(load_params())
+# The first notebook declares a few keys, the second all the others: together they cover the
+# schema, as the study's notebooks must.
+FIRST_KEYS = ["seed", "out_dir", "num_train", "image_size"]
+SECOND_KEYS = [k for k in ALL_KEYS if k not in FIRST_KEYS]
+
+# Appends what the notebook saw to {out_dir}/log.jsonl; `declared` is set by the test.
+RECORD = """\
+import json, pathlib
+_seen = {{k: globals()[k] for k in {declared!r}}}
+_log = pathlib.Path({log_dir!r}) / "log.jsonl"
+_log.parent.mkdir(parents=True, exist_ok=True)
+with open(_log, "a") as fh:
+    fh.write(json.dumps({{"name": {name!r}, "seen": _seen,
+                         "has_seed": "seed" in globals()}}) + "\\n")
+"""
+
+
+def make_notebook(path: Path, keys: list[str], body: str = "", tagged: bool = True) -> Path:
+    """A notebook with a parameters cell assigning None to ``keys``, then ``body``."""
+    params = new_code_cell("\n".join(f"{k} = None" for k in keys))
+    if tagged:
+        params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[new_markdown_cell(f"# {path.stem}"), params, new_code_cell(body)])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
+    return path
+
+
+def recording_notebook(path: Path, keys: list[str], log_dir: Path, extra: str = "") -> Path:
+    body = RECORD.format(declared=keys, log_dir=str(log_dir), name=path.stem) + extra
+    return make_notebook(path, keys, body)
+
+
+def read_log(log_dir: Path) -> list[dict]:
+    path = log_dir / "log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """Two recording notebooks run once with an overlay; shared by the read-only tests."""
+    root = tmp_path_factory.mktemp("study")
+    nbs = root / "notebooks"
+    nbs.mkdir()
+    log_dir = root / "log"
+    # Written in reverse order and with decoys, so the runner's ordering is what is tested.
+    recording_notebook(nbs / "01_second.ipynb", SECOND_KEYS, log_dir)
+    recording_notebook(nbs / "00_first.ipynb", FIRST_KEYS, log_dir)
+    make_notebook(nbs / "scratch.ipynb", [], "raise RuntimeError('not a stage')")
+    make_notebook(nbs / "7_unnumbered.ipynb", [], "raise RuntimeError('not a stage')")
+    overlay = root / "overlay.yaml"
+    overlay.write_text("seed: 7\nnum_train: 3\nyolo: {epochs: 2}\n")
+    out = root / "out"
+    manifest = run.run_study(overlay, out, progress=False, notebooks_dir=nbs)
+    return {"manifest": manifest, "out": out, "nbs": nbs, "log": log_dir, "overlay": overlay}
+
+
+def test_runs_stages_in_order_and_ignores_other_notebooks(study):
+    assert [e["name"] for e in read_log(study["log"])[:2]] == ["00_first", "01_second"]
+    executed = sorted(p.name for p in (study["out"] / "executed").iterdir())
+    assert executed == ["00_first.ipynb", "01_second.ipynb"]
+    nb = study["manifest"]["notebooks"]
+    assert list(nb) == ["00_first", "01_second"]
+    assert nb["00_first"]["finished"] <= nb["01_second"]["started"]
+
+
+def test_injects_merged_params_but_only_declared_keys(study):
+    first, second = read_log(study["log"])[:2]  # the --only test appends later
+    defaults = load_params()
+    assert first["seen"]["seed"] == 7 and first["seen"]["num_train"] == 3
+    assert first["seen"]["image_size"] == defaults["image_size"]
+    assert first["seen"]["out_dir"] == str(study["out"].resolve())
+    # nested overlay merges key by key
+    assert second["seen"]["yolo"] == {**defaults["yolo"], "epochs": 2}
+    assert second["seen"]["datasets"] == defaults["datasets"]
+    # keys the second notebook does not declare are not injected into it
+    assert not second["has_seed"]
+    injected = [
+        c
+        for c in nbformat.read(study["out"] / "executed" / "01_second.ipynb", 4).cells
+        if "injected-parameters" in c.metadata.get("tags", [])
+    ]
+    assert len(injected) == 1
+    assert "yolo" in injected[0].source and "num_train" not in injected[0].source
+
+
+def test_manifest_records_the_run(study):
+    m = json.loads((study["out"] / "manifest.json").read_text())
+    assert m == json.loads(json.dumps(study["manifest"]))
+    assert m["status"] == "ok" and m["finished"] and m["duration_s"] >= 0
+    assert m["seed"] == 7 and m["params"]["seed"] == 7 and m["params"]["yolo"]["epochs"] == 2
+    assert set(m["params"]) == set(ALL_KEYS)
+    assert m["params_file"] == str(study["overlay"].resolve())
+    assert set(run.LIBRARIES) | {"python"} <= set(m["versions"])
+    assert m["versions"]["papermill"] and m["versions"]["numpy"]
+    assert m["machine"]["cpu_count"] == os.cpu_count() and m["machine"]["memory_gb"] > 0
+    assert isinstance(m["machine"]["gpus"], list)
+    assert set(m["git"]) == {"sha", "dirty"}
+    if m["git"]["sha"] is not None:
+        assert len(m["git"]["sha"]) == 40 and isinstance(m["git"]["dirty"], bool)
+    for name, entry in m["notebooks"].items():
+        assert entry["status"] == "ok" and entry["duration_s"] >= 0
+        assert entry["started"] <= entry["finished"]
+        assert entry["executed"] == f"executed/{name}.ipynb"
+    assert m["notebooks"]["00_first"]["parameters"] == sorted(FIRST_KEYS)
+
+
+def test_only_runs_selected_and_keeps_other_manifest_entries(study, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(study["out"], out)
+    before = json.loads((out / "manifest.json").read_text())["notebooks"]
+    log_dir = study["log"]
+    n_before = len(read_log(log_dir))
+    m = run.run_study(study["overlay"], out, only=["1"], progress=False, notebooks_dir=study["nbs"])
+    assert [e["name"] for e in read_log(log_dir)[n_before:]] == ["01_second"]
+    assert m["only"] == ["01_second.ipynb"]
+    assert m["notebooks"]["00_first"] == before["00_first"]  # kept as recorded
+    assert m["notebooks"]["01_second"]["started"] >= before["01_second"]["started"]
+    assert json.loads((out / "manifest.json").read_text())["notebooks"] == m["notebooks"]
+
+
+def test_unknown_params_key_fails_before_anything_runs(tmp_path):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    missing = ["fusion_grid", "students"]
+    recording_notebook(nbs / "00_a.ipynb", [k for k in ALL_KEYS if k not in missing], tmp_path)
+    with pytest.raises(run.RunError, match="fusion_grid, students"):
+        run.run_study(None, tmp_path / "out", progress=False, notebooks_dir=nbs)
+    assert not (tmp_path / "out").exists() and not read_log(tmp_path)
+
+
+def test_notebook_without_parameters_cell_is_named(tmp_path):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    make_notebook(nbs / "00_a.ipynb", ALL_KEYS)
+    make_notebook(nbs / "01_untagged.ipynb", ["seed"], tagged=False)
+    with pytest.raises(run.RunError, match="01_untagged.ipynb.*parameters"):
+        run.run_study(None, tmp_path / "out", progress=False, notebooks_dir=nbs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_empty_or_missing_notebook_folder(tmp_path):
+    with pytest.raises(run.RunError, match="no NN_"):
+        run.run_study(None, tmp_path / "out", progress=False, notebooks_dir=tmp_path)
+    with pytest.raises(run.RunError, match="not found"):
+        run.run_study(None, tmp_path / "out", notebooks_dir=tmp_path / "absent")
+
+
+def test_only_unknown_number_lists_available(tmp_path):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    make_notebook(nbs / "00_a.ipynb", ALL_KEYS)
+    with pytest.raises(run.RunError, match=r"--only 03.*have: 00"):
+        run.run_study(None, tmp_path / "out", only=["03"], notebooks_dir=nbs)
+
+
+def test_declared_parameters_reads_assignments_only(tmp_path):
+    nb = new_notebook(
+        cells=[new_code_cell("a = 1\nb: int = 2\n# c = 3\nprint(a)\na = 4\nd, e = 5, 6")]
+    )
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nbformat.write(nb, tmp_path / "00_x.ipynb")
+    assert run.declared_parameters(tmp_path / "00_x.ipynb") == ["a", "b"]
+    empty = new_notebook(cells=[new_code_cell("")])
+    empty.cells[0].metadata["tags"] = ["parameters"]
+    nbformat.write(empty, tmp_path / "01_y.ipynb")
+    assert run.declared_parameters(tmp_path / "01_y.ipynb") == []
+
+
+def test_failing_notebook_stops_the_run_and_keeps_its_traceback(tmp_path, capsys):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    log_dir = tmp_path / "log"
+    recording_notebook(nbs / "00_ok.ipynb", FIRST_KEYS, log_dir)
+    boom = "raise ValueError('boom-4711')"
+    recording_notebook(nbs / "01_fails.ipynb", SECOND_KEYS, log_dir, extra=boom)
+    recording_notebook(nbs / "02_never.ipynb", [], log_dir)
+    out = tmp_path / "out"
+    argv = ["--params", str(DEFAULT_PARAMS), "--out", str(out), "--notebooks-dir", str(nbs)]
+    code = run.main([*argv, "--no-progress"])
+    assert code != 0
+    assert "01_fails.ipynb" in capsys.readouterr().err
+    assert [e["name"] for e in read_log(log_dir)] == ["00_ok", "01_fails"]
+    assert not (out / "executed" / "02_never.ipynb").exists()
+    executed = nbformat.read(out / "executed" / "01_fails.ipynb", 4)
+    errors = [
+        o
+        for c in executed.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
+    assert errors and errors[0]["ename"] == "ValueError" and "boom-4711" in errors[0]["evalue"]
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["status"] == "failed" and m["failed"] == "01_fails" and m["finished"]
+    assert m["params_file"] == "params/default.yaml"  # relative to the repo, no local prefix
+    assert m["notebooks"]["00_ok"]["status"] == "ok"
+    assert m["notebooks"]["01_fails"]["status"] == "failed"
+    assert "boom-4711" in m["notebooks"]["01_fails"]["error"]
+    assert "02_never" not in m["notebooks"]

@@ -1,0 +1,97 @@
+"""Figures and dataset statistics (afss_utils.viz)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from afss_utils import coco, viz
+from afss_utils.teachers.base import Prediction
+
+
+def _scene(h=40, w=60):
+    image = np.full((h, w, 3), 50, np.uint8)
+    mask = np.zeros((h, w), bool)
+    mask[10:20, 5:25] = True
+    image[mask] = 200
+    return image, mask
+
+
+def test_as_detections_accepts_every_shape():
+    image, mask = _scene()
+    ann = coco.make_annotation(1, 1, mask=mask)
+    rec = coco.result_record(1, np.array([5, 10, 25, 20]), 0.8, mask)
+    pred = Prediction(np.array([[5, 10, 25, 20]]), np.array([0.8]), mask[None])
+    for obj in (pred, [ann], [rec], {"boxes": [[5, 10, 25, 20]], "masks": mask[None]}):
+        d = viz.as_detections(obj, *mask.shape)
+        np.testing.assert_allclose(d["boxes"], [[5, 10, 25, 20]])
+        assert d["masks"].shape == (1, 40, 60) and (d["masks"][0] == mask).all()
+    assert viz.as_detections([ann], 40, 60)["scores"] is None
+    assert viz.as_detections([rec], 40, 60)["scores"][0] == pytest.approx(0.8)
+    for empty in (None, [], Prediction.empty(40, 60)):
+        assert viz.as_detections(empty, 40, 60)["boxes"].shape == (0, 4)
+
+
+def test_overlay_tints_only_the_mask(tmp_path):
+    image, mask = _scene()
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    viz.overlay(image, np.array([[5, 10, 25, 20]]), mask[None], color="red", labels=["a"], ax=ax)
+    assert len(ax.patches) == 1 and ax.texts[0].get_text() == "a"
+    tint = ax.images[1].get_array()
+    assert (tint[..., 3][mask] > 0).all() and (tint[..., 3][~mask] == 0).all()
+    viz.overlay(image, None, None, ax=ax)  # empty: just the image
+    plt.close(fig)
+
+
+def test_sample_grid_and_save_figure(tmp_path):
+    image, mask = _scene()
+    pred = Prediction(np.array([[4, 9, 26, 21]]), np.array([0.5]), mask[None])
+    rows = [
+        [("image", image, None), ("GT", image, [coco.make_annotation(1, 1, mask=mask)], "green"),
+         ("teacher", image, pred), ("student", image, Prediction.empty(40, 60))],
+        [("image", image, None)],
+    ]
+    fig = viz.sample_grid(rows, row_labels=["a", "b"], title="Figure 3")
+    assert len(fig.axes) == 8
+    assert [t.get_text() for t in fig.axes[2].texts] == ["0.50"]  # scores label the boxes
+    path = viz.save_figure(fig, "grid", tmp_path)
+    assert path == tmp_path / "figures" / "grid.png"
+    with Image.open(path) as im:
+        assert im.width > 400 and im.height > 100
+    with pytest.raises(ValueError):
+        viz.sample_grid([])
+
+
+def test_image_statistics_measures_what_it_says():
+    image, mask = _scene()
+    s = viz.image_statistics(image, [coco.make_annotation(1, 1, mask=mask)])
+    assert s["area"] == pytest.approx(mask.mean())
+    assert s["object"] == pytest.approx(200 / 255, abs=1e-3)
+    assert s["background"] == pytest.approx(50 / 255, abs=1e-3)
+    assert s["gap"] == pytest.approx(150 / 255, abs=1e-3)
+    assert s["truncated"] == 0.0
+    # a box-only annotation touching the frame: box area, truncated
+    box = coco.make_annotation(2, 1, box_xyxy=np.array([0, 10, 20, 20]))
+    s = viz.image_statistics(image, [box])
+    assert s["truncated"] == 1.0 and s["area"] == pytest.approx(200 / 2400)
+    # no annotation: no object, background is the whole image
+    s = viz.image_statistics(image, [])
+    assert s["area"] == 0.0 and np.isnan(s["object"]) and s["truncated"] == 0.0
+
+
+def test_dataset_statistics_and_summary(tmp_path):
+    from afss_utils.datasets import Dataset
+
+    image, mask = _scene()
+    (tmp_path / "a.png").write_bytes(b"")
+    Image.fromarray(image).save(tmp_path / "a.png")
+    inst = coco.make_instances([coco.make_image(1, "a.png", 60, 40)], [coco.make_annotation(1, 1, mask=mask)])
+    df = viz.dataset_statistics(Dataset("d", inst, tmp_path), progress=False)
+    assert list(df["image_id"]) == [1]
+    summary = viz.summarize_statistics(df)
+    assert summary["images"] == 1 and summary["area p50 %"] == pytest.approx(100 * mask.mean())
+    empty = viz.summarize_statistics(viz.dataset_statistics(Dataset("e", coco.make_instances([], []), tmp_path)))
+    assert empty["images"] == 0 and np.isnan(empty["area p50 %"])
