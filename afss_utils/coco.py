@@ -282,3 +282,13 @@ def load_instances(path: str | os.PathLike) -> dict:
 def load_results(path: str | os.PathLike) -> list[dict]:
     """Read and validate a COCO results json."""
     return validate_results(read_json(path), source=path)
+
+
+def results_by_image(results: list[dict] | str | os.PathLike) -> dict[int, list[dict]]:
+    """Group a results list (or a results json path) by ``image_id``, best score first."""
+    if not isinstance(results, list):
+        results = load_results(results)
+    out: dict[int, list[dict]] = {}
+    for rec in sorted(results, key=lambda r: -r["score"]):
+        out.setdefault(rec["image_id"], []).append(rec)
+    return out

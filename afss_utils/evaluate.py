@@ -199,3 +199,16 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def score_rows(
+    gt: GroundTruth,
+    predictions: Predictions,
+    image_ids: Iterable[int] | None = None,
+    tasks: Iterable[str] = ("box", "mask"),
+) -> list[dict]:
+    """Long-format table rows ``{"task", "AP", "AP50", "AP75"}``, one per task.
+
+    The caller adds the row's identity (dataset, method, model); see :mod:`afss_utils.tables`.
+    """
+    return [{"task": t, **m} for t, m in evaluate_tasks(gt, predictions, image_ids, tasks).items()]

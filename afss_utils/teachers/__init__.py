@@ -5,6 +5,7 @@ from afss_utils.teachers.base import (
     Teacher,
     WeightsNotFoundError,
     available_teachers,
+    build_available,
     build_teacher,
     register_teacher,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "Teacher",
     "WeightsNotFoundError",
     "available_teachers",
+    "build_available",
     "build_teacher",
     "register_teacher",
 ]

@@ -115,6 +115,26 @@ def build_teacher(name: str, **kwargs: Any) -> Teacher:
     return _REGISTRY[name](**kwargs)
 
 
+def build_available(
+    names: list[str], options: dict[str, dict], top_k: int | None = 1, device: str = "cpu"
+) -> tuple[dict[str, Teacher], dict[str, str]]:
+    """Build every named teacher that can run here.
+
+    Returns ``(teachers, unavailable)``: teachers by name, and for each one that could not be
+    built (missing weights, missing package) the one-line reason, so a study lists what it
+    skipped instead of silently dropping it. Unknown names still raise KeyError: a typo is not
+    a missing download.
+    """
+    teachers: dict[str, Teacher] = {}
+    unavailable: dict[str, str] = {}
+    for name in names:
+        try:
+            teachers[name] = build_teacher(name, top_k=top_k, device=device, **options.get(name, {}))
+        except (WeightsNotFoundError, ImportError) as exc:
+            unavailable[name] = str(exc).splitlines()[0]
+    return teachers, unavailable
+
+
 def _load_builtin() -> None:
     # Imported lazily so that `import afss_utils.teachers` does not import torch/transformers.
     import importlib

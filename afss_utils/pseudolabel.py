@@ -1,0 +1,432 @@
+"""Pseudo-labelling: a teacher (+ TTA + fusion) over a dataset -> a COCO results json.
+
+Paper section III-A/B: every image gets the teacher's top detection(s), optionally refined by
+test-time augmentation and fusion (:mod:`afss_utils.tta`, :mod:`afss_utils.fusion`).
+
+Files, for ``--out PRED.json``:
+- ``PRED.json``: COCO results (``image_id, category_id, bbox`` xywh px, ``score``, RLE
+  ``segmentation`` and extra per-detection fields such as ``mask_scores``), images in dataset
+  order. Byte-identical to what :func:`afss_utils.coco.save_json` writes for the same list;
+  written atomically (temp file + rename);
+- ``PRED.empty.json``: ``[{image_id, file_name}]`` of the images with no detection, so they
+  are recorded rather than silently missing;
+- ``PRED.partial.jsonl``: the resumable cache while a run is in progress. Line 1 is a header
+  (teacher, TTA, fusion, prompt, dataset fingerprint), then one line per finished image,
+  appended and flushed as it finishes. Memory stays flat in the number of images (one image in
+  flight, plus an int offset per finished image). A rerun with the same settings skips the
+  cached images and, because both runs write the final json from the same cache lines, gives a
+  byte-identical file. A cache written with different settings is an error
+  (:class:`CacheMismatchError`, naming what differs); ``restart=True`` (``--restart``) discards
+  it. ``limit`` is not part of the settings: a run with ``--limit`` resumes a longer run's
+  cache and the other way round. The cache is removed once the final json covers the whole
+  dataset; a run with ``limit`` below the dataset size keeps it, so a longer run continues.
+
+Single view (no TTA) is the teacher's own output, unfused (the paper's zero-shot baseline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from afss_utils import coco
+from afss_utils.datasets import Dataset, ImageReadError, open_coco
+from afss_utils.fusion import FusionConfig, fuse
+from afss_utils.teachers.base import Prediction, Teacher, WeightsNotFoundError
+from afss_utils.tta import Augmentation, parse_tta, predict_views
+
+CACHE_VERSION = 1
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class CacheMismatchError(RuntimeError):
+    """The resume cache was written with other settings; the message names the file and keys."""
+
+
+@dataclass
+class PseudolabelSummary:
+    """What one call did. ``n_images``/``n_empty`` count the output; ``n_resumed`` of them came
+    from the cache; ``images_per_s`` is over the images labelled in this call."""
+
+    n_images: int
+    n_empty: int
+    seconds: float
+    images_per_s: float
+    out_path: Path
+    empty_path: Path
+    n_resumed: int = 0
+
+
+# ----------------------------------------------------------------------------- paths
+def _stem(out_path: Path) -> Path:
+    return out_path.with_suffix("") if out_path.suffix == ".json" else out_path
+
+
+def cache_path(out_path: str | os.PathLike) -> Path:
+    """``PRED.json`` -> ``PRED.partial.jsonl``."""
+    stem = _stem(Path(out_path))
+    return stem.with_name(stem.name + ".partial.jsonl")
+
+
+def empty_path(out_path: str | os.PathLike) -> Path:
+    """``PRED.json`` -> ``PRED.empty.json``."""
+    stem = _stem(Path(out_path))
+    return stem.with_name(stem.name + ".empty.json")
+
+
+# ----------------------------------------------------------------------------- datasets
+def image_folder_dataset(folder: str | os.PathLike, name: str | None = None) -> Dataset:
+    """An unlabelled Dataset of the images in ``folder`` (sorted by name, ids 1..n).
+
+    Only the image headers are read (for width/height); errors name the file.
+    """
+    folder = Path(folder)
+    files = sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    images = []
+    for i, path in enumerate(files, 1):
+        try:
+            with Image.open(path) as im:
+                width, height = im.size
+        except (OSError, ValueError) as exc:
+            raise ImageReadError(f"cannot read image {path}: {exc}") from exc
+        images.append(coco.make_image(i, path.name, width, height))
+    return Dataset(name or folder.name, coco.make_instances(images, []), folder)
+
+
+def open_dataset(path: str | os.PathLike, image_dir: str | os.PathLike | None = None) -> Dataset:
+    """A COCO instances json (images in ``image_dir`` or ``images/`` beside it) or an image folder."""
+    path = Path(path)
+    if path.is_dir():
+        return image_folder_dataset(path)
+    if not path.exists():
+        raise FileNotFoundError(f"dataset not found: {path} (a COCO json or an image folder)")
+    return open_coco(path, image_dir)
+
+
+def dataset_fingerprint(dataset: Dataset) -> dict[str, Any]:
+    """Name, size and a hash of the ordered (image id, file name) list."""
+    digest = hashlib.sha1()
+    for image_id in dataset.image_ids:
+        digest.update(f"{image_id}\t{dataset.image_info(image_id)['file_name']}\n".encode())
+    return {"name": dataset.name, "n_images": len(dataset), "sha1": digest.hexdigest()}
+
+
+# ----------------------------------------------------------------------------- labelling
+def teacher_settings(teacher: Teacher) -> dict[str, Any]:
+    """The teacher's name and its plain (json scalar) attributes, minus the device."""
+    out: dict[str, Any] = {"name": getattr(teacher, "name", type(teacher).__name__)}
+    for key, value in sorted(getattr(teacher, "__dict__", {}).items()):
+        if key.startswith("_") or key == "device":
+            continue
+        if value is None or isinstance(value, (bool, int, float, str)):
+            out[key] = value
+    return out
+
+
+def label_image(
+    teacher: Teacher,
+    image: np.ndarray,
+    augs: list[Augmentation],
+    fusion: FusionConfig,
+    prompt: str = "spacecraft",
+) -> Prediction:
+    """One image (H, W, 3) uint8 -> fused Prediction in its pixel frame (boxes xyxy px).
+
+    With only the identity view, the teacher's output (best ``fusion.top_k``), unfused.
+    """
+    if len(augs) <= 1:
+        return teacher.predict(image, prompt).top_k(fusion.top_k)
+    views = predict_views(teacher, image, augs, prompt)
+    reprompt = None
+    if fusion.mask_fusion == "reprompt":
+
+        def reprompt(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return teacher.segment_boxes(image, boxes)  # type: ignore[attr-defined]
+
+    return fuse(views, image.shape[:2], fusion, reprompt=reprompt)
+
+
+class _Cache:
+    """The append-only ``.partial.jsonl``: header line, then one line per finished image."""
+
+    def __init__(self, path: Path, header: dict[str, Any], restart: bool):
+        self.path = path
+        self.offsets: dict[int, int] = {}  # image_id -> byte offset of its line
+        if restart:
+            path.unlink(missing_ok=True)
+        if path.exists() and path.stat().st_size > 0:
+            self._load(json.loads(json.dumps(header)))  # compare as json, e.g. tuples as lists
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as fh:
+                fh.write(self._line({"afss_pseudolabel_cache": CACHE_VERSION, "header": header}))
+        self._fh = open(path, "ab")  # closed by close()
+
+    @staticmethod
+    def _line(obj: Any) -> bytes:
+        return (json.dumps(obj) + "\n").encode()
+
+    def _load(self, header: dict[str, Any]) -> None:
+        with open(self.path, "rb") as fh:
+            first = fh.readline()
+            if not first.endswith(b"\n"):  # killed while writing the header: nothing cached yet
+                fh.close()
+                self.path.write_bytes(
+                    self._line({"afss_pseudolabel_cache": CACHE_VERSION, "header": header})
+                )
+                return
+            try:
+                found = json.loads(first)["header"]
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise CacheMismatchError(
+                    f"{self.path}: not a pseudo-label cache (bad header); delete it or pass --restart"
+                ) from exc
+            if found != header:
+                keys = sorted(k for k in set(found) | set(header) if found.get(k) != header.get(k))
+                raise CacheMismatchError(
+                    f"{self.path}: cache written with different settings ({', '.join(keys)}: "
+                    + "; ".join(f"{k} was {found.get(k)!r}, now {header.get(k)!r}" for k in keys)
+                    + "); delete it or pass --restart (restart=True) to discard it"
+                )
+            good_end = fh.tell()
+            while True:
+                offset = fh.tell()
+                line = fh.readline()
+                if not line:
+                    break
+                try:
+                    if not line.endswith(b"\n"):
+                        raise ValueError("unterminated")
+                    image_id = int(json.loads(line)["image_id"])
+                except (ValueError, KeyError, TypeError):
+                    # A run killed mid-write leaves a torn last line; anything after it is not ours.
+                    break
+                self.offsets[image_id] = offset
+                good_end = fh.tell()
+        if good_end < self.path.stat().st_size:
+            with open(self.path, "r+b") as fh:
+                fh.truncate(good_end)
+
+    def append(self, image_id: int, file_name: str, records: list[dict]) -> None:
+        offset = self._fh.tell()
+        self._fh.write(
+            self._line({"image_id": image_id, "file_name": file_name, "results": records})
+        )
+        self._fh.flush()  # survives a killed process (the OS has it); fsync would only add power-loss safety
+        self.offsets[image_id] = offset
+
+    def iter_lines(self, image_ids: Iterable[int]) -> Iterable[dict]:
+        with open(self.path, "rb") as fh:
+            for image_id in image_ids:
+                fh.seek(self.offsets[image_id])
+                yield json.loads(fh.readline())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _write_results(lines: Iterable[dict], out_path: Path) -> tuple[int, list[dict]]:
+    """Stream records into ``out_path`` atomically, formatted exactly as ``json.dump(list)``.
+
+    Returns (number of records, the empty images as [{image_id, file_name}]).
+    """
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", dir=out_path.parent)
+    n_records, empty = 0, []
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write("[")
+            for line in lines:
+                if not line["results"]:
+                    empty.append({"image_id": line["image_id"], "file_name": line["file_name"]})
+                for rec in line["results"]:
+                    fh.write((", " if n_records else "") + json.dumps(rec))
+                    n_records += 1
+            fh.write("]")
+        os.replace(tmp, out_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return n_records, empty
+
+
+def pseudolabel(
+    teacher: Teacher,
+    dataset: Dataset,
+    out_path: str | os.PathLike,
+    tta: str | Sequence[str | Augmentation] | None = (),
+    fusion: FusionConfig | None = None,
+    prompt: str = "spacecraft",
+    limit: int | None = None,
+    progress: bool = True,
+    restart: bool = False,
+) -> PseudolabelSummary:
+    """Label the first ``limit`` images of ``dataset`` (all when None) into ``out_path``.
+
+    tta: augmentation names (the identity view is always added); fusion: how views merge.
+    Resumes from ``<out>.partial.jsonl`` when it exists with the same settings (module
+    docstring). A missing or corrupt image raises ImageReadError naming the file; the cache
+    keeps every image finished before it.
+    """
+    start = time.perf_counter()
+    fusion = fusion or FusionConfig()
+    augs = parse_tta(tta)
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    if (
+        len(augs) > 1
+        and fusion.mask_fusion == "reprompt"
+        and not callable(getattr(teacher, "segment_boxes", None))
+    ):
+        raise ValueError(
+            f"fusion.mask_fusion = 'reprompt' needs a teacher with segment_boxes(image, boxes); "
+            f"{getattr(teacher, 'name', teacher)} has none (use mask_fusion: vote)"
+        )
+    out_path = Path(out_path)
+    header = {
+        "teacher": teacher_settings(teacher),
+        "tta": [a.name for a in augs],
+        "fusion": fusion.to_dict(),
+        "prompt": prompt,
+        "dataset": dataset_fingerprint(dataset),
+    }
+    selected = dataset.image_ids if limit is None else dataset.image_ids[:limit]
+    cache = _Cache(cache_path(out_path), header, restart)
+    try:
+        todo = [i for i in selected if i not in cache.offsets]
+        n_resumed = len(selected) - len(todo)
+        t0 = time.perf_counter()
+        bar = tqdm(
+            total=len(selected),
+            initial=n_resumed,
+            disable=not progress,
+            unit="img",
+            desc=f"pseudolabel {header['teacher']['name']}",
+        )
+        with bar:
+            for image_id in todo:
+                image = dataset.load_image(image_id)
+                pred = label_image(teacher, image, augs, fusion, prompt)
+                cache.append(
+                    image_id, dataset.image_info(image_id)["file_name"], pred.to_results(image_id)
+                )
+                bar.update(1)
+        labelled_s = time.perf_counter() - t0
+        _, empty = _write_results(cache.iter_lines(selected), out_path)
+        empty_file = coco.save_json(empty, empty_path(out_path))
+    finally:
+        cache.close()
+    if len(selected) == len(dataset):  # a --limit run keeps it for a longer run to continue from
+        cache.path.unlink(missing_ok=True)
+    seconds = time.perf_counter() - start
+    return PseudolabelSummary(
+        n_images=len(selected),
+        n_empty=len(empty),
+        seconds=seconds,
+        images_per_s=len(todo) / labelled_s if labelled_s > 0 and todo else 0.0,
+        out_path=out_path,
+        empty_path=empty_file,
+        n_resumed=n_resumed,
+    )
+
+
+# ----------------------------------------------------------------------------- CLI
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m afss_utils.pseudolabel",
+        description="Pseudo-label a dataset with a zero-shot teacher (+TTA +fusion) into a COCO results json. "
+        "Resumes an interrupted run with the same settings.",
+    )
+    p.add_argument("--teacher", help="teacher name (default: params 'teacher')")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="COCO instances json (images in images/ beside it) or an image folder",
+    )
+    p.add_argument("--image-dir", help="image folder of a COCO json (default: images/ beside it)")
+    p.add_argument("--out", required=True, help="output COCO results json")
+    p.add_argument("--params", help="params overlay on params/default.yaml")
+    p.add_argument("--device", help="cpu | cuda | cuda:N (default: params 'device')")
+    p.add_argument("--limit", type=int, help="label only the first N images")
+    p.add_argument(
+        "--tta",
+        help="augmentations, e.g. 'vflip,hflip'; 'none' for a single view (default: params 'tta')",
+    )
+    p.add_argument(
+        "--fusion",
+        choices=("wbf", "nms", "soft_nms"),
+        help="fusion method (default: params fusion.method)",
+    )
+    p.add_argument("--prompt", help="text prompt (default: params 'prompt')")
+    p.add_argument(
+        "--restart", action="store_true", help="discard a resume cache written with other settings"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from afss_utils.config import load_params, seed_everything
+    from afss_utils.teachers import build_teacher
+
+    args = _parser().parse_args(argv)
+    try:
+        params = load_params(args.params)
+        seed_everything(params["seed"])
+        name = args.teacher or params["teacher"]
+        options = dict((params.get("teacher_options") or {}).get(name) or {})
+        options.update(top_k=params["top_k"], device=args.device or params["device"])
+        teacher = build_teacher(name, **options)
+        fusion_params = dict(params["fusion"], top_k=params["top_k"])
+        if args.fusion:
+            fusion_params["method"] = args.fusion
+        fusion = FusionConfig.from_params(fusion_params)
+        tta = parse_tta(params["tta"] if args.tta is None else args.tta)  # fail before any work
+        dataset = open_dataset(args.dataset, args.image_dir)
+        summary = pseudolabel(
+            teacher,
+            dataset,
+            args.out,
+            tta=tta,
+            fusion=fusion,
+            prompt=args.prompt or params["prompt"],
+            limit=args.limit,
+            progress=not args.no_progress,
+            restart=args.restart,
+        )
+    except (
+        CacheMismatchError,
+        ImageReadError,
+        coco.CocoFormatError,
+        FileNotFoundError,
+        KeyError,
+        ValueError,
+        WeightsNotFoundError,
+    ) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{summary.n_images} images ({summary.n_empty} without detection, {summary.n_resumed} resumed) -> "
+        f"{summary.out_path} in {summary.seconds:.1f} s ({summary.images_per_s:.1f} img/s); "
+        f"empty list: {summary.empty_path}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,419 @@
+"""Pseudo-labelling: results json + empty sidecar, streaming cache, resume (incl. SIGKILL), CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from afss_utils import coco
+from afss_utils.coco import mask_to_xyxy
+from afss_utils.datasets import ImageReadError, open_coco
+from afss_utils.fusion import FusionConfig
+from afss_utils.pseudolabel import (
+    CacheMismatchError,
+    cache_path,
+    empty_path,
+    image_folder_dataset,
+    main,
+    pseudolabel,
+)
+from afss_utils.teachers.base import Prediction
+
+TESTS_DIR = Path(__file__).parent
+REPO = TESTS_DIR.parent
+
+
+class FakeTeacher:
+    """Deterministic stand-in: the bright pixels (> 128) are the object; score from their mean.
+
+    ``_delay`` (seconds per call) and ``_fail_after`` (raise on that call) are private, so they
+    are not part of the cache header: a slow or crashing run resumes with a normal one.
+    """
+
+    name = "fake_bright"
+
+    def __init__(self, top_k=1, threshold=128, delay=0.0, fail_after=None):
+        self.top_k = top_k
+        self.threshold = threshold
+        self._delay = delay
+        self._fail_after = fail_after
+        self.calls = 0
+
+    def predict(self, image, prompt="spacecraft"):
+        self.calls += 1
+        if self._fail_after is not None and self.calls > self._fail_after:
+            raise RuntimeError("simulated crash")
+        if self._delay:
+            time.sleep(self._delay)
+        mask = image.max(axis=2) > self.threshold
+        box = mask_to_xyxy(mask)
+        if box is None:
+            return Prediction.empty(*image.shape[:2])
+        score = float(image[mask].mean()) / 255.0
+        return Prediction(box[None], [score], mask[None], {"mask_scores": [score / 2]}).top_k(
+            self.top_k
+        )
+
+
+def make_dataset(root: Path, n: int, size=(24, 32), empty_every: int = 4) -> Path:
+    """``n`` tiny PNGs with one bright rectangle each (every ``empty_every``-th blank) + COCO json."""
+    rng = np.random.default_rng(n)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    h, w = size
+    images, anns = [], []
+    for i in range(n):
+        pixels = rng.integers(0, 50, (h, w, 3), dtype=np.uint8)
+        name = f"im_{i:03d}.png"
+        images.append(coco.make_image(i + 1, name, w, h))
+        if (i + 1) % empty_every:
+            x1, y1 = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
+            x2, y2 = x1 + int(rng.integers(3, w // 2)), y1 + int(rng.integers(3, h // 2))
+            mask = np.zeros((h, w), bool)
+            mask[y1:y2, x1:x2] = True
+            pixels[mask] = rng.integers(150, 255, (3,), dtype=np.uint8)
+            anns.append(coco.make_annotation(len(anns) + 1, i + 1, mask=mask))
+        Image.fromarray(pixels).save(root / "images" / name)
+    return coco.save_json(coco.make_instances(images, anns), root / "annotations.json")
+
+
+@pytest.fixture
+def data12(tmp_path):
+    return open_coco(make_dataset(tmp_path / "data", 12))
+
+
+# ----------------------------------------------------------------------------- outputs
+def test_results_match_teacher_and_empty_images_are_listed(data12, tmp_path):
+    out = tmp_path / "pred.json"
+    summary = pseudolabel(FakeTeacher(), data12, out, progress=False)
+    results = coco.load_results(out)
+    empties = json.loads(empty_path(out).read_text())
+    assert summary.n_images == 12 and summary.n_empty == 3 == len(empties)
+    assert summary.out_path == out and summary.empty_path == tmp_path / "pred.empty.json"
+    assert not cache_path(out).exists()
+    assert [e["image_id"] for e in empties] == [4, 8, 12]
+    assert {e["file_name"] for e in empties} == {"im_003.png", "im_007.png", "im_011.png"}
+    assert [r["image_id"] for r in results] == [i for i in range(1, 13) if i % 4]
+    for rec in results:  # the box, mask and extras of the GT rectangle, in COCO form
+        gt = data12.annotations(rec["image_id"])[0]
+        assert rec["bbox"] == gt["bbox"]
+        mask = coco.rle_to_mask(rec["segmentation"])
+        np.testing.assert_array_equal(mask, coco.rle_to_mask(gt["segmentation"]))
+        assert 0 < rec["score"] <= 1 and rec["mask_scores"] == pytest.approx(
+            rec["score"] / 2, abs=1e-4
+        )
+    from pycocotools.coco import COCO
+
+    gt = COCO(str(data12.annotation_file))
+    assert len(gt.loadRes(str(out)).anns) == len(results)
+
+
+def test_output_bytes_equal_save_json_of_same_list(data12, tmp_path):
+    out = tmp_path / "pred.json"
+    pseudolabel(FakeTeacher(), data12, out, tta=["vflip"], progress=False)
+    again = coco.save_json(json.loads(out.read_text()), tmp_path / "again.json")
+    assert out.read_bytes() == again.read_bytes()
+
+
+def test_empty_dataset_gives_empty_json(tmp_path):
+    ds = open_coco(make_dataset(tmp_path / "data", 0))
+    out = tmp_path / "pred.json"
+    summary = pseudolabel(FakeTeacher(), ds, out, progress=False)
+    assert out.read_text() == "[]" and json.loads(empty_path(out).read_text()) == []
+    assert summary.n_images == 0 and summary.images_per_s == 0.0 and not cache_path(out).exists()
+
+
+def test_tta_with_flip_equivariant_teacher_matches_single_view(data12, tmp_path):
+    single = json.loads(
+        (
+            pseudolabel(FakeTeacher(), data12, tmp_path / "a.json", progress=False)
+        ).out_path.read_text()
+    )
+    teacher = FakeTeacher()
+    s = pseudolabel(teacher, data12, tmp_path / "b.json", tta="vflip,hflip,rot90", progress=False)
+    fused = json.loads(s.out_path.read_text())
+    assert teacher.calls == 4 * 12  # identity + 3 views per image
+    assert [r["image_id"] for r in fused] == [r["image_id"] for r in single]
+    for a, b in zip(single, fused, strict=True):
+        np.testing.assert_allclose(a["bbox"], b["bbox"], atol=0.02)
+        assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+        assert a["segmentation"] == b["segmentation"]
+
+
+def test_reprompt_needs_a_teacher_that_can_segment_boxes(data12, tmp_path):
+    with pytest.raises(ValueError, match="segment_boxes"):
+        pseudolabel(
+            FakeTeacher(),
+            data12,
+            tmp_path / "p.json",
+            tta="vflip",
+            fusion=FusionConfig(mask_fusion="reprompt"),
+            progress=False,
+        )
+
+
+class SegmentingTeacher(FakeTeacher):
+    """Also re-segments given boxes, like a SAM-backed teacher: the box interior, score 0.5."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.segmented = []
+
+    def segment_boxes(self, image, boxes):
+        self.segmented.append(np.array(boxes))
+        masks = np.zeros((len(boxes), *image.shape[:2]), bool)
+        for m, (x1, y1, x2, y2) in zip(masks, np.round(boxes).astype(int), strict=True):
+            m[y1:y2, x1:x2] = True
+        return masks, np.full(len(boxes), 0.5)
+
+
+def test_reprompt_fusion_uses_the_teachers_segment_boxes(data12, tmp_path):
+    teacher = SegmentingTeacher()
+    cfg = FusionConfig(mask_fusion="reprompt")
+    out = pseudolabel(
+        teacher, data12, tmp_path / "p.json", tta="hflip", fusion=cfg, progress=False
+    ).out_path
+    results = json.loads(out.read_text())
+    assert len(teacher.segmented) == len(results) == 9
+    for rec in results:
+        assert rec["mask_scores"] == 0.5
+        assert coco.rle_to_mask(rec["segmentation"]).sum() == pytest.approx(
+            rec["bbox"][2] * rec["bbox"][3], abs=1
+        )
+
+
+# ----------------------------------------------------------------------------- resume
+def test_crash_then_resume_equals_uninterrupted_run(data12, tmp_path):
+    ref = pseudolabel(
+        FakeTeacher(), data12, tmp_path / "ref.json", tta="vflip", progress=False
+    ).out_path
+    out = tmp_path / "pred.json"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        pseudolabel(
+            FakeTeacher(fail_after=2 * 5), data12, out, tta="vflip", progress=False
+        )  # 2 views/image
+    lines = cache_path(out).read_text().splitlines()
+    assert len(lines) == 1 + 5 and not out.exists()
+    teacher = FakeTeacher()
+    summary = pseudolabel(teacher, data12, out, tta="vflip", progress=False)
+    assert teacher.calls == 2 * 7 and summary.n_resumed == 5
+    assert out.read_bytes() == ref.read_bytes()
+    assert empty_path(out).read_bytes() == empty_path(ref).read_bytes()
+    assert not cache_path(out).exists()
+
+
+def test_torn_last_cache_line_is_discarded(data12, tmp_path):
+    ref = pseudolabel(FakeTeacher(), data12, tmp_path / "ref.json", progress=False).out_path
+    out = tmp_path / "pred.json"
+    with pytest.raises(RuntimeError):
+        pseudolabel(FakeTeacher(fail_after=3), data12, out, progress=False)
+    with open(cache_path(out), "ab") as fh:
+        fh.write(b'{"image_id": 4, "file_name": "im_0')  # killed mid-write
+    teacher = FakeTeacher()
+    pseudolabel(teacher, data12, out, progress=False)
+    assert teacher.calls == 9 and out.read_bytes() == ref.read_bytes()
+
+
+def test_cache_from_other_settings_is_an_error_unless_restart(data12, tmp_path):
+    out = tmp_path / "pred.json"
+    with pytest.raises(RuntimeError):
+        pseudolabel(FakeTeacher(fail_after=3), data12, out, progress=False)
+    with pytest.raises(CacheMismatchError, match=r"tta.*\['identity'\].*\['identity', 'hflip'\]"):
+        pseudolabel(FakeTeacher(), data12, out, tta="hflip", progress=False)
+    with pytest.raises(CacheMismatchError, match="teacher"):
+        pseudolabel(FakeTeacher(threshold=100), data12, out, progress=False)
+    assert len(cache_path(out).read_text().splitlines()) == 4  # the error left the cache alone
+    teacher = FakeTeacher()
+    summary = pseudolabel(teacher, data12, out, tta="hflip", progress=False, restart=True)
+    assert teacher.calls == 2 * 12 and summary.n_resumed == 0
+
+
+def test_limit_resumes_and_longer_run_reuses_the_cache(data12, tmp_path):
+    ref = pseudolabel(FakeTeacher(), data12, tmp_path / "ref.json", progress=False).out_path
+    ref_records = json.loads(ref.read_text())
+    out = tmp_path / "pred.json"
+    with pytest.raises(RuntimeError):
+        pseudolabel(FakeTeacher(fail_after=7), data12, out, progress=False)  # 7 of 12 cached
+    teacher = FakeTeacher()
+    short = pseudolabel(teacher, data12, out, limit=5, progress=False)
+    assert teacher.calls == 0 and short.n_images == 5 and short.n_resumed == 5
+    assert json.loads(out.read_text()) == [r for r in ref_records if r["image_id"] <= 5]
+    assert cache_path(out).exists()  # kept: a limited run leaves it for a longer one
+    teacher = FakeTeacher()
+    pseudolabel(teacher, data12, out, limit=9, progress=False)
+    assert teacher.calls == 2 and cache_path(out).exists()
+    teacher = FakeTeacher()
+    pseudolabel(teacher, data12, out, progress=False)
+    assert teacher.calls == 3 and out.read_bytes() == ref.read_bytes()
+    assert not cache_path(out).exists()
+
+
+def test_corrupt_image_names_the_file_and_keeps_the_cache(tmp_path):
+    ann = make_dataset(tmp_path / "data", 6)
+    bad = tmp_path / "data" / "images" / "im_003.png"
+    good = bad.read_bytes()
+    bad.write_bytes(b"not a png")
+    ds = open_coco(ann)
+    out = tmp_path / "pred.json"
+    with pytest.raises(ImageReadError, match="im_003.png"):
+        pseudolabel(FakeTeacher(), ds, out, progress=False)
+    assert len(cache_path(out).read_text().splitlines()) == 1 + 3
+    bad.write_bytes(good)
+    teacher = FakeTeacher()
+    assert pseudolabel(teacher, ds, out, progress=False).n_images == 6 and teacher.calls == 3
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {tests!r})
+    from test_pseudolabel import FakeTeacher
+    from afss_utils.datasets import open_coco
+    from afss_utils.pseudolabel import pseudolabel
+    pseudolabel(FakeTeacher(delay=float(sys.argv[3])), open_coco(sys.argv[1]), sys.argv[2],
+                tta="vflip", progress=False)
+    """
+)
+
+
+def test_sigkill_midway_then_rerun_is_byte_identical(tmp_path):
+    ann = make_dataset(tmp_path / "data", 30)
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT.format(tests=str(TESTS_DIR)))
+    out = tmp_path / "pred.json"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, str(script), str(ann), str(out), "0.05"], env=env)
+    cache = cache_path(out)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if cache.exists() and len(cache.read_bytes().splitlines()) >= 1 + 5:
+                break
+            assert proc.poll() is None, "the labeller finished or died before it could be killed"
+            time.sleep(0.02)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and not out.exists()
+    done = len([ln for ln in cache.read_bytes().split(b"\n")[1:] if ln.strip()])
+    assert 5 <= done < 30
+
+    ds = open_coco(ann)
+    teacher = FakeTeacher()
+    resumed = pseudolabel(teacher, ds, out, tta="vflip", progress=False)
+    assert resumed.n_resumed >= 5 and teacher.calls == 2 * (30 - resumed.n_resumed)
+    ref = pseudolabel(
+        FakeTeacher(), ds, tmp_path / "ref.json", tta="vflip", progress=False
+    ).out_path
+    assert out.read_bytes() == ref.read_bytes()
+    assert empty_path(out).read_bytes() == empty_path(ref).read_bytes()
+    assert not cache.exists()
+
+
+# ----------------------------------------------------------------------------- datasets, CLI
+def test_image_folder_dataset(tmp_path):
+    make_dataset(tmp_path / "data", 3)
+    (tmp_path / "data" / "images" / "notes.txt").write_text("not an image")
+    ds = image_folder_dataset(tmp_path / "data" / "images")
+    assert ds.image_ids == [1, 2, 3] and not ds.has_masks
+    assert [ds.image_info(i)["file_name"] for i in ds.image_ids] == [
+        "im_000.png",
+        "im_001.png",
+        "im_002.png",
+    ]
+    assert (ds.image_info(1)["width"], ds.image_info(1)["height"]) == (32, 24)
+    assert ds.load_image(2).shape == (24, 32, 3)
+
+
+def _classical_available() -> bool:
+    from afss_utils.teachers import available_teachers
+
+    return "classical_threshold" in available_teachers()
+
+
+@pytest.mark.skipif(
+    not _classical_available(), reason="afss_utils.teachers.classical not written yet"
+)
+def test_cli_classical_threshold_on_image_folder_and_json(tmp_path, capsys):
+    ann = make_dataset(tmp_path / "data", 4, size=(48, 64), empty_every=100)
+    out = tmp_path / "pred.json"
+    rc = main(
+        [
+            "--teacher",
+            "classical_threshold",
+            "--dataset",
+            str(tmp_path / "data" / "images"),
+            "--out",
+            str(out),
+            "--tta",
+            "none",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0 and "4 images" in capsys.readouterr().out
+    results = coco.load_results(out)
+    gt = open_coco(ann)
+    for rec in results:  # the folder's ids follow sorted file names, like the json's
+        iou = coco.box_iou(
+            coco.xywh_to_xyxy(rec["bbox"]),
+            coco.xywh_to_xyxy(gt.annotations(rec["image_id"])[0]["bbox"]),
+        )
+        assert iou[0, 0] > 0.5 and "segmentation" in rec
+    out2 = tmp_path / "pred2.json"
+    rc = main(
+        [
+            "--teacher",
+            "classical_threshold",
+            "--dataset",
+            str(ann),
+            "--out",
+            str(out2),
+            "--limit",
+            "2",
+            "--tta",
+            "vflip,hflip",
+            "--fusion",
+            "nms",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0 and {r["image_id"] for r in coco.load_results(out2)} <= {1, 2}
+
+
+def test_cli_reports_errors_without_traceback(tmp_path, capsys):
+    rc = main(
+        [
+            "--teacher",
+            "no_such_teacher",
+            "--dataset",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "p.json"),
+        ]
+    )
+    assert rc == 1 and "no_such_teacher" in capsys.readouterr().err
+    rc = main(["--dataset", str(tmp_path), "--out", str(tmp_path / "p.json"), "--tta", "flipx"])
+    assert rc == 1 and "flipx" in capsys.readouterr().err
+    rc = main(["--dataset", str(tmp_path / "missing.json"), "--out", str(tmp_path / "p.json")])
+    assert rc == 1 and "missing.json" in capsys.readouterr().err
+    rc = main(
+        [
+            "--dataset",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "p.json"),
+            "--params",
+            str(tmp_path / "nope.yaml"),
+        ]
+    )
+    assert rc == 1 and "nope.yaml" in capsys.readouterr().err
