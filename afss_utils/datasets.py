@@ -565,3 +565,30 @@ def check_images(
             raise ImageReadError(msg + " (pass skip_missing=True to skip them)")
         warnings.warn(msg + " - skipped", stacklevel=2)
     return ok, problems
+
+
+def pool(parts: list[Dataset], name: str = "pooled") -> Dataset:
+    """One Dataset holding the images of ``parts`` (e.g. the domains of a synthetic split).
+
+    The parts must share one image folder and have distinct image ids, which holds for the
+    views ``open_split`` gives of one pooled synthetic split; real datasets are trained one by
+    one (``pool_training: false``) and never pooled.
+    """
+    if not parts:
+        raise ValueError("pool() needs at least one dataset")
+    folders = {p.image_dir.resolve() for p in parts}
+    if len(folders) > 1:
+        raise ValueError(
+            f"cannot pool datasets with different image folders ({', '.join(map(str, folders))}); "
+            "set pool_training: false to train one student per dataset"
+        )
+    images, annotations, seen = [], [], set()
+    for part in parts:
+        clash = seen.intersection(part.image_ids)
+        if clash:
+            raise ValueError(f"cannot pool: image id {min(clash)} appears in two datasets")
+        seen.update(part.image_ids)
+        images += part.instances["images"]
+        annotations += part.instances["annotations"]
+    instances = coco.make_instances(images, annotations)
+    return Dataset(name, instances, parts[0].image_dir, parts[0].annotation_file)

@@ -212,3 +212,44 @@ def score_rows(
     The caller adds the row's identity (dataset, method, model); see :mod:`afss_utils.tables`.
     """
     return [{"task": t, **m} for t, m in evaluate_tasks(gt, predictions, image_ids, tasks).items()]
+
+
+def label_quality(gt: GroundTruth, predictions: Predictions) -> list[dict]:
+    """Per GT image: how good its best prediction is, for analysing pseudo-labels.
+
+    Returns ``{"image_id", "score", "box_iou", "mask_iou"}`` per image of ``gt``; an image
+    without prediction has score NaN and IoUs 0 (a missed object), ``mask_iou`` is NaN when the
+    GT or the prediction has no mask. Uses the GT's first annotation (single-instance datasets).
+    Never feeds training: ground truth of a training split is only for this analysis.
+    """
+    instances, _ = _load_gt(gt)
+    preds, _ = _load_predictions(predictions)
+    best: dict[int, dict] = {}
+    for p in preds:
+        if p["image_id"] not in best or p["score"] > best[p["image_id"]]["score"]:
+            best[p["image_id"]] = p
+    first: dict[int, dict] = {}
+    for a in instances["annotations"]:
+        first.setdefault(a["image_id"], a)
+    rows = []
+    for img in instances["images"]:
+        ann, pred = first.get(img["id"]), best.get(img["id"])
+        if ann is None:
+            continue
+        row = {"image_id": img["id"], "score": math.nan, "box_iou": 0.0, "mask_iou": math.nan}
+        if pred is not None:
+            row["score"] = float(pred["score"])
+            row["box_iou"] = float(
+                coco.box_iou(coco.xywh_to_xyxy(ann["bbox"]), coco.xywh_to_xyxy(pred["bbox"]))[0, 0]
+            )
+        if ann.get("segmentation"):
+            h, w = img["height"], img["width"]
+            if pred is None:
+                row["mask_iou"] = 0.0
+            elif pred.get("segmentation"):
+                row["mask_iou"] = coco.mask_iou(
+                    coco.rle_to_mask(ann["segmentation"], h, w),
+                    coco.rle_to_mask(pred["segmentation"], h, w),
+                )
+        rows.append(row)
+    return rows

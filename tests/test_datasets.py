@@ -379,3 +379,22 @@ def test_dataset_json_is_not_modified_by_open(speedplus_root):
     before = json.loads(path.read_text())
     open_speedplus(speedplus_root, "sunlamp", "test")
     assert json.loads(path.read_text()) == before
+
+
+def test_pool_joins_views_of_one_split(tiny_coco, tmp_path):
+    from afss_utils.datasets import pool
+
+    ds = open_coco(tiny_coco)
+    a = ds.subset([1, 3], name="a")
+    b = ds.subset([2, 4], name="b")
+    pooled = pool([a, b])
+    assert sorted(pooled.image_ids) == [1, 2, 3, 4]
+    assert len(pooled.instances["annotations"]) == 4
+    assert pooled.load_image(2).shape == (32, 32, 3)
+    with pytest.raises(ValueError, match="appears in two"):
+        pool([a, a])
+    other = Dataset("other", ds.instances, tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match="pool_training"):
+        pool([a, other])
+    with pytest.raises(ValueError, match="at least one"):
+        pool([])

@@ -190,3 +190,30 @@ def test_cli_prints_one_json_object(tiny_coco, tmp_path, capsys):
         main(["--gt", str(tmp_path / "missing.json"), "--pred", str(pred)])
     assert exc.value.code == 2
     assert "missing.json" in capsys.readouterr().err
+
+
+def test_label_quality_per_image(tiny_coco):
+    from afss_utils.evaluate import label_quality
+
+    gt = coco.load_instances(tiny_coco)
+    a0, a1 = gt["annotations"][0], gt["annotations"][1]
+    x, y, w, h = a0["bbox"]
+    preds = [
+        # image 1: exact box and mask
+        {"image_id": 1, "bbox": a0["bbox"], "score": 0.9, "segmentation": a0["segmentation"]},
+        # image 2: a box of half the width (IoU 0.5), no mask; a worse-scored duplicate ignored
+        {
+            "image_id": 2,
+            "bbox": [a1["bbox"][0], a1["bbox"][1], a1["bbox"][2] / 2, a1["bbox"][3]],
+            "score": 0.4,
+        },
+        {"image_id": 2, "bbox": [0, 0, 1, 1], "score": 0.1},
+    ]
+    rows = {r["image_id"]: r for r in label_quality(gt, preds)}
+    assert set(rows) == {1, 2, 3, 4}
+    assert rows[1]["box_iou"] == pytest.approx(1.0) and rows[1]["mask_iou"] == pytest.approx(1.0)
+    assert rows[2]["score"] == pytest.approx(0.4)
+    assert rows[2]["box_iou"] == pytest.approx(0.5) and math.isnan(rows[2]["mask_iou"])
+    # images 3 and 4: missed objects
+    assert rows[3]["box_iou"] == 0.0 and rows[3]["mask_iou"] == 0.0 and math.isnan(rows[3]["score"])
+    assert label_quality(gt, []) and all(r["box_iou"] == 0 for r in label_quality(gt, []))

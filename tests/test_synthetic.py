@@ -1,0 +1,230 @@
+"""The synthetic spacecraft renderer: determinism, exact masks/boxes, domains, models, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from afss_utils import coco, synthetic
+
+SIZE = (96, 96)
+
+
+def _tree_bytes(root):
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("syn")
+    path = synthetic.generate(out, list(synthetic.DOMAINS), 4, seed=3, size=SIZE, progress=False)
+    return out, path
+
+
+def test_generate_writes_valid_coco(small_set):
+    out, path = small_set
+    data = coco.load_instances(path)
+    n = 4 * len(synthetic.DOMAINS)
+    assert len(data["images"]) == n and len(data["annotations"]) == n
+    assert data["categories"] == [{"id": 1, "name": "spacecraft", "supercategory": "spacecraft"}]
+    assert sorted({im["domain"] for im in data["images"]}) == sorted(synthetic.DOMAINS)
+    assert len({im["id"] for im in data["images"]}) == n
+    for im in data["images"]:
+        assert (out / "images" / im["file_name"]).is_file()
+        assert im["model"] in synthetic.MODELS
+        assert 0.0 < im["visible_fraction"] <= 1.0
+        if not im["truncated"]:
+            assert im["visible_fraction"] == 1.0
+
+
+def test_every_mask_matches_box_and_area(small_set):
+    out, path = small_set
+    data = coco.load_instances(path)
+    by_image = {a["image_id"]: a for a in data["annotations"]}
+    for im in data["images"]:
+        ann = by_image[im["id"]]
+        assert ann["iscrowd"] == 0 and ann["category_id"] == coco.CATEGORY_ID
+        assert isinstance(ann["segmentation"]["counts"], str)
+        mask = coco.rle_to_mask(ann["segmentation"])
+        assert mask.shape == (im["height"], im["width"])
+        assert mask.any()
+        assert ann["area"] == mask.sum()
+        box = coco.mask_to_xyxy(mask)
+        np.testing.assert_allclose(ann["bbox"], coco.xyxy_to_xywh(box)[0])
+        # the minimum visible size the renderer enforces
+        assert mask.sum() >= synthetic.MIN_VISIBLE_FRACTION_OF_IMAGE * mask.size
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path, small_set):
+    out, _ = small_set
+    again = synthetic.generate(
+        tmp_path / "a", list(synthetic.DOMAINS), 4, seed=3, size=SIZE, progress=False
+    )
+    assert _tree_bytes(again.parent) == _tree_bytes(out)
+    other = synthetic.generate(
+        tmp_path / "b", list(synthetic.DOMAINS), 4, seed=4, size=SIZE, progress=False
+    )
+    a, b = _tree_bytes(out), _tree_bytes(other.parent)
+    assert a.keys() == b.keys()
+    assert all(a[k] != b[k] for k in a if k.endswith(".png"))
+    assert a["annotations.json"] != b["annotations.json"]
+
+
+def test_image_does_not_depend_on_how_many_are_made(tmp_path, small_set):
+    out, _ = small_set
+    synthetic.generate(tmp_path, ["earth"], 2, seed=3, size=SIZE, progress=False)
+    for i in range(2):
+        name = f"images/earth_{i:05d}.png"
+        assert (tmp_path / name).read_bytes() == (out / name).read_bytes()
+
+
+def test_parallel_workers_give_the_same_bytes(tmp_path, small_set):
+    out, _ = small_set
+    synthetic.generate(
+        tmp_path, list(synthetic.DOMAINS), 4, seed=3, size=SIZE, progress=False, workers=2
+    )
+    assert _tree_bytes(tmp_path) == _tree_bytes(out)
+
+
+@pytest.mark.parametrize("domain", list(synthetic.DOMAINS))
+@pytest.mark.parametrize("model", list(synthetic.MODELS))
+def test_every_domain_and_model_renders(domain, model):
+    image, mask, meta = synthetic.render_sample(11, domain, SIZE, model=model)
+    assert image.shape == (SIZE[1], SIZE[0], 3) and image.dtype == np.uint8
+    assert mask.shape == SIZE[::-1] and mask.dtype == bool
+    assert meta["model"] == model
+    assert mask.sum() >= synthetic.MIN_VISIBLE_FRACTION_OF_IMAGE * mask.size
+    assert meta["area_fraction"] == round(mask.sum() / mask.size, 4)
+    # the object is actually drawn: its pixels differ from the background on average
+    assert image.std() > 0
+
+
+def test_render_sample_seed_and_generator_agree():
+    a = synthetic.render_sample(5, "sunlamp", (64, 48))
+    b = synthetic.render_sample(np.random.default_rng(5), "sunlamp", (64, 48))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+
+
+def test_non_square_size_is_honoured(tmp_path):
+    path = synthetic.generate(tmp_path, "lightbox", 2, seed=0, size=(80, 48), progress=False)
+    data = coco.load_instances(path)
+    from afss_utils.datasets import read_image
+
+    for im in data["images"]:
+        assert (im["width"], im["height"]) == (80, 48)
+        assert read_image(tmp_path / "images" / im["file_name"]).shape == (48, 80, 3)
+    for ann in data["annotations"]:
+        assert ann["segmentation"]["size"] == [48, 80]
+
+
+def test_zero_images_gives_empty_valid_json(tmp_path):
+    path = synthetic.generate(tmp_path, ["earth", "sunlamp"], 0, seed=0, size=SIZE, progress=False)
+    data = coco.load_instances(path)
+    assert data["images"] == [] and data["annotations"] == []
+    assert data["categories"][0]["name"] == "spacecraft"
+
+
+def test_unknown_domain_is_rejected_with_the_known_ones(tmp_path):
+    with pytest.raises(ValueError, match="known domains: lightbox, sunlamp, earth"):
+        synthetic.generate(tmp_path, "lightbox,mars", 1, seed=0, size=SIZE, progress=False)
+    with pytest.raises(ValueError, match="mars"):
+        synthetic.render_sample(0, "mars", SIZE)
+    with pytest.raises(SystemExit) as exc:
+        synthetic.main(["--domain", "mars", "--num-images", "1", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+
+
+def test_unknown_model_is_rejected():
+    with pytest.raises(ValueError, match="known models"):
+        synthetic.render_sample(0, "earth", SIZE, model="death_star")
+
+
+def test_cli_writes_images_and_annotations(tmp_path, capsys):
+    out = tmp_path / "cli"
+    rc = synthetic.main(
+        [
+            "--domain",
+            "sunlamp,earth",
+            "--num-images",
+            "2",
+            "--seed",
+            "1",
+            "--out",
+            str(out),
+            "--size",
+            "64",
+            "40",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    data = json.loads((out / "annotations.json").read_text())
+    assert [im["file_name"] for im in data["images"]] == [
+        "sunlamp_00000.png",
+        "sunlamp_00001.png",
+        "earth_00000.png",
+        "earth_00001.png",
+    ]
+    assert all((im["width"], im["height"]) == (64, 40) for im in data["images"])
+    assert sorted(p.name for p in (out / "images").iterdir()) == sorted(
+        im["file_name"] for im in data["images"]
+    )
+    assert str(out / "annotations.json") in capsys.readouterr().out
+
+
+def test_module_entry_point(tmp_path):
+    out = tmp_path / "m"
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "afss_utils.synthetic",
+            "--domain",
+            "earth",
+            "--num-images",
+            "1",
+            "--out",
+            str(out),
+            "--size",
+            "32",
+            "32",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert len(coco.load_instances(out / "annotations.json")["images"]) == 1
+
+
+def test_object_sizes_span_small_to_large_and_some_truncate():
+    metas = [
+        synthetic.render_sample(s, d, (64, 64))[2] for s in range(20) for d in synthetic.DOMAINS
+    ]
+    areas = np.array([m["area_fraction"] for m in metas])
+    assert areas.min() < 0.06 and areas.max() > 0.3
+    assert any(m["truncated"] for m in metas)
+    assert len({m["model"] for m in metas}) == len(synthetic.MODELS)
+
+
+def test_earth_is_not_solved_by_a_global_threshold():
+    """Blending with the planet: no single grey-level threshold recovers the mask well."""
+    ious = []
+    for s in range(6):
+        image, mask, _ = synthetic.render_sample(s, "earth", (96, 96))
+        gray = image.mean(axis=2)
+        best = max(
+            max(coco.mask_iou(gray > t, mask), coco.mask_iou(gray <= t, mask))
+            for t in range(0, 256, 8)
+        )
+        ious.append(best)
+    assert np.mean(ious) < 0.8
