@@ -1,0 +1,122 @@
+"""Loading Hugging Face models for the VLM teachers: offline-aware, fast failure, one message.
+
+A weight source is a hub model id (``owner/name``) or a local directory holding a
+``save_pretrained`` copy. With ``HF_HUB_OFFLINE`` set (the study's default, see
+:func:`afss_utils.config.setup_offline`) hub ids are resolved from the local HF cache only; a
+missing model raises :class:`WeightsNotFoundError` at once instead of retrying the network.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from afss_utils.teachers.base import WeightsNotFoundError
+
+__all__ = [
+    "check_sources",
+    "hub_offline",
+    "load_pretrained",
+    "resolve_device",
+    "resolve_source",
+    "to_rgb_pil",
+]
+
+
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set to a true value."""
+    return any(
+        os.environ.get(k, "").strip().lower() in {"1", "true", "yes", "on"}
+        for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _looks_like_hub_id(source: str) -> bool:
+    # owner/name with no path syntax; anything else (./x, /x, ~/x, a/b/c) is a directory.
+    parts = source.split("/")
+    return (
+        len(parts) == 2 and all(parts) and not source.startswith((".", "~")) and "\\" not in source
+    )
+
+
+def _missing(teacher: str, key: str, source: str, why: str) -> WeightsNotFoundError:
+    if _looks_like_hub_id(source):
+        how = (
+            f"download it on a connected machine with `hf download {source}` (older hub clients: "
+            f"`huggingface-cli download {source}`) into the HF cache (~/.cache/huggingface, or "
+            "$HF_HOME) and copy that cache here, or set params "
+            f"teacher_options.{teacher}.{key} to a local directory holding the model "
+            "(save_pretrained layout)"
+        )
+    else:
+        how = (
+            f"put the model there (save_pretrained layout), or set params teacher_options.{teacher}.{key} "
+            "to a hub id present in the HF cache"
+        )
+    return WeightsNotFoundError(f"{teacher}: weights '{source}' not found ({why}); {how}.")
+
+
+def resolve_source(source: str, teacher: str, key: str) -> tuple[str, bool]:
+    """Check a weight source before any loading; returns (source, local_files_only).
+
+    Raises WeightsNotFoundError when ``source`` is a local path that does not exist, or a hub id
+    that is not in the HF cache while the hub is offline.
+    """
+    source = str(source)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise _missing(teacher, key, source, f"directory {path} has no config.json")
+        return str(path), True
+    if not _looks_like_hub_id(source):
+        raise _missing(teacher, key, source, f"no directory {path}")
+    offline = hub_offline()
+    if offline:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(source, "config.json")
+        if not isinstance(cached, str):
+            raise _missing(
+                teacher, key, source, "HF_HUB_OFFLINE is set and it is not in the HF cache"
+            )
+    return source, offline
+
+
+def check_sources(teacher: str, **sources: str) -> None:
+    """Fail fast, before importing transformers (seconds), if any ``key=source`` is missing."""
+    for key, source in sources.items():
+        resolve_source(source, teacher, key)
+
+
+def load_pretrained(cls: Any, source: str, teacher: str, key: str, **kwargs: Any) -> Any:
+    """``cls.from_pretrained(source)`` with offline resolution; failures -> WeightsNotFoundError."""
+    source, local_only = resolve_source(source, teacher, key)
+    try:
+        return cls.from_pretrained(source, local_files_only=local_only, **kwargs)
+    except (OSError, ValueError) as exc:
+        # transformers reports absent/partial files as OSError (or ValueError for some configs).
+        raise _missing(
+            teacher, key, source, f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from exc
+
+
+def resolve_device(device: str | None) -> str:
+    """'auto' / None -> 'cuda' when available else 'cpu'; anything else unchanged."""
+    if device in (None, "auto"):
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
+
+
+def to_rgb_pil(image: np.ndarray):
+    """(H, W, 3) uint8 RGB array -> PIL image; a clear error for anything else."""
+    from PIL import Image
+
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    return Image.fromarray(image)

@@ -1,0 +1,121 @@
+"""Weight-free teachers: real masks on drawn images, documented confidence, empty case."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from afss_utils.coco import box_iou, mask_iou, mask_to_xyxy
+from afss_utils.teachers import Prediction, Teacher, build_teacher
+from afss_utils.teachers.classical import fill_holes, largest_component, mask_confidence
+
+NAMES = ["classical_threshold", "classical_grabcut"]
+
+
+def drawn_spacecraft(h=192, w=256, background=10, noise=4.0, seed=0):
+    """A bright bus with two grey panels on a noisy dark background; returns (image, gt mask)."""
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w, 3), background, np.float32)
+    gt = np.zeros((h, w), np.uint8)
+    cx, cy = int(w * 0.55), int(h * 0.45)
+    cv2.rectangle(gt, (cx - 20, cy - 16), (cx + 20, cy + 16), 1, -1)  # bus
+    cv2.rectangle(gt, (cx - 70, cy - 8), (cx - 20, cy + 8), 1, -1)  # left panel
+    cv2.rectangle(gt, (cx + 20, cy - 8), (cx + 70, cy + 8), 1, -1)  # right panel
+    img[gt > 0] = (200, 190, 170)
+    panels = gt.copy()
+    panels[cy - 16 : cy + 17, cx - 20 : cx + 21] = 0
+    img[panels > 0] = (90, 100, 150)
+    img += rng.normal(0, noise, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8), gt > 0
+
+
+@pytest.fixture(scope="module")
+def teachers():
+    return {n: build_teacher(n) for n in NAMES}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_finds_drawn_object(teachers, name):
+    image, gt = drawn_spacecraft()
+    teacher = teachers[name]
+    assert isinstance(teacher, Teacher) and teacher.name == name and teacher.top_k == 1
+    pred = teacher.predict(image, "spacecraft")
+    assert len(pred) == 1
+    assert pred.masks.shape == (1, *gt.shape) and pred.masks.dtype == bool
+    assert mask_iou(pred.masks[0], gt) > 0.8
+    assert box_iou(pred.boxes, mask_to_xyxy(gt)[None])[0, 0] > 0.8
+    # Box is the tight box of the mask, inside the image.
+    np.testing.assert_allclose(pred.boxes[0], mask_to_xyxy(pred.masks[0]))
+    assert 0.5 < pred.scores[0] <= 1.0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_blank_image_is_empty(teachers, name):
+    for value in (0, 128):
+        pred = teachers[name].predict(np.full((64, 80, 3), value, np.uint8))
+        assert len(pred) == 0
+        assert pred.masks.shape == (0, 64, 80)
+        assert pred.to_results(1) == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_confidence_tracks_visibility(teachers, name):
+    """A faint, noisy object must score lower than a clear one (the score is not a constant)."""
+    clear, _ = drawn_spacecraft(noise=3.0)
+    faint = (clear.astype(np.float32) * 0.25 + 30).astype(np.float32)
+    faint += np.random.default_rng(1).normal(0, 12.0, faint.shape)
+    faint = np.clip(faint, 0, 255).astype(np.uint8)
+    s_clear = teachers[name].predict(clear).scores
+    s_faint = teachers[name].predict(faint).scores
+    s_faint = s_faint[0] if len(s_faint) else 0.0
+    assert s_clear[0] > s_faint
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_batch_matches_single_and_rejects_bad_input(teachers, name):
+    images = [drawn_spacecraft(seed=s)[0] for s in range(2)] + [np.zeros((40, 50, 3), np.uint8)]
+    batch = teachers[name].predict_batch(images)
+    assert [len(p) for p in batch] == [1, 1, 0]
+    single = teachers[name].predict(images[1])
+    np.testing.assert_array_equal(batch[1].masks, single.masks)
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        teachers[name].predict(np.zeros((40, 50), np.uint8))
+
+
+def test_top_k_none_and_constructor_kwargs():
+    t = build_teacher("classical_threshold", top_k=None, device="cpu", min_contrast=20.0)
+    assert t.top_k is None and t.min_contrast == 20.0
+    assert isinstance(t.predict(drawn_spacecraft()[0]), Prediction)
+
+
+def test_mask_confidence_terms():
+    gray = np.full((100, 100), 20, np.uint8)
+    square = np.zeros((100, 100), bool)
+    square[30:60, 30:60] = True
+    gray[square] = 220
+    high = mask_confidence(gray, square)
+    assert high > 0.9
+    # Same mask, no contrast with its ring.
+    assert mask_confidence(np.full((100, 100), 20, np.uint8), square) < 0.05
+    # Ragged (low-solidity) mask on the same contrast scores lower.
+    comb = square.copy()
+    comb[30:60:2, 30:55] = False
+    comb[:, 30] = square[:, 30]
+    gray2 = np.where(comb, 220, 20).astype(np.uint8)
+    assert mask_confidence(gray2, comb) < high
+    # A frame-filling mask is background, not an object.
+    assert mask_confidence(gray, np.ones((100, 100), bool)) < 0.05
+    assert mask_confidence(gray, np.zeros((100, 100), bool)) == 0.0
+
+
+def test_helpers():
+    m = np.zeros((20, 20), bool)
+    m[2:5, 2:5] = True
+    m[8:18, 8:18] = True
+    m[12:14, 12:14] = False  # a hole
+    big = largest_component(m)
+    assert big.sum() == 100 - 4 and not big[3, 3]
+    assert fill_holes(big).sum() == 100
+    assert not largest_component(np.zeros((5, 5), bool)).any()
+    assert not largest_component(m, min_area=1000).any()

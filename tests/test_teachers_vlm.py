@@ -1,0 +1,149 @@
+"""VLM teachers end to end on tiny random-init checkpoints (built by tests/tiny_models.py).
+
+Random weights mean the detections are meaningless; what is tested is the plumbing: coordinate
+frames (boxes inside the image, masks of the image size for non-square images), top-k, the empty
+case, SAM re-prompting and the missing-weights error.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from afss_utils.teachers import Prediction, Teacher, WeightsNotFoundError, build_teacher
+
+sys.path.insert(0, str(Path(__file__).parent))
+import tiny_models  # noqa: E402
+
+H, W = 48, 80  # non-square on purpose: catches swapped axes and OWLv2's square padding
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    return tiny_models.build_all(tmp_path_factory.mktemp("tiny_models"))
+
+
+def make_teacher(tiny, name, **kw):
+    detector = tiny["grounding_dino"] if name == "grounded_sam2" else tiny["owlv2"]
+    return build_teacher(name, detector=str(detector), segmenter=str(tiny["sam2"]), **kw)
+
+
+@pytest.fixture(scope="session")
+def teachers(tiny):
+    # Threshold 0 keeps every query, so top-k selection is exercised on random weights.
+    return {
+        "grounded_sam2": make_teacher(tiny, "grounded_sam2", box_threshold=0.0, text_threshold=0.0),
+        "owlv2_sam2": make_teacher(tiny, "owlv2_sam2", box_threshold=0.0),
+    }
+
+
+@pytest.fixture(scope="module")
+def image():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 30, (H, W, 3), dtype=np.uint8)
+    img[15:30, 30:60] = (200, 190, 170)  # a bright "bus"
+    return img
+
+
+NAMES = ["grounded_sam2", "owlv2_sam2"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_top1_in_image_frame(teachers, image, name):
+    t = teachers[name]
+    assert isinstance(t, Teacher) and t.name == name and t.top_k == 1
+    pred = t.predict(image, "Spacecraft")
+    assert isinstance(pred, Prediction) and len(pred) == 1
+    b = pred.boxes[0]
+    assert 0 <= b[0] <= b[2] <= W and 0 <= b[1] <= b[3] <= H
+    assert pred.masks.shape == (1, H, W) and pred.masks.dtype == bool
+    assert 0 <= pred.scores[0] <= 1
+    assert pred.extra["mask_scores"].shape == (1,) and 0 <= pred.extra["mask_scores"][0] <= 1
+    rec = pred.to_results(7)[0]
+    assert rec["image_id"] == 7 and "mask_scores" in rec and rec["segmentation"]["size"] == [H, W]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_top_k_keeps_best_in_order(teachers, image, name):
+    t = teachers[name]
+    t.top_k = None
+    try:
+        everything = t.predict(image)
+    finally:
+        t.top_k = 1
+    best = t.predict(image)
+    assert len(everything) > 1
+    assert np.all(np.diff(everything.scores) <= 0)
+    np.testing.assert_allclose(best.scores[0], everything.scores.max())
+    np.testing.assert_allclose(best.boxes[0], everything.boxes[0])
+    assert everything.masks.shape == (len(everything), H, W)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_nothing_above_threshold_is_empty(tiny, image, name):
+    t = make_teacher(tiny, name, box_threshold=1.01)
+    pred = t.predict(image)
+    assert len(pred) == 0 and pred.masks.shape == (0, H, W) and pred.to_results(1) == []
+    assert [len(p) for p in t.predict_batch([image, image[:32, :40]])] == [0, 0]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_batch_matches_single(teachers, image, name):
+    t = teachers[name]
+    other = np.ascontiguousarray(image[::-1, :, :])
+    batch = t.predict_batch([image, other])
+    assert len(batch) == 2 and t.predict_batch([]) == []
+    for im, got in zip([image, other], batch, strict=True):
+        single = t.predict(im)
+        np.testing.assert_allclose(got.boxes, single.boxes, atol=1e-2)
+        assert got.masks.shape == (1, H, W)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_segment_boxes(teachers, image, name):
+    boxes = np.array([[30, 15, 60, 30], [0, 0, W, H], [-5, -5, 500, 500]], np.float32)
+    masks, scores = teachers[name].segment_boxes(image, boxes)
+    assert masks.shape == (3, H, W) and masks.dtype == bool
+    assert scores.shape == (3,) and np.all((scores >= 0) & (scores <= 1))
+    masks0, scores0 = teachers[name].segment_boxes(image, np.zeros((0, 4)))
+    assert masks0.shape == (0, H, W) and scores0.shape == (0,)
+
+
+def test_rejects_bad_image(teachers):
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        teachers["grounded_sam2"].predict(np.zeros((H, W), np.uint8))
+
+
+def test_missing_local_dir_fails_fast(tiny, tmp_path):
+    missing = tmp_path / "no_such_model"
+    t0 = time.perf_counter()
+    with pytest.raises(WeightsNotFoundError, match="no_such_model") as err:
+        build_teacher("grounded_sam2", detector=str(missing), segmenter=str(tiny["sam2"]))
+    assert "teacher_options.grounded_sam2.detector" in str(err.value)
+    with pytest.raises(WeightsNotFoundError, match="segmenter"):
+        build_teacher("owlv2_sam2", detector=str(tiny["owlv2"]), segmenter=str(missing))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(WeightsNotFoundError, match="config.json"):
+        build_teacher("owlv2_sam2", detector=str(empty), segmenter=str(tiny["sam2"]))
+    assert time.perf_counter() - t0 < 10
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_missing_hub_id_offline_fails_fast(monkeypatch, tmp_path, name):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    t0 = time.perf_counter()
+    with pytest.raises(WeightsNotFoundError) as err:
+        build_teacher(name, detector="afss-test/not-a-model")
+    msg = str(err.value)
+    assert (
+        "afss-test/not-a-model" in msg and "huggingface-cli download afss-test/not-a-model" in msg
+    )
+    assert f"teacher_options.{name}.detector" in msg
+    assert time.perf_counter() - t0 < 10
