@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -196,3 +197,41 @@ def write_table(
     df.to_csv(csv_path, index=False)
     md_path.write_text(to_markdown(df, floatfmt) + "\n")
     return csv_path, md_path
+
+
+_EMBED = re.compile(r"(<!-- table: (?P<name>[\w.-]+) -->\n)(?:.*?\n)?(<!-- /table -->)", re.S)
+
+
+def embed_tables(markdown: str, tables_dir: str | os.PathLike) -> str:
+    """Replace every ``<!-- table: NAME -->`` ... ``<!-- /table -->`` block of ``markdown`` with
+    ``tables_dir/NAME.csv`` rendered as pipe-Markdown (long-format tables in the paper's wide
+    shape), so the README always shows the committed results and nothing typed by hand."""
+
+    def render(match: re.Match) -> str:
+        path = Path(tables_dir) / f"{match['name']}.csv"
+        if not path.is_file():
+            raise FileNotFoundError(f"README embeds table '{match['name']}' but {path} is missing")
+        df = pd.read_csv(path)
+        if set(KEY_COLUMNS) <= set(df.columns) and set(METRICS) <= set(df.columns):
+            df = pivot_metrics(df)
+        return f"{match.group(1)}{to_markdown(df)}\n{match.group(3)}"
+
+    return _EMBED.sub(render, markdown)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m afss_utils.tables --embed README.md [--tables results/tables]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--embed", required=True, help="markdown file to update in place")
+    parser.add_argument("--tables", default="results/tables", help="folder of table CSVs")
+    args = parser.parse_args(argv)
+    path = Path(args.embed)
+    path.write_text(embed_tables(path.read_text(), args.tables))
+    print(f"updated tables in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -128,3 +128,40 @@ def test_pivot_metrics_paper_shape():
     assert (row["box AP"], row["mask AP75"]) == (11.4, 41.8)
     assert "|" in to_markdown(wide)
     assert pivot_metrics(paper_table(1).iloc[:0]).empty
+
+
+def test_embed_tables_replaces_marked_blocks(tmp_path):
+    from afss_utils.tables import embed_tables
+
+    long = pd.DataFrame(
+        [
+            {
+                "dataset": "d",
+                "method": "m",
+                "model": "x",
+                "task": "box",
+                "AP": 1.0,
+                "AP50": 2.0,
+                "AP75": 3.0,
+            },
+            {
+                "dataset": "d",
+                "method": "m",
+                "model": "x",
+                "task": "mask",
+                "AP": 4.0,
+                "AP50": 5.0,
+                "AP75": 6.0,
+            },
+        ]
+    )
+    long.to_csv(tmp_path / "t1.csv", index=False)
+    pd.DataFrame({"a": [1.25]}).to_csv(tmp_path / "plain.csv", index=False)
+    text = "intro\n<!-- table: t1 -->\nold\n<!-- /table -->\nmid\n<!-- table: plain -->\n<!-- /table -->\nend\n"
+    out = embed_tables(text, tmp_path)
+    assert "old" not in out and out.startswith("intro\n") and out.endswith("end\n")
+    assert "box AP75" in out and "mask AP" in out and "6.0 |" in out  # pivoted to the wide shape
+    assert "1.2" in out  # plain table rendered at one decimal
+    assert embed_tables(out, tmp_path) == out  # idempotent
+    with pytest.raises(FileNotFoundError, match="missing"):
+        embed_tables("<!-- table: nope -->\n<!-- /table -->", tmp_path)
