@@ -8,7 +8,16 @@ import pytest
 
 from afss_utils.coco import box_iou, mask_iou, mask_to_xyxy
 from afss_utils.teachers import Prediction, Teacher, build_teacher
-from afss_utils.teachers.classical import fill_holes, largest_component, mask_confidence
+from afss_utils.teachers.classical import (
+    boundary_support,
+    edge_map,
+    fill_holes,
+    frame_contact,
+    group_edges,
+    largest_component,
+    mask_confidence,
+    threshold_confidence,
+)
 
 NAMES = ["classical_threshold", "classical_grabcut"]
 
@@ -119,3 +128,64 @@ def test_helpers():
     assert fill_holes(big).sum() == 100
     assert not largest_component(np.zeros((5, 5), bool)).any()
     assert not largest_component(m, min_area=1000).any()
+
+
+def smooth_clutter(h=192, w=256, seed=0):
+    """A bright, smooth-textured (Earth-like: large-scale, optically blurred) background."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(60, 200, (h // 32, w // 32)).astype(np.float32)
+    field = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+    return cv2.GaussianBlur(field, (0, 0), 6)
+
+
+def test_threshold_confidence_clean_above_cluttered(teachers):
+    """The same object scores lower over a bright smooth clutter than on a black background."""
+    clean, gt = drawn_spacecraft(noise=3.0)
+    clutter = np.repeat(smooth_clutter()[..., None], 3, axis=2)
+    cluttered = clean.astype(np.float32)
+    cluttered[~gt] = clutter[~gt] + np.random.default_rng(2).normal(0, 3.0, clutter[~gt].shape)
+    cluttered = np.clip(cluttered, 0, 255).astype(np.uint8)
+    t = teachers["classical_threshold"]
+    s_clean, p_clut = t.predict(clean).scores[0], t.predict(cluttered)
+    assert len(p_clut) == 1 and s_clean > p_clut.scores[0]
+    # The sharp object, not the smooth clutter, is what is segmented (a low-contrast panel
+    # may be lost, clutter must not be taken).
+    m = p_clut.masks[0]
+    assert (m & gt).sum() > 0.8 * m.sum() and (m & gt).sum() > 0.4 * gt.sum()
+
+
+def test_threshold_ignores_smooth_glare(teachers):
+    """A blurred bright halo (bloom, glare) has no sharp edges: nothing or a low score."""
+    h, w = 192, 256
+    glare = np.zeros((h, w), np.float32)
+    cv2.circle(glare, (w // 2, h // 2), 40, 230.0, -1)
+    glare = cv2.GaussianBlur(glare, (0, 0), 15)
+    glare += np.random.default_rng(0).normal(0, 3.0, glare.shape)
+    image = np.repeat(np.clip(glare, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    pred = teachers["classical_threshold"].predict(image)
+    clean = teachers["classical_threshold"].predict(drawn_spacecraft(noise=3.0)[0])
+    assert len(pred) == 0 or pred.scores[0] < 0.5 * clean.scores[0]
+
+
+def test_threshold_cues():
+    gray = np.full((100, 120), 10, np.uint8)
+    gray[30:60, 40:80] = 200
+    edges = edge_map(gray, 2.0, 4.5, 8.0)
+    assert edges.dtype == np.uint8 and set(np.unique(edges)) == {0, 1}
+    assert not edge_map(np.full((50, 60), 90, np.uint8), 2.0, 4.5, 8.0).any()
+    square = gray > 100
+    assert boundary_support(square, edges) > 0.9
+    shifted = np.roll(square, 15, axis=1)  # outline off the real edges
+    assert boundary_support(shifted, edges) < 0.6
+    assert frame_contact(square) == 0.0
+    cut = np.zeros_like(square)
+    cut[:, :20] = True  # a band along the left side
+    assert frame_contact(cut) > 0.25
+    assert frame_contact(np.zeros_like(square)) == 0.0
+    good = threshold_confidence(gray, square, edges)
+    assert 0.5 < good <= 1.0
+    assert threshold_confidence(gray, shifted, edges) < good
+    assert threshold_confidence(gray, np.zeros_like(square), edges) == 0.0
+    grouped = group_edges(edges, 5, 7, 10)
+    assert mask_iou(grouped, square) > 0.9
+    assert not group_edges(np.zeros((40, 40), np.uint8), 5, 7, 10).any()

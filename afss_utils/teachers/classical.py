@@ -110,13 +110,12 @@ def mask_confidence(gray: np.ndarray, mask: np.ndarray) -> float:
     return float(np.clip(contrast * (0.5 + 0.5 * solidity) * extent, 0.0, 1.0))
 
 
-def _prediction_from_mask(gray: np.ndarray, mask: np.ndarray) -> Prediction:
+def _prediction_from_mask(mask: np.ndarray, score: float) -> Prediction:
     """One-detection Prediction (box = tight box of mask) or Prediction.empty."""
     h, w = mask.shape
     x, y, bw, bh = cv2.boundingRect(mask.astype(np.uint8))  # = coco.mask_to_xyxy, faster
     if bw == 0:
         return Prediction.empty(h, w)
-    score = mask_confidence(gray, mask)
     return Prediction(np.array([[x, y, x + bw, y + bh]]), np.array([score]), mask[None])
 
 
@@ -151,29 +150,143 @@ class _ClassicalBase:
         """image (H, W, 3) uint8 RGB -> Prediction with 0 or 1 detection (the prompt is unused)."""
         image = _check_image(image)
         gray = luminance(image)
-        mask = self._mask(image, gray)
-        return _prediction_from_mask(gray, mask).top_k(self.top_k)
+        mask, score = self._segment(image, gray)
+        return _prediction_from_mask(mask, score).top_k(self.top_k)
 
     def predict_batch(
         self, images: list[np.ndarray], prompt: str = "spacecraft"
     ) -> list[Prediction]:
         return [self.predict(im, prompt) for im in images]
 
+    def _segment(self, image: np.ndarray, gray: np.ndarray) -> tuple[np.ndarray, float]:
+        """(H, W) bool mask and its confidence; by default :func:`mask_confidence`."""
+        mask = self._mask(image, gray)
+        return mask, mask_confidence(gray, mask)
+
     def _mask(self, image: np.ndarray, gray: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
 
 # ---------------------------------------------------------------------------- threshold
+def edge_map(
+    gray: np.ndarray, low_k: float, high_k: float, min_step: float, sharp_k: float = 3.0
+) -> np.ndarray:
+    """(H, W) uint8 gray -> (H, W) uint8 0/1 sharp Canny edges, thresholds relative to the image.
+
+    The Canny thresholds are ``low_k`` / ``high_k`` times the median Sobel magnitude of the
+    lightly smoothed (sigma 1 px) image, i.e. of the background's noise and texture, so a grainy
+    or textured frame needs a proportionally stronger edge; floored at ``0.5`` / ``1.25 *
+    min_step`` (a step of ~min_step grey levels) so a blank frame has no edges. Edges are kept
+    only where the band-pass image (sigma 1 minus sigma 3) exceeds ``sharp_k`` times its median.
+    """
+    g = cv2.GaussianBlur(gray, (0, 0), 1.0)
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
+    level = float(np.median(cv2.magnitude(gx, gy)[::2, ::2]))  # a sample is enough
+    lo, hi = max(low_k * level, 0.5 * min_step), max(high_k * level, 1.25 * min_step)
+    edges = cv2.Canny(g, lo, hi, L2gradient=True) // 255
+    # Sharpness gate: an edge must also stand out in a band-pass (sigma 1 - sigma 3) image,
+    # where smooth structures (bloom, glare, clouds, haze) have little energy.
+    band = cv2.absdiff(g, cv2.GaussianBlur(gray, (0, 0), 3.0))
+    band_level = float(np.median(band[::2, ::2]))
+    sharp = band > max(sharp_k * band_level, 0.25 * min_step)
+    return edges & cv2.dilate(sharp.astype(np.uint8), np.ones((3, 3), np.uint8))
+
+
+def group_edges(edges: np.ndarray, close_px: int, group_px: int, min_area: int) -> np.ndarray:
+    """(h, w) uint8 0/1 edges -> (h, w) bool mask of the most structured object (maybe empty).
+
+    Edges are closed with a ``close_px`` disc and their holes filled, so an outline becomes a
+    solid region. The region holding the most edge pixels is the object; regions within
+    ``group_px`` of it join it (booms, antennas and panels separated by a dark gap are parts
+    of the same spacecraft). Regions smaller than ``min_area`` px are ignored.
+    """
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (close_px, close_px))
+    fg = fill_holes(cv2.morphologyEx(edges, cv2.MORPH_CLOSE, disc) > 0).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    if n <= 1:
+        return np.zeros(edges.shape, bool)
+    n_edges = np.bincount(labels.ravel(), weights=edges.ravel(), minlength=n)
+    big = stats[:, cv2.CC_STAT_AREA] >= min_area
+    big[0] = False
+    if not big.any():
+        return np.zeros(edges.shape, bool)
+    best = int(np.argmax(np.where(big, n_edges, -1)))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (group_px, group_px))
+    near = cv2.dilate((labels == best).astype(np.uint8), disc) > 0
+    keep = np.zeros(n, bool)
+    keep[np.unique(labels[near])] = True
+    return fill_holes((keep & big)[labels])
+
+
+def boundary_support(mask: np.ndarray, edges: np.ndarray, tol: int = 2) -> float:
+    """Fraction in [0, 1] of the (H, W) bool mask's outline within ``tol`` px of an edge pixel
+    of (H, W) ``edges``; the outline along the image frame is not counted (no edge there)."""
+    outline = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    outline[0, :] = outline[-1, :] = outline[:, 0] = outline[:, -1] = 0
+    n = cv2.countNonZero(outline)
+    if n == 0:
+        return 0.0
+    near_edge = cv2.dilate(edges, np.ones((2 * tol + 1, 2 * tol + 1), np.uint8))
+    return cv2.countNonZero(outline & near_edge) / n
+
+
+def frame_contact(mask: np.ndarray) -> float:
+    """Mask pixels on the image frame / perimeter of the mask's tight box, in [0, 1]:
+    ~0 for an object inside the frame, ~0.25 for one cut along one side of its box."""
+    x, y, bw, bh = cv2.boundingRect(mask.astype(np.uint8))
+    if bw == 0:
+        return 0.0
+    on = int(mask[0].sum() + mask[-1].sum() + mask[:, 0].sum() + mask[:, -1].sum())
+    return min(1.0, on / (2 * (bw + bh)))
+
+
+def threshold_confidence(gray: np.ndarray, mask: np.ndarray, edges: np.ndarray) -> float:
+    """Confidence in [0, 1] of an edge-grouped mask; gray, edges (H, W), mask (H, W) bool.
+
+    ``sqrt(mask_confidence * (0.25 + 0.75 * support) * (1 - 0.5 * min(1, 2 * frame))
+    * (1 - exp(-n_edges / (H + W))))``; the square root (monotone: the ranking, which is what
+    confidence filtering uses, is unchanged) puts a clean object on black at ~0.5-0.9:
+
+    - :func:`mask_confidence`: contrast to the surrounding ring, solidity, area plausibility;
+    - *support*: :func:`boundary_support`, a true object outline lies on image edges, while a
+      mask that closed over a gap or bled into a smooth halo (bloom, haze, clouds) does not;
+    - *frame*: :func:`frame_contact`, a region cut by the frame along a long stretch is more
+      often a background structure (Earth, limb, glare) than a spacecraft; half weight only,
+      as real objects are truncated too;
+    - *structure*: the number of edge pixels inside the mask against the frame size; a
+      spacecraft is a structured object (many edges), a partial detection (one bright face of
+      a dark body) or a speckle holds few.
+
+    Each cue is a ratio of image measurements, so the score ranks masks by how likely they are
+    correct (the tuned Spearman correlation with box IoU is ~0.3-0.5 on every synthetic domain).
+    """
+    if not mask.any():
+        return 0.0
+    h, w = mask.shape
+    frame = frame_contact(mask)
+    structure = 1.0 - np.exp(-float(cv2.countNonZero(edges & mask.astype(np.uint8))) / (h + w))
+    score = (
+        mask_confidence(gray, mask)
+        * (0.25 + 0.75 * boundary_support(mask, edges))
+        * (1.0 - 0.5 * min(1.0, 2.0 * frame))
+        * structure
+    )
+    return float(np.sqrt(np.clip(score, 0.0, 1.0)))
+
+
 @register_teacher("classical_threshold")
 class ClassicalThresholdTeacher(_ClassicalBase):
-    """Threshold of |luminance - smooth background|, morphology, largest component.
+    """Hysteresis threshold of the image gradient (Canny), outlines closed and grouped.
 
-    The background is a heavily smoothed (median of a 1/8-scale image) copy of the frame, so a
-    bright Earth limb or a lamp gradient is subtracted before thresholding. The threshold on
-    the (blurred) difference is the lower of Otsu's and a noise level, ``median + noise_sigmas
-    * 1.4826 * MAD`` (so dark panels that Otsu would split from a bright bus are kept), floored
-    at ``min_contrast`` grey levels so a blank frame yields nothing. Closing joins panels to the
-    bus, opening removes speckle, holes are filled. Confidence: :func:`mask_confidence`.
+    A spacecraft is a compact, structured object with sharp edges; Earth, clouds, haze, bloom
+    and flare are smooth (optically blurred or of large scale). So: :func:`edge_map` at full
+    resolution with thresholds relative to the frame's own gradient level and a sharpness gate
+    (``sharp_k``), then at half
+    resolution (speed; the closing is coarse anyway) :func:`group_edges` closes the edges with
+    a disc of ``close_frac`` of the image size, fills holes, keeps the region holding the most
+    edges plus those within ``group_frac``; the mask is upsampled to the input size.
+    Confidence: :func:`threshold_confidence`.
     """
 
     name = "classical_threshold"
@@ -184,38 +297,38 @@ class ClassicalThresholdTeacher(_ClassicalBase):
         device: str = "cpu",
         min_area_frac: float = 2e-4,
         min_contrast: float = 8.0,
-        noise_sigmas: float = 5.0,
-        background_scale: int = 8,
+        edge_low: float = 2.0,
+        edge_high: float = 4.5,
         close_frac: float = 0.04,
+        group_frac: float = 0.06,
+        sharp_k: float = 3.0,
     ):
         super().__init__(top_k, device, min_area_frac)
         self.min_contrast = float(min_contrast)
-        self.noise_sigmas = float(noise_sigmas)
-        self.background_scale = int(background_scale)
+        self.sharp_k = float(sharp_k)
+        self.edge_low = float(edge_low)
+        self.edge_high = float(edge_high)
         self.close_frac = float(close_frac)
+        self.group_frac = float(group_frac)
 
-    def _mask(self, image: np.ndarray, gray: np.ndarray) -> np.ndarray:
+    def _segment(self, image: np.ndarray, gray: np.ndarray) -> tuple[np.ndarray, float]:
         h, w = gray.shape
-        small_w, small_h = max(8, w // self.background_scale), max(8, h // self.background_scale)
-        small = cv2.resize(gray, (small_w, small_h), interpolation=cv2.INTER_AREA)
-        # A median wider than the object removes it from the background estimate.
-        k = max(3, (min(small_w, small_h) // 2) | 1)
-        bg = cv2.medianBlur(small, min(k, 255))
-        bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
-        diff = cv2.absdiff(gray, bg)
-        diff = cv2.GaussianBlur(diff, (5, 5), 0)
-        otsu, _ = cv2.threshold(diff, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-        sample = diff[::4, ::4].astype(np.float32)  # robust statistics need no full resolution
-        med = float(np.median(sample))
-        noise = med + self.noise_sigmas * max(1.4826 * float(np.median(np.abs(sample - med))), 1.0)
-        fg = (diff > max(min(otsu, noise), self.min_contrast)).astype(np.uint8)
-        kc = max(3, int(self.close_frac * max(h, w)) | 1)
-        fg = cv2.morphologyEx(
-            fg, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kc, kc))
+        edges = edge_map(gray, self.edge_low, self.edge_high, self.min_contrast, self.sharp_k)
+        hw, hh = max(1, w // 2), max(1, h // 2)
+        # Max-pool to half resolution so that no edge pixel is lost.
+        pooled = cv2.dilate(edges, np.ones((2, 2), np.uint8))
+        half = cv2.resize(pooled, (hw, hh), interpolation=cv2.INTER_NEAREST)
+        side = max(hw, hh)
+        mask = group_edges(
+            half,
+            max(3, int(self.close_frac * side) | 1),
+            max(3, int(self.group_frac * side) | 1),
+            max(1, int(self.min_area_frac * hw * hh)),
         )
-        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-        mask = largest_component(fg > 0, min_area=int(self.min_area_frac * h * w))
-        return fill_holes(mask) if mask.any() else mask
+        if not mask.any():
+            return np.zeros((h, w), bool), 0.0
+        mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR) > 0
+        return mask, threshold_confidence(gray, mask, edges)
 
 
 # ---------------------------------------------------------------------------- grabcut
