@@ -1,0 +1,316 @@
+"""Label distillation: confidence filtering, pseudo training sets, ultralytics export, TR loop."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from pycocotools import mask as mask_utils
+from test_students import make_shapes
+
+from afss_utils import coco
+from afss_utils.datasets import open_coco
+from afss_utils.distill import (
+    confidence_filter,
+    export_yolo,
+    filter_report,
+    images_with_labels,
+    mask_to_polygons,
+    pseudo_instances,
+    relabel,
+    run_rounds,
+)
+from afss_utils.evaluate import evaluate
+
+
+def rec(image_id: int, score: float, box=(6, 4, 22, 20), mask=None) -> dict:
+    return coco.result_record(image_id, np.array(box, float), score, mask)
+
+
+# ---------------------------------------------------------------------------- confidence filter
+
+
+def test_confidence_filter_number_keeps_scores_at_or_above_theta():
+    results = [rec(1, 0.2), rec(2, 0.5), rec(3, 0.9), rec(3, 0.49)]
+    kept, theta = confidence_filter(results, 0.5)
+    assert theta == 0.5
+    assert [r["score"] for r in kept] == [0.5, 0.9]
+
+
+def test_confidence_filter_mean_rule():
+    results = [rec(1, 0.2), rec(2, 0.4), rec(3, 0.9), rec(4, 0.7)]
+    kept, theta = confidence_filter(results, "mean")
+    assert theta == pytest.approx(0.55)
+    assert sorted(r["image_id"] for r in kept) == [3, 4]
+    same, theta_same = confidence_filter([rec(1, 0.3), rec(2, 0.3), rec(3, 0.3)], "mean")
+    assert len(same) == 3 and theta_same == pytest.approx(0.3)  # ties at the mean are kept
+
+
+def test_confidence_filter_empty_and_invalid():
+    assert confidence_filter([], 0.4) == ([], 0.4)
+    kept, theta = confidence_filter([], "mean")
+    assert kept == [] and math.isnan(theta)
+    with pytest.raises(ValueError, match="median"):
+        confidence_filter([rec(1, 0.5)], "median")
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        confidence_filter([rec(1, 0.5)], 1.5)
+
+
+def test_filter_report_counts_images_and_predictions():
+    before = [rec(1, 0.9), rec(1, 0.1), rec(2, 0.2), rec(3, 0.8)]
+    after, theta = confidence_filter(before, 0.5)
+    report = filter_report(before, after, theta)
+    assert (report.images_before, report.images_after) == (3, 2)
+    assert (report.predictions_before, report.predictions_after) == (4, 2)
+    assert "2/3 images" in str(report)
+    assert images_with_labels([]) == 0
+
+
+# ---------------------------------------------------------------------------- pseudo instances
+
+
+def test_pseudo_instances_top_prediction_per_image_no_ground_truth(tiny_coco: Path):
+    ds = open_coco(tiny_coco)
+    mask = np.zeros((32, 32), bool)
+    mask[1:9, 2:12] = True
+    results = [
+        rec(1, 0.3, (0, 0, 5, 5)),
+        rec(1, 0.8, (2, 1, 12, 9), mask),
+        rec(3, 0.6, (1, 1, 30, 30)),
+    ]
+    inst = pseudo_instances(results, ds)
+    assert [img["id"] for img in inst["images"]] == [1, 3]  # images 2 and 4 have no label
+    assert inst["info"]["images_kept"] == 2 and inst["info"]["images_total"] == 4
+    assert inst["images"][0]["domain"] == "a"  # image metadata travels (per-domain analysis)
+    a1, a3 = inst["annotations"]
+    assert a1["image_id"] == 1 and a1["bbox"] == [2, 1, 10, 8] and a1["score"] == 0.8
+    assert a1["area"] == 80 and coco.rle_to_mask(a1["segmentation"]).sum() == 80
+    assert "segmentation" not in a3 and a3["area"] == 29 * 29
+    gt_boxes = {tuple(a["bbox"]) for a in ds.instances["annotations"]}
+    assert not gt_boxes & {tuple(a["bbox"]) for a in inst["annotations"]}
+    assert len({a["id"] for a in inst["annotations"]}) == 2
+    coco.validate_instances(inst)  # a valid instances dict for the datasets layer
+
+
+def test_pseudo_instances_empty_and_unknown_ids(tiny_coco: Path):
+    ds = open_coco(tiny_coco)
+    empty = pseudo_instances([], ds)
+    assert empty["images"] == [] and empty["annotations"] == []
+    with pytest.raises(ValueError, match="not in dataset"):
+        pseudo_instances([rec(99, 0.5)], ds)
+    two = pseudo_instances([rec(2, 0.5), rec(2, 0.7, (0, 0, 4, 4))], ds, top_k=2)
+    assert [a["score"] for a in two["annotations"]] == [0.7, 0.5]
+
+
+# ---------------------------------------------------------------------------- polygons and export
+
+
+def _blob_mask(h: int = 96, w: int = 128) -> np.ndarray:
+    """An irregular single-component shape without holes: an ellipse with a rectangular arm
+    and a notch bitten out of its top edge."""
+    m = np.zeros((h, w), np.uint8)
+    cv2.ellipse(m, (50, 48), (30, 20), 20, 0, 360, 1, -1)
+    cv2.rectangle(m, (70, 40), (115, 52), 1, -1)
+    cv2.circle(m, (45, 28), 7, 0, -1)
+    return m.astype(bool)
+
+
+def test_mask_to_polygons_modes_and_degenerate_cases():
+    assert mask_to_polygons(np.zeros((10, 10), bool)) == []
+    single = np.zeros((10, 10), bool)
+    single[4, 4] = True
+    assert mask_to_polygons(single) == []  # a 1-pixel contour has no area
+    two = np.zeros((40, 40), bool)
+    two[2:20, 2:20] = True
+    two[30:35, 30:35] = True
+    largest = mask_to_polygons(two, "largest")
+    assert len(largest) == 1 and largest[0][:, 0].max() == 20  # the outer edge of pixel 19
+    np.testing.assert_allclose(
+        sorted({tuple(v) for v in largest[0]}), [[2, 2], [2, 20], [20, 2], [20, 20]]
+    )
+    assert len(mask_to_polygons(two, "all")) == 2
+    with pytest.raises(ValueError, match="largest"):
+        mask_to_polygons(two, "biggest")
+
+
+def _read_labels(path: Path) -> list[np.ndarray]:
+    return [np.array(line.split(), float) for line in path.read_text().splitlines()]
+
+
+def _setup_export(tmp_path: Path, anns_extra: list[dict] | None = None):
+    h, w = 96, 128
+    img_dir = tmp_path / "src"
+    img_dir.mkdir()
+    mask = _blob_mask(h, w)
+    cv2.imwrite(str(img_dir / "a.png"), np.zeros((h, w, 3), np.uint8))
+    cv2.imwrite(str(img_dir / "b.png"), np.zeros((h, w, 3), np.uint8))
+    images = [coco.make_image(1, "a.png", w, h), coco.make_image(2, "b.png", w, h)]
+    anns = [coco.make_annotation(1, 1, mask=mask)] + (anns_extra or [])
+    return coco.make_instances(images, anns), img_dir, mask
+
+
+def test_export_segment_polygon_round_trips_to_mask(tmp_path: Path):
+    inst, img_dir, mask = _setup_export(tmp_path)
+    data_yaml = export_yolo(inst, img_dir, tmp_path / "yolo", task="segment")
+    data = yaml.safe_load(data_yaml.read_text())
+    assert data["names"] == {0: "spacecraft"} and data["train"] == "images/train"
+    assert (Path(data["path"]) / data["val"]).is_dir()  # a val split exists even without one given
+    assert data["afss_export"]["train"] == {"images": 2, "instances": 1, "box_fallbacks": 0}
+    (line,) = _read_labels(tmp_path / "yolo" / "labels" / "train" / "1_a.txt")
+    assert line[0] == 0 and len(line) % 2 == 1 and len(line) >= 7
+    poly = line[1:].reshape(-1, 2) * [128, 96]
+    back = mask_utils.decode(mask_utils.frPyObjects([poly.reshape(-1).tolist()], 96, 128))[..., 0]
+    assert coco.mask_iou(back.astype(bool), mask) > 0.95
+    # the unlabelled image is a background image: present, with an empty label file
+    assert (tmp_path / "yolo" / "labels" / "train" / "2_b.txt").read_text() == ""
+    assert (tmp_path / "yolo" / "images" / "train" / "2_b.png").exists()
+
+
+def test_export_detect_writes_normalised_center_boxes(tmp_path: Path):
+    inst, img_dir, mask = _setup_export(tmp_path)
+    export_yolo(inst, img_dir, tmp_path / "yolo", task="detect", val=(inst, img_dir))
+    (line,) = _read_labels(tmp_path / "yolo" / "labels" / "train" / "1_a.txt")
+    x, y, w, h = inst["annotations"][0]["bbox"]
+    np.testing.assert_allclose(
+        line, [0, (x + w / 2) / 128, (y + h / 2) / 96, w / 128, h / 96], atol=1e-6
+    )
+    labels = tmp_path / "yolo" / "labels"
+    assert (labels / "val" / "1_a.txt").read_text() == (labels / "train" / "1_a.txt").read_text()
+
+
+def test_export_segment_without_usable_mask_falls_back_to_box(tmp_path: Path):
+    tiny = np.zeros((96, 128), bool)
+    tiny[5, 5] = True
+    extra = [
+        coco.make_annotation(2, 2, box_xyxy=np.array([10, 20, 50, 60])),  # box-only pseudo-label
+        coco.make_annotation(3, 2, mask=tiny),  # degenerate contour
+    ]
+    inst, img_dir, _ = _setup_export(tmp_path, extra)
+    data = yaml.safe_load(export_yolo(inst, img_dir, tmp_path / "yolo").read_text())
+    assert data["afss_export"]["train"]["box_fallbacks"] == 2
+    lines = _read_labels(tmp_path / "yolo" / "labels" / "train" / "2_b.txt")
+    np.testing.assert_allclose(
+        lines[0][1:].reshape(-1, 2) * [128, 96], [[10, 20], [50, 20], [50, 60], [10, 60]], atol=1e-3
+    )
+
+
+def test_export_rejects_missing_image_and_bad_task(tmp_path: Path):
+    inst, img_dir, _ = _setup_export(tmp_path)
+    with pytest.raises(ValueError, match="task"):
+        export_yolo(inst, img_dir, tmp_path / "y", task="pose")
+    (img_dir / "b.png").unlink()
+    with pytest.raises(FileNotFoundError, match="b.png"):
+        export_yolo(inst, img_dir, tmp_path / "y")
+
+
+# ---------------------------------------------------------------------------- relabel rounds
+
+
+class FakeStudent:
+    """Predicts each image's training box shifted by ``shift`` px, scored by image id parity;
+    records what it was trained on."""
+
+    created: list[FakeStudent] = []
+
+    def __init__(self, shift: float = 1.0):
+        self.shift, self.trained_on, self.train_seconds = shift, None, None
+        FakeStudent.created.append(self)
+
+    def train(self, train_instances, image_dir, out_dir, val=None):
+        self.trained_on = train_instances
+        self.train_seconds = 0.5
+        return self
+
+    def predict(self, dataset):
+        boxes = {a["image_id"]: a["bbox"] for a in self.trained_on["annotations"]}
+        out = []
+        for image_id in dataset.image_ids:
+            x, y, w, h = boxes.get(image_id, (0, 0, 8, 8))
+            xyxy = np.array([x + self.shift, y, x + w + self.shift, y + h])
+            out.append(rec(image_id, 0.9 if image_id % 2 else 0.3, xyxy))
+            out.append(rec(image_id, 0.05, xyxy + 1))  # a worse second guess, dropped by top-1
+        return out
+
+
+def test_run_rounds_trains_fresh_students_on_relabels(tiny_coco: Path, tmp_path: Path):
+    ds = open_coco(tiny_coco)
+    FakeStudent.created = []
+    teacher = [rec(1, 0.9), rec(2, 0.2), rec(3, 0.8), rec(4, 0.7)]
+    records = run_rounds(FakeStudent, teacher, ds, ds, tmp_path / "tr", rounds=2, theta="mean")
+    assert [r.round for r in records] == [0, 1, 2]
+    assert len(FakeStudent.created) == 3 and len({id(s) for s in FakeStudent.created}) == 3
+    first, second, third = FakeStudent.created
+    assert (
+        records[0].theta == pytest.approx(0.65) and records[0].train_images == 3
+    )  # image 2 filtered
+    assert [img["id"] for img in first.trained_on["images"]] == [1, 3, 4]
+    # round 1 learns from round 0's relabels of *all* training images (no filter by default)
+    assert records[1].train_images == 4 and math.isnan(records[1].theta)
+    shifted = {a["image_id"]: a["bbox"][0] for a in second.trained_on["annotations"]}
+    assert shifted[1] == pytest.approx(6 + 1) and shifted[2] == pytest.approx(0 + 1)
+    assert {a["image_id"]: a["bbox"][0] for a in third.trained_on["annotations"]}[
+        1
+    ] == pytest.approx(8)
+    for r in records:
+        assert r.seconds == 0.5 and len(r.test_results) == 2 * len(ds)
+        assert set(r.summary()) == {"round", "theta", "train_images", "total_images", "seconds"}
+    assert coco.load_results(tmp_path / "tr" / "round1" / "test_predictions.json")
+    assert coco.load_results(tmp_path / "tr" / "round1" / "relabels.json")
+    assert coco.load_instances(tmp_path / "tr" / "round2" / "train_instances.json")["images"]
+
+
+def test_run_rounds_relabel_filter_and_zero_rounds(tiny_coco: Path, tmp_path: Path):
+    ds = open_coco(tiny_coco)
+    teacher = [rec(i, 0.9) for i in ds.image_ids]
+    records = run_rounds(
+        FakeStudent, teacher, ds, ds, tmp_path / "a", rounds=1, theta=None, relabel_theta=0.5
+    )
+    assert [r.train_images for r in records] == [4, 2]  # odd ids score 0.9, even 0.3
+    assert len(run_rounds(FakeStudent, teacher, ds, ds, tmp_path / "b", rounds=0)) == 1
+    with pytest.raises(ValueError, match="no training image"):
+        run_rounds(FakeStudent, [], ds, ds, tmp_path / "c", rounds=0)
+
+
+def test_relabel_keeps_top_prediction_per_image(tiny_coco: Path):
+    ds = open_coco(tiny_coco)
+    student = FakeStudent().train(pseudo_instances([rec(1, 0.9)], ds), ds.image_dir, None)
+    labels = relabel(student, ds)
+    assert sorted(r["image_id"] for r in labels) == ds.image_ids
+    assert all(r["score"] > 0.05 for r in labels)
+
+
+@pytest.mark.slow
+def test_run_rounds_with_yolo_on_tiny_shapes(tmp_path: Path):
+    from afss_utils.students import YoloStudent
+
+    ds = open_coco(make_shapes(tmp_path / "shapes", n=8))
+    # a noisy teacher: GT boxes jittered by a few pixels, random confidences
+    rng = np.random.default_rng(1)
+    teacher = []
+    for a in ds.instances["annotations"]:
+        x, y, w, h = a["bbox"]
+        box = np.array([x, y, x + w, y + h]) + rng.normal(0, 2, 4)
+        teacher.append(
+            rec(
+                a["image_id"],
+                float(rng.uniform(0.3, 1.0)),
+                box,
+                coco.rle_to_mask(a["segmentation"]),
+            )
+        )
+
+    def make():
+        return YoloStudent("segment", "yolo11n-seg.yaml", epochs=1, imgsz=64, batch=4, workers=0)
+
+    records = run_rounds(make, teacher, ds, ds, tmp_path / "tr", rounds=1, theta="mean")
+    assert [r.round for r in records] == [0, 1]
+    assert records[0].train_images == len(confidence_filter(teacher, "mean")[0])
+    assert records[1].train_images <= len(ds)
+    for r in records:
+        assert r.seconds > 0
+        ap = evaluate(ds, r.test_results, "segm")
+        assert all(0 <= v <= 100 for v in ap.values())

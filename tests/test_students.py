@@ -1,0 +1,205 @@
+"""Students: YOLO11 (ultralytics) and EfficientDet (effdet) behind one interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from afss_utils import coco
+from afss_utils.config import load_params
+from afss_utils.datasets import open_coco
+from afss_utils.evaluate import evaluate
+from afss_utils.students import (
+    EfficientDetStudent,
+    Student,
+    YoloStudent,
+    build_student,
+    from_effdet_detections,
+    letterbox,
+    to_effdet_target,
+    yolo_model_source,
+)
+
+
+def make_shapes(root: Path, n: int = 8, size: int = 64, seed: int = 0) -> Path:
+    """A tiny COCO set: ``n`` (size x size) RGB images, one bright filled shape each (ellipse,
+    rectangle or triangle) on dark noise, with its exact mask. Returns the annotations path."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    images, anns = [], []
+    for i in range(n):
+        img = rng.integers(0, 40, (size, size, 3), dtype=np.uint8)
+        mask = np.zeros((size, size), np.uint8)
+        cx, cy = rng.integers(size // 3, 2 * size // 3, 2)
+        r = int(rng.integers(size // 6, size // 3))
+        kind = i % 3
+        if kind == 0:
+            cv2.ellipse(mask, (int(cx), int(cy)), (r, r * 2 // 3), 0, 0, 360, 1, -1)
+        elif kind == 1:
+            cv2.rectangle(
+                mask, (int(cx - r), int(cy - r // 2)), (int(cx + r), int(cy + r // 2)), 1, -1
+            )
+        else:
+            pts = np.array([[cx, cy - r], [cx + r, cy + r], [cx - r, cy + r]], np.int32)
+            cv2.fillPoly(mask, [pts], 1)
+        img[mask.astype(bool)] = rng.integers(150, 255, 3)
+        name = f"shape_{i:02d}.png"
+        cv2.imwrite(str(root / "images" / name), img[..., ::-1])
+        images.append(coco.make_image(i + 1, name, size, size, domain="ab"[i % 2]))
+        anns.append(coco.make_annotation(i + 1, i + 1, mask=mask.astype(bool)))
+    return coco.save_json(coco.make_instances(images, anns), root / "annotations.json")
+
+
+@pytest.fixture
+def shapes(tmp_path: Path):
+    return open_coco(make_shapes(tmp_path / "shapes"))
+
+
+# ---------------------------------------------------------------------------- construction
+
+
+def test_yolo_model_source_switches_task_variant(tmp_path: Path):
+    assert yolo_model_source("yolo11n-seg.yaml", "detect") == "yolo11n.yaml"
+    assert yolo_model_source("yolo11n-seg.yaml", "segment") == "yolo11n-seg.yaml"
+    assert yolo_model_source("yolo11s.yaml", "segment") == "yolo11s-seg.yaml"
+    weights = tmp_path / "best.pt"
+    weights.write_bytes(b"x")
+    assert yolo_model_source(str(weights), "detect") == str(weights)
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        yolo_model_source(str(tmp_path / "missing.pt"), "detect")
+    with pytest.raises(ValueError, match="yolo.model"):
+        yolo_model_source("yolo11n", "detect")
+
+
+def test_build_student_from_params():
+    params = load_params()
+    seg = build_student("yolo11_seg", params)
+    det = build_student("yolo11_det", params)
+    eff = build_student("efficientdet_d0", params)
+    for s in (seg, det, eff):
+        assert isinstance(s, Student)
+        assert s.train_seconds is None
+    assert seg.iou_types == ("bbox", "segm") and seg.model_source.endswith("-seg.yaml")
+    assert det.iou_types == ("bbox",) and det.model_source == "yolo11n.yaml"
+    assert seg.train_args["epochs"] == params["yolo"]["epochs"]
+    assert eff.iou_types == ("bbox",) and eff.imgsz == params["efficientdet"]["imgsz"]
+    with pytest.raises(KeyError, match="yolo11_seg"):
+        build_student("yolov8", params)
+
+
+def test_efficientdet_rejects_imgsz_off_the_anchor_grid():
+    with pytest.raises(ValueError, match="multiple of 128"):
+        EfficientDetStudent(imgsz=320)
+
+
+# ---------------------------------------------------------------------------- effdet formats
+
+
+def test_to_effdet_target_is_yxyx_scaled_with_classes_from_one():
+    yxyx, cls = to_effdet_target(np.array([[10, 20, 30, 60], [0, 0, 8, 4]]), scale=0.5)
+    np.testing.assert_allclose(yxyx, [[10, 5, 30, 15], [0, 0, 2, 4]])
+    np.testing.assert_array_equal(cls, [1, 1])
+    assert yxyx.dtype == np.float32 and cls.dtype == np.float32
+    empty_b, empty_c = to_effdet_target(np.zeros((0, 4)), 1.0)
+    assert empty_b.shape == (0, 4) and empty_c.shape == (0,)
+
+
+def test_effdet_labeler_places_positives_inside_the_converted_box():
+    """The target, as effdet's own AnchorLabeler reads it, marks anchors inside the box (a
+    swapped x/y order would put them in the transposed, empty region) with class index 0."""
+    from effdet.anchors import AnchorLabeler, Anchors
+    from effdet.config import get_efficientdet_config
+
+    config = get_efficientdet_config("efficientdet_d0")
+    config.image_size = (128, 128)
+    anchors = Anchors.from_config(config)
+    labeler = AnchorLabeler(anchors, num_classes=1, match_threshold=0.5)
+    box_xyxy = np.array([[70.0, 8.0, 126.0, 40.0]])  # wide box, top-right: not symmetric in x/y
+    yxyx, cls = to_effdet_target(box_xyxy, 1.0)
+    cls_t, _, num_pos = labeler.label_anchors(torch.from_numpy(yxyx), torch.from_numpy(cls))
+    flat = torch.cat([c.reshape(-1) for c in cls_t])
+    positive = flat == 0  # effdet subtracts 1: class 1 -> index 0, background -> -1
+    assert int(num_pos) == int(positive.sum()) > 0
+    centers = anchors.boxes[positive]  # anchors are yxyx too
+    cy = (centers[:, 0] + centers[:, 2]) / 2
+    cx = (centers[:, 1] + centers[:, 3]) / 2
+    assert bool(((cx > 70) & (cx < 126) & (cy > 8) & (cy < 40)).all())
+    assert set(flat.unique().tolist()) <= {-1, 0, -2}  # -2: ignored between thresholds
+
+
+def test_from_effdet_detections_back_to_original_pixels():
+    dets = np.array(
+        [
+            [10, 10, 50, 30, 0.4, 1],
+            [0, 0, 200, 90, 0.9, 1],  # beyond the image after rescaling: clipped
+            [0, 0, 0, 0, 0.0, 0],  # effdet's zero padding
+        ]
+    )
+    boxes, scores = from_effdet_detections(dets, scale=0.5, width=300, height=150)
+    np.testing.assert_allclose(scores, [0.9, 0.4])
+    np.testing.assert_allclose(boxes, [[0, 0, 300, 150], [20, 20, 100, 60]])
+    b, s = from_effdet_detections(np.zeros((0, 6)), 1.0, 10, 10)
+    assert b.shape == (0, 4) and s.shape == (0,)
+
+
+def test_letterbox_keeps_aspect_at_top_left():
+    img = np.full((50, 100, 3), 255, np.uint8)
+    canvas, scale = letterbox(img, 128)
+    assert canvas.shape == (128, 128, 3) and scale == pytest.approx(1.28)
+    assert canvas[:64].min() == 255 and canvas[64:].max() == 0
+
+
+# ---------------------------------------------------------------------------- training
+
+
+@pytest.mark.slow
+def test_yolo_seg_one_epoch_train_predict_evaluate(shapes, tmp_path: Path):
+    student = YoloStudent(
+        "segment",
+        "yolo11n-seg.yaml",
+        epochs=1,
+        imgsz=64,
+        batch=4,
+        workers=0,
+        amp=False,
+        plots=False,
+    )
+    student.train(shapes.instances, shapes.image_dir, tmp_path / "yolo")
+    assert student.train_seconds > 0 and student.weights.is_file()
+    results = student.predict(shapes)
+    assert {r["image_id"] for r in results} <= set(shapes.image_ids)
+    per_image = {i: sum(r["image_id"] == i for r in results) for i in shapes.image_ids}
+    assert max(per_image.values()) <= 1  # top_k=1
+    for r in results:
+        assert r["segmentation"]["size"] == [64, 64]
+        x, y, w, h = r["bbox"]
+        assert 0 <= x and 0 <= y and x + w <= 64.01 and y + h <= 64.01
+    for iou_type in student.iou_types:
+        ap = evaluate(shapes, results, iou_type)
+        assert set(ap) == {"AP", "AP50", "AP75"} and all(0 <= v <= 100 for v in ap.values())
+
+
+@pytest.mark.slow
+def test_efficientdet_one_epoch_train_predict(shapes, tmp_path: Path):
+    student = EfficientDetStudent(epochs=1, imgsz=128, batch=4, top_k=2)
+    student.train(shapes.instances, shapes.image_dir, tmp_path / "effdet")
+    assert student.train_seconds > 0 and (tmp_path / "effdet" / "weights.pt").is_file()
+    assert len(student.history) == 1 and np.isfinite(student.history[0]["loss"])
+    results = student.predict(shapes)
+    assert results, "an untrained-ish detector still ranks some anchors above 0.001"
+    for image_id in shapes.image_ids:
+        assert sum(r["image_id"] == image_id for r in results) <= 2
+    for r in results:
+        x, y, w, h = r["bbox"]
+        assert w > 0 and h > 0 and x >= 0 and y >= 0 and x + w <= 64.01 and y + h <= 64.01
+    ap = evaluate(shapes, results, "bbox")
+    assert all(0 <= v <= 100 for v in ap.values())
+    reloaded = EfficientDetStudent(imgsz=128, top_k=2).load(tmp_path / "effdet" / "weights.pt")
+    again = reloaded.predict(shapes)
+    np.testing.assert_allclose(
+        [r["score"] for r in again], [r["score"] for r in results], atol=1e-4
+    )
