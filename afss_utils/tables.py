@@ -235,3 +235,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+BENCHMARK_COLUMNS = ("benchmark", "setting", "value", "unit", "notes")
+
+
+def record_benchmarks(rows: Sequence[dict], out_dir: str | os.PathLike = "results") -> Path:
+    """Add benchmark rows to ``{out_dir}/tables/benchmarks.{csv,md}``.
+
+    A row replaces an existing one with the same (benchmark, setting); other rows are kept, so
+    each benchmark script updates only its own figures. Columns: ``BENCHMARK_COLUMNS``.
+    """
+    path = Path(out_dir) / "tables" / "benchmarks.csv"
+    new = pd.DataFrame(list(rows), columns=list(BENCHMARK_COLUMNS))
+    if path.is_file():
+        old = pd.read_csv(path, dtype={"benchmark": str, "setting": str})
+        replaced = old.set_index(["benchmark", "setting"]).index.isin(
+            new.set_index(["benchmark", "setting"]).index
+        )
+        new = pd.concat([old[~replaced], new], ignore_index=True)
+    write_table(new, "benchmarks", out_dir, floatfmt=".3g")
+    return path

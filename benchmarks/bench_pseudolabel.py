@@ -22,7 +22,6 @@ rendering time; files are re-read and re-decoded for every entry. The teacher is
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -36,8 +35,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-CSV = Path(__file__).resolve().parents[1] / "results" / "tables" / "benchmarks.csv"
-COLUMNS = ["benchmark", "setting", "value", "unit", "notes"]
+from afss_utils.tables import record_benchmarks  # noqa: E402
+
+CSV_NAME = "results/tables/benchmarks.csv"
+
+ROOT = Path(__file__).resolve().parents[1]
 N_DISTINCT = 20
 VIEW_SETS = {
     1: [],
@@ -215,23 +217,6 @@ def bench_views(
     return out
 
 
-def write_rows(rows: list[dict], path: Path = CSV) -> None:
-    """Replace rows with the same (benchmark, setting), keep the rest, write atomically."""
-    existing: list[dict] = []
-    if path.is_file():
-        with open(path, newline="") as fh:
-            existing = list(csv.DictReader(fh))
-    keys = {(r["benchmark"], r["setting"]) for r in rows}
-    merged = [r for r in existing if (r.get("benchmark"), r.get("setting")) not in keys] + rows
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(merged)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000], help="dataset sizes")
@@ -242,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tta-images", type=int, default=30)
     parser.add_argument("--teacher", default="classical_threshold")
-    parser.add_argument("--write", action="store_true", help=f"update {CSV}")
+    parser.add_argument("--write", action="store_true", help=f"update {CSV_NAME}")
     parser.add_argument("--child", choices=("time", "memory"), help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -321,8 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                     "notes": notes + f"; WBF; augs {['identity'] + VIEW_SETS[v]}",
                 }
             )
-        write_rows(rows)
-        print(f"wrote {CSV}")
+        record_benchmarks(rows, ROOT / "results")
+        print(f"wrote {CSV_NAME}")
     return 0
 
 

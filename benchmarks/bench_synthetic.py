@@ -11,7 +11,6 @@ are added to (or replace same-named rows in) ``results/tables/benchmarks.csv`` w
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import platform
 import statistics
@@ -20,9 +19,11 @@ import time
 from pathlib import Path
 
 from afss_utils import synthetic
+from afss_utils.tables import record_benchmarks  # noqa: E402
 
-CSV = Path(__file__).resolve().parents[1] / "results" / "tables" / "benchmarks.csv"
-COLUMNS = ["benchmark", "setting", "value", "unit", "notes"]
+CSV_NAME = "results/tables/benchmarks.csv"
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def bench(
@@ -54,23 +55,6 @@ def bench(
     return out
 
 
-def write_rows(rows: list[dict], path: Path = CSV) -> None:
-    """Replace rows with the same (benchmark, setting), keep the rest, write atomically."""
-    existing: list[dict] = []
-    if path.is_file():
-        with open(path, newline="") as fh:
-            existing = list(csv.DictReader(fh))
-    keys = {(r["benchmark"], r["setting"]) for r in rows}
-    merged = [r for r in existing if (r.get("benchmark"), r.get("setting")) not in keys] + rows
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(merged)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-images", type=int, default=100, help="images per domain per run")
@@ -80,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=None, help="processes (default: the CPUs, <= 8)"
     )
-    parser.add_argument("--write", action="store_true", help=f"update {CSV}")
+    parser.add_argument("--write", action="store_true", help=f"update {CSV_NAME}")
     args = parser.parse_args(argv)
     domains = synthetic.check_domains(args.domain)
     size = (args.size[0], args.size[1])
@@ -108,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             }
             for d, v in rates.items()
         ]
-        write_rows(rows)
-        print(f"wrote {CSV}")
+        record_benchmarks(rows, ROOT / "results")
+        print(f"wrote {CSV_NAME}")
     return 0
 
 

@@ -22,7 +22,6 @@ The tokenizers are offline stand-ins (tests/tiny_models.py) holding the same spe
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
 import sys
@@ -36,10 +35,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from afss_utils.teachers import build_teacher  # noqa: E402
+from afss_utils.tables import record_benchmarks  # noqa: E402
 
-CSV = ROOT / "results" / "tables" / "benchmarks.csv"
-COLUMNS = ["benchmark", "setting", "value", "unit", "notes"]
+CSV_NAME = "results/tables/benchmarks.csv"
+from afss_utils.teachers import build_teacher  # noqa: E402
 
 
 def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
@@ -205,29 +204,12 @@ def bench_vlm(repeats: int) -> list[dict]:
     return rows
 
 
-def write_rows(rows: list[dict], path: Path = CSV) -> None:
-    """Replace rows with the same (benchmark, setting), keep the rest, write atomically."""
-    existing: list[dict] = []
-    if path.is_file():
-        with open(path, newline="") as fh:
-            existing = list(csv.DictReader(fh))
-    keys = {(r["benchmark"], r["setting"]) for r in rows}
-    merged = [r for r in existing if (r.get("benchmark"), r.get("setting")) not in keys] + rows
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(merged)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=20, help="images per weight-free run")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-vlm", action="store_true", help="only the weight-free teachers")
-    ap.add_argument("--write", action="store_true", help=f"add rows to {CSV.relative_to(ROOT)}")
+    ap.add_argument("--write", action="store_true", help=f"add rows to {CSV_NAME}")
     args = ap.parse_args(argv)
 
     print("weight-free teachers (512x512):", flush=True)
@@ -242,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r['benchmark']:20s} {r['setting']:52s} {r['value']:9} {r['unit']}")
     if args.write:
-        write_rows(rows)
-        print(f"wrote {len(rows)} rows to {CSV}")
+        record_benchmarks(rows, ROOT / "results")
+        print(f"wrote {len(rows)} rows to {CSV_NAME}")
     return 0
 
 

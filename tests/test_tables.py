@@ -165,3 +165,21 @@ def test_embed_tables_replaces_marked_blocks(tmp_path):
     assert embed_tables(out, tmp_path) == out  # idempotent
     with pytest.raises(FileNotFoundError, match="missing"):
         embed_tables("<!-- table: nope -->\n<!-- /table -->", tmp_path)
+
+
+def test_record_benchmarks_replaces_same_setting_and_keeps_others(tmp_path):
+    from afss_utils.tables import record_benchmarks
+
+    record_benchmarks(
+        [{"benchmark": "a", "setting": "x", "value": 1.0, "unit": "s", "notes": ""}], tmp_path
+    )
+    record_benchmarks(
+        [{"benchmark": "b", "setting": "y", "value": 2.0, "unit": "s", "notes": ""}], tmp_path
+    )
+    path = record_benchmarks(
+        [{"benchmark": "a", "setting": "x", "value": 3.0, "unit": "s", "notes": "rerun"}], tmp_path
+    )
+    df = pd.read_csv(path)
+    assert sorted(zip(df["benchmark"], df["value"], strict=True)) == [("a", 3.0), ("b", 2.0)]
+    assert (tmp_path / "tables" / "benchmarks.md").is_file()
+    assert record_benchmarks([], tmp_path) == path and len(pd.read_csv(path)) == 2
