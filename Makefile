@@ -21,6 +21,7 @@ setup: $(STAMP)
 
 study: setup
 	$(BIN)/python -m afss_utils.run --params $(PARAMS) --out results
+	$(BIN)/python -m afss_utils.tables --embed README.md --tables results/tables
 
 quick: setup
 	$(BIN)/python -m afss_utils.run --params params/quick.yaml --out out/quick

@@ -1,0 +1,122 @@
+"""The whole study, every notebook in order through the runner, with params/smoke.yaml.
+
+Asserts on what the notebooks write (tables' shape, rows, value ranges; figures; manifest), so a
+notebook that runs but writes the wrong table fails here. Output goes to a temporary folder,
+never over the committed results/.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from afss_utils.config import PARAMS_DIR, load_params
+from afss_utils.run import run_study
+
+pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
+
+SMOKE = PARAMS_DIR / "smoke.yaml"
+FIGURES = [
+    "dataset_samples",
+    "zero_shot_examples",
+    "tta_ap75_vs_views",
+    "distillation_bars",
+    "figure3_visual_results",
+    "label_iou_histograms",
+    "confidence_vs_iou",
+    "theta_sweep",
+    "relabel_rounds",
+]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke_study")
+    manifest = run_study(SMOKE, out, progress=False)
+    return out, manifest, load_params(SMOKE)
+
+
+def _ours(out, name):
+    df = pd.read_csv(out / "tables" / f"{name}.csv")
+    assert (out / "tables" / f"{name}.md").is_file()
+    return df[~df["source"].astype(str).str.startswith("paper")] if "source" in df else df
+
+
+def _in_range(df, cols=("AP", "AP50", "AP75")):
+    values = df[list(cols)].to_numpy(dtype=float)
+    values = values[~pd.isna(values)]
+    assert ((values >= 0) & (values <= 100)).all()
+
+
+def test_every_notebook_ran_and_was_recorded(study):
+    out, manifest, _ = study
+    names = list(manifest["notebooks"])
+    assert names == [
+        "00_datasets",
+        "01_zero_shot_comparison",
+        "02_tta_ablation",
+        "03_distillation",
+        "04_visualisation",
+    ]
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert list(on_disk["notebooks"]) == names
+    assert all(entry["status"] == "ok" for entry in on_disk["notebooks"].values())
+    for name in names:
+        nb = json.loads((out / "executed" / f"{name}.ipynb").read_text())
+        errors = [
+            o for c in nb["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"
+        ]
+        assert not errors, f"{name}: {errors[:1]}"
+
+
+def test_table1_has_a_row_per_dataset_teacher_and_task(study):
+    out, _, params = study
+    ours = _ours(out, "table1_zero_shot")
+    n = len(params["datasets"]) * len(params["zero_shot_teachers"]) * 2
+    assert len(ours) == n
+    assert set(ours["model"]) == set(params["zero_shot_teachers"])
+    assert (ours["seconds_per_image"] > 0).all()
+    _in_range(ours)
+    paper = pd.read_csv(out / "tables" / "table1_zero_shot.csv")
+    assert (paper["source"] == "paper (real data)").sum() == 24  # Table I has 24 rows
+
+
+def test_tta_ablation_covers_the_grid(study):
+    out, _, params = study
+    ablation = _ours(out, "tta_ablation")
+    cells = sum(1 if not row["augs"] else len(params["fusion_grid"]) for row in params["tta_grid"])
+    assert len(ablation) == len(params["datasets"]) * cells * 2
+    assert set(ablation["augmentations"]) == {row["name"] for row in params["tta_grid"]}
+    _in_range(ablation)
+    table2 = _ours(out, "table2_tta")
+    assert set(table2["dataset"]) == {d["name"] for d in params["datasets"]}
+    assert table2["method"].str.startswith("single view").any()
+    assert table2["method"].str.startswith("best TTA").any()
+
+
+def test_table3_rows_students_and_relabel_rounds(study):
+    out, _, params = study
+    ours = _ours(out, "table3_distillation")
+    methods = {"Oracle", "TTA+WBF", "TTA+WBF+CF", "TTA+WBF+CF+TR"}
+    assert methods <= set(ours["method"])
+    assert {"teacher zero-shot", "teacher TTA+WBF"} <= set(ours["method"])
+    students = ours[ours["method"].isin(methods)]
+    # YOLO11-seg: box + mask, EfficientDet: box only, for every dataset and method
+    per_dataset = len(methods) * (2 + 1)
+    assert len(students) == len(params["datasets"]) * per_dataset
+    assert (students["train_seconds"] > 0).all()
+    assert (students["train_images"] >= 1).all()
+    _in_range(ours)
+    rounds = pd.read_csv(out / "tables" / "relabel_rounds.csv")
+    assert sorted(rounds["round"].unique()) == list(range(params["relabel_rounds"] + 1))
+    quality = pd.read_csv(out / "tables" / "pseudo_label_quality.csv")
+    assert quality["box_iou"].between(0, 1).all()
+
+
+def test_figures_written(study):
+    out, _, _ = study
+    for name in FIGURES:
+        path = out / "figures" / f"{name}.png"
+        assert path.is_file() and path.stat().st_size > 1000, name
