@@ -4,32 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_tta import BrightTeacher  # counts its calls: views must be predicted once
 
 from afss_utils.ablation import NO_FUSION, tta_ablation
-from afss_utils.coco import mask_to_xyxy
 from afss_utils.datasets import open_coco
 from afss_utils.evaluate import evaluate
 from afss_utils.fusion import FusionConfig
 from afss_utils.teachers.base import Prediction
-
-
-class CountingTeacher:
-    """Bright pixels are the object; counts calls so the test sees views computed once."""
-
-    name = "counting"
-    top_k = 1
-
-    def __init__(self):
-        self.calls = 0
-
-    def predict(self, image, prompt="spacecraft"):
-        self.calls += 1
-        mask = image.max(axis=2) > 128
-        box = mask_to_xyxy(mask)
-        if box is None:
-            return Prediction.empty(*image.shape[:2])
-        return Prediction(box[None], [0.9], mask[None])
-
 
 GRID = [
     {"name": "none", "augs": []},
@@ -40,7 +21,7 @@ GRID = [
 
 def test_grid_cells_views_and_exact_geometry(tiny_coco):
     ds = open_coco(tiny_coco)
-    teacher = CountingTeacher()
+    teacher = BrightTeacher()
     runs = tta_ablation(teacher, ds, GRID, ["wbf", "nms"], FusionConfig(), progress=False)
     cells = [(r.setting, r.method, r.views) for r in runs]
     assert cells == [
@@ -62,10 +43,10 @@ def test_grid_cells_views_and_exact_geometry(tiny_coco):
 
 def test_empty_dataset_and_no_detection(tiny_coco, tmp_path):
     ds = open_coco(tiny_coco)
-    runs = tta_ablation(CountingTeacher(), ds.subset([]), GRID, ["wbf"], progress=False)
+    runs = tta_ablation(BrightTeacher(), ds.subset([]), GRID, ["wbf"], progress=False)
     assert all(r.results == [] for r in runs)
 
-    class Blind(CountingTeacher):
+    class Blind(BrightTeacher):
         def predict(self, image, prompt="spacecraft"):
             return Prediction.empty(*image.shape[:2])
 
