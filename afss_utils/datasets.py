@@ -51,7 +51,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    # Pillow >= 12 may raise ImportError from its optional-plugin hint (pi_heif) on an unknown
+    # format; that is still "cannot read this file", not a missing dependency of ours
+    except (UnidentifiedImageError, OSError, ValueError, ImportError) as exc:
         raise ImageReadError(f"cannot read image {path}: {exc}") from exc
 
 
@@ -192,7 +194,7 @@ def read_mask(path: str | os.PathLike, channel: int | None = None) -> np.ndarray
     try:
         with Image.open(path) as im:
             arr = np.asarray(im.convert("RGB") if channel is not None else im.convert("L"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, ImportError) as exc:
         raise ImageReadError(f"cannot read mask {path}: {exc}") from exc
     return (arr[..., channel] if channel is not None else arr) > 0
 
@@ -546,7 +548,7 @@ def check_images(
                 try:
                     with Image.open(path) as im:
                         w, h = im.size
-                except (UnidentifiedImageError, OSError, ValueError) as exc:
+                except (UnidentifiedImageError, OSError, ValueError, ImportError) as exc:
                     raise ImageReadError(f"cannot read image {path}: {exc}") from exc
         except ImageReadError as exc:
             problems.append(ImageProblem(image_id, path, str(exc)))

@@ -65,7 +65,9 @@ class FakeTeacher:
         )
 
 
-def make_dataset(root: Path, n: int, size=(24, 32), empty_every: int = 4) -> Path:
+def make_dataset(
+    root: Path, n: int, size=(24, 32), empty_every: int = 4, min_side: int = 3
+) -> Path:
     """``n`` tiny PNGs with one bright rectangle each (every ``empty_every``-th blank) + COCO json."""
     rng = np.random.default_rng(n)
     (root / "images").mkdir(parents=True, exist_ok=True)
@@ -77,7 +79,8 @@ def make_dataset(root: Path, n: int, size=(24, 32), empty_every: int = 4) -> Pat
         images.append(coco.make_image(i + 1, name, w, h))
         if (i + 1) % empty_every:
             x1, y1 = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
-            x2, y2 = x1 + int(rng.integers(3, w // 2)), y1 + int(rng.integers(3, h // 2))
+            x2 = x1 + int(rng.integers(min_side, max(w // 2, min_side + 1)))
+            y2 = y1 + int(rng.integers(min_side, max(h // 2, min_side + 1)))
             mask = np.zeros((h, w), bool)
             mask[y1:y2, x1:x2] = True
             pixels[mask] = rng.integers(150, 255, (3,), dtype=np.uint8)
@@ -345,7 +348,8 @@ def _classical_available() -> bool:
     not _classical_available(), reason="afss_utils.teachers.classical not written yet"
 )
 def test_cli_classical_threshold_on_image_folder_and_json(tmp_path, capsys):
-    ann = make_dataset(tmp_path / "data", 4, size=(48, 64), empty_every=100)
+    # objects of >= 12 px: the edge-based teacher is not meant for specks of a few pixels
+    ann = make_dataset(tmp_path / "data", 4, size=(48, 64), empty_every=100, min_side=12)
     out = tmp_path / "pred.json"
     rc = main(
         [
