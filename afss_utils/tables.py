@@ -199,7 +199,10 @@ def write_table(
     return csv_path, md_path
 
 
-_EMBED = re.compile(r"(<!-- table: (?P<name>[\w.-]+) -->\n)(?:.*?\n)?(<!-- /table -->)", re.S)
+# the body may be empty and must never run past its own closing marker into the next block
+_EMBED = re.compile(
+    r"(<!-- table: (?P<name>[\w.-]+) -->\n)(?:(?!<!-- /table -->).)*?(<!-- /table -->)", re.S
+)
 
 
 def embed_tables(markdown: str, tables_dir: str | os.PathLike) -> str:
@@ -213,8 +216,9 @@ def embed_tables(markdown: str, tables_dir: str | os.PathLike) -> str:
             raise FileNotFoundError(f"README embeds table '{match['name']}' but {path} is missing")
         df = pd.read_csv(path)
         if set(KEY_COLUMNS) <= set(df.columns) and set(METRICS) <= set(df.columns):
-            df = pivot_metrics(df)
-        return f"{match.group(1)}{to_markdown(df)}\n{match.group(3)}"
+            return f"{match.group(1)}{to_markdown(pivot_metrics(df))}\n{match.group(3)}"
+        # other tables (timings, counts) span orders of magnitude: significant digits, not decimals
+        return f"{match.group(1)}{to_markdown(df, floatfmt='.4g')}\n{match.group(3)}"
 
     return _EMBED.sub(render, markdown)
 

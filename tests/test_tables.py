@@ -161,8 +161,12 @@ def test_embed_tables_replaces_marked_blocks(tmp_path):
     out = embed_tables(text, tmp_path)
     assert "old" not in out and out.startswith("intro\n") and out.endswith("end\n")
     assert "box AP75" in out and "mask AP" in out and "6.0 |" in out  # pivoted to the wide shape
-    assert "1.2" in out  # plain table rendered at one decimal
+    assert "1.25" in out  # plain table rendered with significant digits
     assert embed_tables(out, tmp_path) == out  # idempotent
+    # two empty blocks in a row: each is filled, the text between them survives
+    two = "<!-- table: plain -->\n<!-- /table -->\nkeep me\n<!-- table: t1 -->\n<!-- /table -->\n"
+    filled = embed_tables(two, tmp_path)
+    assert "keep me" in filled and filled.count("<!-- /table -->") == 2 and "box AP75" in filled
     with pytest.raises(FileNotFoundError, match="missing"):
         embed_tables("<!-- table: nope -->\n<!-- /table -->", tmp_path)
 
