@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 from afss_utils.datasets import Dataset
-from afss_utils.fusion import FusionConfig, fuse
+from afss_utils.fusion import FusionConfig
+from afss_utils.pseudolabel import fuse_views
 from afss_utils.teachers.base import Teacher
 from afss_utils.tta import parse_tta
 
@@ -54,12 +55,12 @@ def tta_ablation(
     Returns one AblationRun per cell, in grid order.
     """
     fusion = fusion or FusionConfig()
-    rows = [(row["name"], parse_tta(row["augs"])) for row in grid]
-    all_augs = {aug.name: aug for _, augs in rows for aug in augs}
-    runs: dict[tuple[str, str], AblationRun] = {}
-    for name, augs in rows:
-        for method in [NO_FUSION] if len(augs) == 1 else methods:
-            runs[name, method] = AblationRun(name, method, len(augs), [])
+    rows = []
+    for row in grid:
+        augs = parse_tta(row["augs"])
+        rows.append((row["name"], augs, [NO_FUSION] if len(augs) == 1 else list(methods)))
+    all_augs = {aug.name: aug for _, augs, _ in rows for aug in augs}
+    runs = {(name, m): AblationRun(name, m, len(augs), []) for name, augs, ms in rows for m in ms}
     configs = {m: dataclasses.replace(fusion, method=m) for m in methods}
 
     for image_id in tqdm(dataset.image_ids, desc="TTA ablation", unit="img", disable=not progress):
@@ -72,26 +73,13 @@ def tta_ablation(
                 teacher.predict(aug.apply(image), prompt), shape
             )
             cost[aug_name] = time.perf_counter() - t0
-        for name, augs in rows:
+        for name, augs, row_methods in rows:
             view_cost = sum(cost[a.name] for a in augs)
-            for method in [NO_FUSION] if len(augs) == 1 else methods:
+            for method in row_methods:
                 t0 = time.perf_counter()
-                if method == NO_FUSION:
-                    pred = views[augs[0].name].top_k(fusion.top_k)
-                else:
-                    pred = fuse(
-                        [views[a.name] for a in augs],
-                        shape,
-                        configs[method],
-                        _reprompt(teacher, image, fusion),
-                    )
+                cfg = fusion if method == NO_FUSION else configs[method]
+                pred = fuse_views(teacher, image, [views[a.name] for a in augs], cfg)
                 run = runs[name, method]
                 run.results.extend(pred.to_results(image_id))
                 run.seconds += view_cost + time.perf_counter() - t0
     return list(runs.values())
-
-
-def _reprompt(teacher: Teacher, image, fusion: FusionConfig):
-    if fusion.mask_fusion != "reprompt":
-        return None
-    return lambda boxes: teacher.segment_boxes(image, boxes)  # type: ignore[attr-defined]

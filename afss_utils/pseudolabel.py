@@ -151,7 +151,19 @@ def label_image(
     """
     if len(augs) <= 1:
         return teacher.predict(image, prompt).top_k(fusion.top_k)
-    views = predict_views(teacher, image, augs, prompt)
+    return fuse_views(teacher, image, predict_views(teacher, image, augs, prompt), fusion)
+
+
+def fuse_views(
+    teacher: Teacher, image: np.ndarray, views: list[Prediction], fusion: FusionConfig
+) -> Prediction:
+    """Views already mapped back to ``image``'s (H, W) frame -> one fused Prediction.
+
+    A single view is the teacher's own output (best ``fusion.top_k``), unfused; with
+    ``mask_fusion = 'reprompt'`` the teacher's SAM segments the fused boxes.
+    """
+    if len(views) == 1:
+        return views[0].top_k(fusion.top_k)
     reprompt = None
     if fusion.mask_fusion == "reprompt":
 
