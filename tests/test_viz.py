@@ -50,8 +50,12 @@ def test_sample_grid_and_save_figure(tmp_path):
     image, mask = _scene()
     pred = Prediction(np.array([[4, 9, 26, 21]]), np.array([0.5]), mask[None])
     rows = [
-        [("image", image, None), ("GT", image, [coco.make_annotation(1, 1, mask=mask)], "green"),
-         ("teacher", image, pred), ("student", image, Prediction.empty(40, 60))],
+        [
+            ("image", image, None),
+            ("GT", image, [coco.make_annotation(1, 1, mask=mask)], "green"),
+            ("teacher", image, pred),
+            ("student", image, Prediction.empty(40, 60)),
+        ],
         [("image", image, None)],
     ]
     fig = viz.sample_grid(rows, row_labels=["a", "b"], title="Figure 3")
@@ -88,10 +92,14 @@ def test_dataset_statistics_and_summary(tmp_path):
     image, mask = _scene()
     (tmp_path / "a.png").write_bytes(b"")
     Image.fromarray(image).save(tmp_path / "a.png")
-    inst = coco.make_instances([coco.make_image(1, "a.png", 60, 40)], [coco.make_annotation(1, 1, mask=mask)])
+    inst = coco.make_instances(
+        [coco.make_image(1, "a.png", 60, 40)], [coco.make_annotation(1, 1, mask=mask)]
+    )
     df = viz.dataset_statistics(Dataset("d", inst, tmp_path), progress=False)
     assert list(df["image_id"]) == [1]
     summary = viz.summarize_statistics(df)
     assert summary["images"] == 1 and summary["area p50 %"] == pytest.approx(100 * mask.mean())
-    empty = viz.summarize_statistics(viz.dataset_statistics(Dataset("e", coco.make_instances([], []), tmp_path)))
+    empty = viz.summarize_statistics(
+        viz.dataset_statistics(Dataset("e", coco.make_instances([], []), tmp_path))
+    )
     assert empty["images"] == 0 and np.isnan(empty["area p50 %"])

@@ -129,7 +129,9 @@ def build_available(
     unavailable: dict[str, str] = {}
     for name in names:
         try:
-            teachers[name] = build_teacher(name, top_k=top_k, device=device, **options.get(name, {}))
+            teachers[name] = build_teacher(
+                name, top_k=top_k, device=device, **options.get(name, {})
+            )
         except (WeightsNotFoundError, ImportError) as exc:
             unavailable[name] = str(exc).splitlines()[0]
     return teachers, unavailable
