@@ -359,6 +359,7 @@ class RoundRecord:
     theta: float
     train_images: int
     total_images: int
+    epochs: int
     seconds: float
     test_results: list[dict] = field(repr=False)
     train_labels: list[dict] = field(repr=False)
@@ -381,6 +382,9 @@ def train_on_results(
 ) -> RoundRecord:
     """Filter ``results`` (if ``theta`` is given), train ``student`` on them, predict ``test``.
 
+    A filtered set trains for proportionally more epochs (``student.epochs * total / kept``), so
+    every row of Table III takes the same number of optimiser steps: with a fixed epoch count,
+    dropping images would also cut training short and confound the effect of filtering.
     Writes ``train_instances.json`` and ``test_predictions.json`` under ``out_dir``.
     """
     out_dir = Path(out_dir)
@@ -394,13 +398,21 @@ def train_on_results(
         )
     coco.save_json(instances, out_dir / "train_instances.json")
     val_pair = None if val is None else (val.instances, val.image_dir)
+    epochs = math.ceil(student.epochs * len(train) / len(instances["images"]))
     t0 = time.perf_counter()
-    student.train(instances, train.image_dir, out_dir / "student", val=val_pair)
+    student.train(instances, train.image_dir, out_dir / "student", val=val_pair, epochs=epochs)
     seconds = getattr(student, "train_seconds", None) or time.perf_counter() - t0
     test_results = student.predict(test)
     coco.save_json(test_results, out_dir / "test_predictions.json")
     return RoundRecord(
-        round_index, theta_used, len(instances["images"]), len(train), seconds, test_results, kept
+        round_index,
+        theta_used,
+        len(instances["images"]),
+        len(train),
+        epochs,
+        seconds,
+        test_results,
+        kept,
     )
 
 

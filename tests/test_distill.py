@@ -218,10 +218,11 @@ class FakeStudent:
 
     def __init__(self, shift: float = 1.0):
         self.shift, self.trained_on, self.train_seconds = shift, None, None
+        self.epochs, self.trained_epochs = 10, None
         FakeStudent.created.append(self)
 
-    def train(self, train_instances, image_dir, out_dir, val=None):
-        self.trained_on = train_instances
+    def train(self, train_instances, image_dir, out_dir, val=None, epochs=None):
+        self.trained_on, self.trained_epochs = train_instances, epochs or self.epochs
         self.train_seconds = 0.5
         return self
 
@@ -248,6 +249,9 @@ def test_run_rounds_trains_fresh_students_on_relabels(tiny_coco: Path, tmp_path:
         records[0].theta == pytest.approx(0.65) and records[0].train_images == 3
     )  # image 2 filtered
     assert [img["id"] for img in first.trained_on["images"]] == [1, 3, 4]
+    # 3 of 4 images kept: 10 * 4/3 -> 14 epochs, the optimiser steps of 10 epochs on all 4
+    assert first.trained_epochs == records[0].epochs == 14
+    assert second.trained_epochs == records[1].epochs == 10
     # round 1 learns from round 0's relabels of *all* training images (no filter by default)
     assert records[1].train_images == 4 and math.isnan(records[1].theta)
     shifted = {a["image_id"]: a["bbox"][0] for a in second.trained_on["annotations"]}
@@ -257,7 +261,14 @@ def test_run_rounds_trains_fresh_students_on_relabels(tiny_coco: Path, tmp_path:
     ] == pytest.approx(8)
     for r in records:
         assert r.seconds == 0.5 and len(r.test_results) == 2 * len(ds)
-        assert set(r.summary()) == {"round", "theta", "train_images", "total_images", "seconds"}
+        assert set(r.summary()) == {
+            "round",
+            "theta",
+            "train_images",
+            "total_images",
+            "epochs",
+            "seconds",
+        }
     assert coco.load_results(tmp_path / "tr" / "round1" / "test_predictions.json")
     assert coco.load_results(tmp_path / "tr" / "round1" / "relabels.json")
     assert coco.load_instances(tmp_path / "tr" / "round2" / "train_instances.json")["images"]

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from pycocotools import mask as mask_utils
 
 from afss_utils import coco
 from afss_utils.config import load_params
@@ -181,6 +182,17 @@ def test_yolo_seg_one_epoch_train_predict_evaluate(shapes, tmp_path: Path):
     for iou_type in student.iou_types:
         ap = evaluate(shapes, results, iou_type)
         assert set(ap) == {"AP", "AP50", "AP75"} and all(0 <= v <= 100 for v in ap.values())
+
+    # the ONNX export predicts the same boxes and masks through ONNX Runtime
+    onnx_path = student.export_onnx()
+    assert onnx_path.suffix == ".onnx" and onnx_path.is_file()
+    deployed = YoloStudent("segment", "yolo11n-seg.yaml", imgsz=64).load(onnx_path)
+    onnx_results = deployed.predict(shapes)
+    assert [r["image_id"] for r in onnx_results] == [r["image_id"] for r in results]
+    for a, b in zip(results, onnx_results, strict=True):
+        assert np.allclose(a["bbox"], b["bbox"], atol=0.5)
+        assert abs(a["score"] - b["score"]) < 1e-3
+        assert mask_utils.iou([a["segmentation"]], [b["segmentation"]], [0])[0, 0] > 0.9
 
 
 @pytest.mark.slow
