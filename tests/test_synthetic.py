@@ -228,3 +228,14 @@ def test_earth_is_not_solved_by_a_global_threshold():
         )
         ious.append(best)
     assert np.mean(ious) < 0.8
+
+
+def test_sunlamp_target_stands_out_from_the_black_background():
+    # the lamp lights the side the camera sees: the brightest quarter of the object's pixels is
+    # well above the background in nearly every scene (a backlit silhouette would not be)
+    gaps = []
+    for seed in range(60):
+        image, mask, _ = synthetic.render_sample(seed, "sunlamp", (128, 128))
+        grey = image.mean(axis=2)
+        gaps.append(np.percentile(grey[mask], 75) - np.median(grey[~mask]))
+    assert np.mean(np.array(gaps) >= 15) >= 0.9
