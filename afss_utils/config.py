@@ -136,12 +136,24 @@ def _install_fonts(yolo_dir: Path) -> None:
         shutil.copyfile(font, yolo_dir / name)
 
 
+def cpu_cores() -> int:
+    """CPU cores this process may run on (its affinity set where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def import_ultralytics():
-    """Import ultralytics with offline settings applied (sync off, no hub checks)."""
+    """Import ultralytics with offline settings applied (sync off, no hub checks) and torch
+    allowed every CPU core."""
     setup_offline()
     import ultralytics
-    from ultralytics.utils import SETTINGS
+    from ultralytics.utils import SETTINGS, torch_utils
 
     if SETTINGS.get("sync", False):
         SETTINGS.update({"sync": False})
+    # select_device() sets torch to NUM_THREADS = cpu_count - 1 threads on every train and
+    # predict, and training on a CPU also runs the data pipeline in the main process: on a
+    # 2-core machine everything ran on one core while the other idled.
+    torch_utils.NUM_THREADS = cpu_cores()
     return ultralytics

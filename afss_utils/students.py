@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from afss_utils import coco
-from afss_utils.config import import_ultralytics, seed_everything
+from afss_utils.config import cpu_cores, import_ultralytics, seed_everything
 from afss_utils.datasets import Dataset, read_image
 from afss_utils.distill import export_yolo
 
@@ -498,11 +498,7 @@ def _all_cpu_threads():
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(
-        max(1, len(os.sched_getaffinity(0)))
-        if hasattr(os, "sched_getaffinity")
-        else (os.cpu_count() or 1)
-    )
+    torch.set_num_threads(cpu_cores())
     try:
         yield
     finally:

@@ -122,3 +122,18 @@ def test_setup_offline_allows_download_on_request(tmp_path, monkeypatch):
     config.setup_offline()
     assert "HF_HUB_OFFLINE" not in os.environ and "YOLO_OFFLINE" not in os.environ
     assert (Path(os.environ["YOLO_CONFIG_DIR"]) / "Arial.ttf").is_file()
+
+
+def test_ultralytics_trains_and_predicts_on_every_cpu_core():
+    import torch
+
+    config.import_ultralytics()
+    from ultralytics.utils.torch_utils import select_device  # what train and predict call
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        select_device("cpu", verbose=False)
+        assert torch.get_num_threads() == config.cpu_cores()
+    finally:
+        torch.set_num_threads(before)
