@@ -8,6 +8,7 @@ naming the key and the file, never a silently ignored setting.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import random
@@ -141,6 +142,27 @@ def cpu_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run the block with torch on ``n`` CPU threads, ultralytics' ``select_device`` (which
+    resets torch's thread count whenever a model is trained or set up to predict) included."""
+    import sys
+
+    import torch
+
+    torch_utils = sys.modules.get("ultralytics.utils.torch_utils")
+    before = torch.get_num_threads(), getattr(torch_utils, "NUM_THREADS", None)
+    torch.set_num_threads(n)
+    if torch_utils is not None:
+        torch_utils.NUM_THREADS = n
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        if torch_utils is not None:
+            torch_utils.NUM_THREADS = before[1]
 
 
 def import_ultralytics():

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from afss_utils.config import import_ultralytics
+from afss_utils.config import cpu_cores, import_ultralytics, torch_threads
 from afss_utils.students import EfficientDetStudent, letterbox
 from afss_utils.synthetic import render_sample
 from afss_utils.tables import record_benchmarks
@@ -50,17 +50,19 @@ def yolo_fps(
     (what YoloStudent.export_onnx() writes), so pre- and post-processing are counted too."""
     ultralytics = import_ultralytics()
     model = ultralytics.YOLO(model_yaml)
-    if runtime == "onnxruntime":
-        task = model.task
-        with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
+    bgr = image[..., ::-1].copy()  # ultralytics takes numpy images as BGR
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
+        if runtime == "onnxruntime":
             # a yaml-built model exports into the working directory
             path = Path(tmp) / model.export(format="onnx", imgsz=imgsz, device="cpu", verbose=False)
-            model = ultralytics.YOLO(str(path), task=task)
-            model.predict(np.zeros((8, 8, 3), np.uint8), imgsz=imgsz, verbose=False)  # loads it
-    bgr = image[..., ::-1].copy()  # ultralytics takes numpy images as BGR
-    return fps(
-        lambda: model.predict(bgr, imgsz=imgsz, device="cpu", verbose=False), frames, repeats
-    )
+            model = ultralytics.YOLO(str(path), task=model.task)
+        # as YoloStudent.predict: torch on one thread beside ONNX Runtime's own pool
+        with torch_threads(1 if runtime == "onnxruntime" else cpu_cores()):
+            return fps(
+                lambda: model.predict(bgr, imgsz=imgsz, device="cpu", verbose=False),
+                frames,
+                repeats,
+            )
 
 
 def effdet_fps(imgsz: int, image: np.ndarray, frames: int, repeats: int) -> float:
