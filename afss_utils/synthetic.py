@@ -597,6 +597,11 @@ def model_variant(name: str, k: int) -> Mesh:
 
 
 # ---------------------------------------------------------------------------- domains
+# Written into every generated annotations.json; bump it whenever a change alters the images a
+# seed renders, so that a study folder made by an older renderer is re-rendered, not reused.
+RENDERER_VERSION = 2
+
+
 @dataclass(frozen=True)
 class Domain:
     """Per-domain ranges (lo, hi) the scene parameters are drawn from uniformly."""
@@ -1407,6 +1412,7 @@ def generate(
         "num_images_per_domain": int(num_images),
         "seed": int(seed),
         "size": [w, h],
+        "renderer_version": RENDERER_VERSION,
     }
     instances = coco.make_instances([r[0] for r in results], [r[1] for r in results], info=info)
     return coco.save_json(instances, out_dir / "annotations.json")

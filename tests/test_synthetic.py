@@ -35,6 +35,7 @@ def test_generate_writes_valid_coco(small_set):
     n = 4 * len(synthetic.DOMAINS)
     assert len(data["images"]) == n and len(data["annotations"]) == n
     assert data["categories"] == [{"id": 1, "name": "spacecraft", "supercategory": "spacecraft"}]
+    assert data["info"]["renderer_version"] == synthetic.RENDERER_VERSION  # 00 re-renders on a bump
     assert sorted({im["domain"] for im in data["images"]}) == sorted(synthetic.DOMAINS)
     assert len({im["id"] for im in data["images"]}) == n
     for im in data["images"]:
