@@ -670,10 +670,10 @@ DOMAINS: dict[str, Domain] = {
         earth_depth=(0, 0),
         earth_gain=(0, 0),
         cloud_cover=(0, 0),
-        # phase angle <= ~105 deg: the lamp lights the side the camera sees. With it behind the
-        # target (up to 145 deg before) half the scenes were dark silhouettes on black that even
-        # a ground-truth-trained student could not find (Oracle AP50 47), whereas SPEED+ Sunlamp
-        # is the paper's *easiest* domain for the VLM (AP50 97.9, Table I).
+        # phase angle <= ~105 deg: the lamp lights the side the camera sees. With it up to 145 deg
+        # behind the target, about half the scenes were backlit and one in five a dark silhouette
+        # barely above the black background (a ground-truth-trained student: AP50 47), whereas
+        # SPEED+ Sunlamp is the paper's *easiest* domain for the VLM (AP50 97.9, Table I).
         sun_z=(-0.85, 0.25),
         sun_intensity=(1.6, 4.0),
         fill_lights=(0, 0),
