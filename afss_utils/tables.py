@@ -223,24 +223,6 @@ def embed_tables(markdown: str, tables_dir: str | os.PathLike) -> str:
     return _EMBED.sub(render, markdown)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m afss_utils.tables --embed README.md [--tables results/tables]``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--embed", required=True, help="markdown file to update in place")
-    parser.add_argument("--tables", default="results/tables", help="folder of table CSVs")
-    args = parser.parse_args(argv)
-    path = Path(args.embed)
-    path.write_text(embed_tables(path.read_text(), args.tables))
-    print(f"updated tables in {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 BENCHMARK_COLUMNS = ("benchmark", "setting", "value", "unit", "notes")
 
 
@@ -260,3 +242,21 @@ def record_benchmarks(rows: Sequence[dict], out_dir: str | os.PathLike = "result
         new = pd.concat([old[~replaced], new], ignore_index=True)
     write_table(new, "benchmarks", out_dir, floatfmt=".3g")
     return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m afss_utils.tables --embed README.md [--tables results/tables]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--embed", required=True, help="markdown file to update in place")
+    parser.add_argument("--tables", default="results/tables", help="folder of table CSVs")
+    args = parser.parse_args(argv)
+    path = Path(args.embed)
+    path.write_text(embed_tables(path.read_text(), args.tables))
+    print(f"updated tables in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

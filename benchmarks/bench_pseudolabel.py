@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from afss_utils.tables import record_benchmarks  # noqa: E402
+from afss_utils.tables import record_benchmarks
 
 CSV_NAME = "results/tables/benchmarks.csv"
 

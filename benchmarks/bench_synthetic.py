@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from afss_utils import synthetic
-from afss_utils.tables import record_benchmarks  # noqa: E402
+from afss_utils.tables import record_benchmarks
 
 CSV_NAME = "results/tables/benchmarks.csv"
 

@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from afss_utils.tables import record_benchmarks  # noqa: E402
+from afss_utils.teachers import build_teacher  # noqa: E402
 
 CSV_NAME = "results/tables/benchmarks.csv"
-from afss_utils.teachers import build_teacher  # noqa: E402
 
 
 def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
