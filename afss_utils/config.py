@@ -137,6 +137,16 @@ def _install_fonts(yolo_dir: Path) -> None:
         shutil.copyfile(font, yolo_dir / name)
 
 
+def resolve_device(device: str) -> str:
+    """``'auto'`` -> ``'cuda'`` when torch sees a CUDA GPU, else ``'cpu'``; other values as given
+    (``cpu``, ``cuda``, ``cuda:N``)."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def cpu_cores() -> int:
     """CPU cores this process may run on (its affinity set where the OS has one)."""
     if hasattr(os, "sched_getaffinity"):

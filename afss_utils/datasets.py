@@ -142,8 +142,12 @@ class DatasetSpecError(ValueError):
     """A params ``datasets`` entry has an unknown layout or lacks a key; the message names it."""
 
 
+class NoValidationSplitError(DatasetNotFoundError):
+    """A dataset has no labelled validation split (the authors' layouts ship train and test)."""
+
+
 LAYOUTS = ("synthetic", "coco", "speedplus", "spark", "tango")
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")
 SPEEDPLUS_DOMAINS = ("sunlamp", "lightbox")
 AUTHORS_JSON_URL = "https://huggingface.co/samethi/annotation-free-spacecraft-segmentation"
 
@@ -450,7 +454,7 @@ def open_split(
     data_dir: str | os.PathLike = ".",
     cache_dir: str | os.PathLike | None = None,
 ) -> Dataset:
-    """Open one params ``datasets`` entry's ``split`` ('train' | 'test') as a :class:`Dataset`.
+    """Open one params ``datasets`` entry's ``split`` ('train' | 'val' | 'test') as a :class:`Dataset`.
 
     Relative paths in ``spec`` are taken relative to ``data_dir`` (absolute ones are kept). The
     dataset's name is ``spec['name']``. Layouts and their keys: see the module docstring.
@@ -475,7 +479,15 @@ def open_split(
 
     if layout == "synthetic":
         return _open_synthetic(data_dir, split, spec["domain"], name)
-    if layout == "coco":
+    if split == "val" and spec.get("val") is None:
+        # Model selection (best TTA setting, theta) must never look at the test split, and the
+        # authors' layouts ship only train and test: a labelled validation set is the user's.
+        raise NoValidationSplitError(
+            f"dataset '{name}' ({layout} layout) has no validation split: give its entry a "
+            "'val' key naming a COCO annotations file (relative to data_dir), or the stages "
+            "that select settings use the params as given"
+        )
+    if layout == "coco" or split == "val":
         ann_file = _need_file(
             data_dir / spec[split], f"dataset '{name}' {split} split (key '{split}')"
         )

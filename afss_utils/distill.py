@@ -19,7 +19,7 @@ import os
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,31 @@ def confidence_filter(results: list[dict], theta: float | str = "mean") -> tuple
     # A tiny tolerance so that the mean of identical scores keeps them all despite rounding.
     kept = [r for r in results if r["score"] >= theta_used - 1e-9]
     return kept, theta_used
+
+
+def confidence_filter_by_dataset(
+    results: list[dict], theta: float | str, datasets: Mapping[str, Iterable[int]]
+) -> tuple[list[dict], dict[str, float]]:
+    """Eq. 6 with theta chosen for each dataset from its own labels, as the paper does (0.6 for
+    SPEED+, 0.5 for the others), also when several datasets' training images are pooled.
+
+    datasets: name -> the image ids of that dataset; every result must belong to one of them.
+    Returns ``(kept, {name: theta_used})``, kept in the order of ``results``.
+    """
+    owner = {int(i): name for name, ids in datasets.items() for i in ids}
+    stray = {r["image_id"] for r in results} - owner.keys()
+    if stray:
+        raise ValueError(
+            f"{len(stray)} labelled image ids belong to none of the datasets "
+            f"{', '.join(datasets)} (e.g. {sorted(stray)[:5]})"
+        )
+    keep_ids: set[int] = set()
+    thetas: dict[str, float] = {}
+    for name in datasets:
+        part = [r for r in results if owner[r["image_id"]] == name]
+        kept, thetas[name] = confidence_filter(part, theta)
+        keep_ids.update(id(r) for r in kept)
+    return [r for r in results if id(r) in keep_ids], thetas
 
 
 @dataclass
@@ -346,27 +371,53 @@ def relabel(student: Any, dataset: Dataset, top_k: int | None = 1) -> list[dict]
     return top_k_per_image(student.predict(dataset), top_k)
 
 
+BUDGETS = ("steps", "epochs")
+
+
+def training_epochs(student: Any, n_images: int, budget: str = "steps") -> int:
+    """Epochs that give ``student`` its budget on a training set of ``n_images``.
+
+    ``'steps'``: ``ceil(student.steps / student.steps_per_epoch(n_images))``, so every row of
+    Table III takes the same number of optimiser steps whatever the confidence filter kept;
+    with a fixed epoch count, dropping images would also cut training short and confound the
+    effect of filtering. ``'epochs'``: the student's configured ``epochs`` (the paper's recipe).
+    """
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
+    if n_images < 1:
+        raise ValueError("no training image: nothing to budget")
+    if budget == "epochs":
+        return int(student.epochs)
+    return max(1, math.ceil(student.steps / student.steps_per_epoch(n_images)))
+
+
 @dataclass
 class RoundRecord:
     """One trained student of a distillation run.
 
     round: 0 for the student trained on the given labels, k for the one trained on the labels of
-    round k-1's student. ``test_results`` are its COCO results on the test set (evaluate them
-    with afss_utils.evaluate); ``train_labels`` the results it was trained from.
+    round k-1's student. ``theta`` is the threshold used per dataset (``{"all": t}`` without
+    per-dataset groups; NaN when nothing was filtered). ``test_results`` are its COCO results
+    on the test set (evaluate them with afss_utils.evaluate); ``train_labels`` the results it
+    was trained from.
     """
 
     round: int
-    theta: float
+    theta: dict[str, float]
     train_images: int
     total_images: int
     epochs: int
+    steps: int
     seconds: float
+    threads: int
+    init: str
     test_results: list[dict] = field(repr=False)
     train_labels: list[dict] = field(repr=False)
 
     def summary(self) -> dict:
         """The scalar fields (a row of relabel_rounds.csv)."""
-        return {k: v for k, v in vars(self).items() if k not in ("test_results", "train_labels")}
+        skip = ("theta", "test_results", "train_labels")
+        return {k: v for k, v in vars(self).items() if k not in skip}
 
 
 def train_on_results(
@@ -379,26 +430,34 @@ def train_on_results(
     round_index: int = 0,
     val: Dataset | None = None,
     top_k: int | None = 1,
+    budget: str = "steps",
+    datasets: Mapping[str, Iterable[int]] | None = None,
 ) -> RoundRecord:
-    """Filter ``results`` (if ``theta`` is given), train ``student`` on them, predict ``test``.
+    """Filter ``results`` (if ``theta`` is given: per dataset when ``datasets`` maps names to
+    image ids, else over all), train ``student`` on them for its ``budget`` (see
+    :func:`training_epochs`), predict ``test``.
 
-    A filtered set trains for proportionally more epochs (``student.epochs * total / kept``), so
-    every row of Table III takes the same number of optimiser steps: with a fixed epoch count,
-    dropping images would also cut training short and confound the effect of filtering.
     Writes ``train_instances.json`` and ``test_predictions.json`` under ``out_dir``.
     """
+    import torch
+
     out_dir = Path(out_dir)
-    kept, theta_used = (
-        confidence_filter(results, theta) if theta is not None else (results, math.nan)
-    )
+    if theta is None:
+        kept, thetas = results, {"all": math.nan}
+    elif datasets is not None:
+        kept, thetas = confidence_filter_by_dataset(results, theta, datasets)
+    else:
+        kept, t = confidence_filter(results, theta)
+        thetas = {"all": t}
     instances = pseudo_instances(kept, train, top_k=top_k)
-    if not instances["images"]:
-        raise ValueError(
-            f"round {round_index}: no training image left after filtering (theta={theta_used})"
-        )
+    n = len(instances["images"])
+    if not n:
+        raise ValueError(f"round {round_index}: no training image left after filtering ({thetas})")
     coco.save_json(instances, out_dir / "train_instances.json")
     val_pair = None if val is None else (val.instances, val.image_dir)
-    epochs = math.ceil(student.epochs * len(train) / len(instances["images"]))
+    epochs = training_epochs(student, n, budget)
+    # recorded because a kernel that trains on fewer threads than the machine has is slow
+    threads = torch.get_num_threads()
     t0 = time.perf_counter()
     student.train(instances, train.image_dir, out_dir / "student", val=val_pair, epochs=epochs)
     seconds = getattr(student, "train_seconds", None) or time.perf_counter() - t0
@@ -406,14 +465,44 @@ def train_on_results(
     coco.save_json(test_results, out_dir / "test_predictions.json")
     return RoundRecord(
         round_index,
-        theta_used,
-        len(instances["images"]),
+        thetas,
+        n,
         len(train),
         epochs,
+        epochs * student.steps_per_epoch(n),
         seconds,
+        threads,
+        getattr(student, "init", "scratch"),
         test_results,
         kept,
     )
+
+
+def convergence_curve(
+    student: Any, test: Dataset, datasets: Mapping[str, Iterable[int]]
+) -> list[dict]:
+    """Test box AP/AP50/AP75 per dataset at each checkpoint of ``student``'s last training
+    (``student.checkpoints()``: ``(epochs, path)`` pairs; none for students without them).
+
+    Rows ``{"epoch", "dataset", "task", "AP", "AP50", "AP75"}``. The student is left loaded with
+    the weights it had. Shows whether more training would still change a comparison.
+    """
+    from afss_utils.evaluate import score_rows
+
+    checkpoints = student.checkpoints() if hasattr(student, "checkpoints") else []
+    if not checkpoints:
+        return []
+    final = student.weights
+    rows = []
+    try:
+        for epoch, path in checkpoints:
+            predictions = student.load(path).predict(test)
+            for name, ids in datasets.items():
+                for row in score_rows(test, predictions, ids, tasks=("box",)):
+                    rows.append({"epoch": epoch, "dataset": name, **row})
+    finally:
+        student.load(final)
+    return rows
 
 
 def run_rounds(
@@ -424,33 +513,32 @@ def run_rounds(
     out_dir: str | os.PathLike,
     rounds: int = 1,
     theta: float | str | None = "mean",
-    relabel_theta: float | str | None = None,
     val: Dataset | None = None,
     top_k: int | None = 1,
+    budget: str = "steps",
+    datasets: Mapping[str, Iterable[int]] | None = None,
 ) -> list[RoundRecord]:
-    """The TR loop: a student on the (filtered) pseudo-labels, then ``rounds`` times: it relabels
-    the training images and a *fresh* student (``make_student()``, from scratch) trains on them.
+    """The TR loop: a student on the filtered pseudo-labels, then ``rounds`` times: it relabels
+    the training images, the relabels pass through the same confidence filter (theta from their
+    own scores, per dataset), and a *fresh* student (``make_student()``, from scratch) trains on
+    them. Without the filter every top box of the student, down to its 0.001 score floor, would
+    become a hard label.
 
-    theta filters the teacher's labels (eq. 6; None = keep all); relabel_theta filters each
-    student's relabels (None, the default, keeps them all: the paper relabels the whole set).
     Returns ``rounds + 1`` records, round 0 first; round k's files are under ``out_dir/round{k}``.
     """
     if rounds < 0:
         raise ValueError(f"rounds must be >= 0, got {rounds}")
     out_dir = Path(out_dir)
+    opts = {"val": val, "top_k": top_k, "budget": budget, "datasets": datasets}
     student = make_student()
     records = [
-        train_on_results(
-            student, pseudo_results, train, test, out_dir / "round0", theta, 0, val, top_k
-        )
+        train_on_results(student, pseudo_results, train, test, out_dir / "round0", theta, 0, **opts)
     ]
     for k in range(1, rounds + 1):
         labels = relabel(student, train, top_k)
         coco.save_json(labels, out_dir / f"round{k}" / "relabels.json")
         student = make_student()
         records.append(
-            train_on_results(
-                student, labels, train, test, out_dir / f"round{k}", relabel_theta, k, val, top_k
-            )
+            train_on_results(student, labels, train, test, out_dir / f"round{k}", theta, k, **opts)
         )
     return records

@@ -22,7 +22,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from afss_utils import coco
-from afss_utils.config import cpu_cores, import_ultralytics, seed_everything, torch_threads
+from afss_utils.config import (
+    cpu_cores,
+    import_ultralytics,
+    resolve_device,
+    seed_everything,
+    torch_threads,
+)
 from afss_utils.datasets import Dataset, read_image
 from afss_utils.distill import export_yolo
 
@@ -37,8 +43,13 @@ class Student(Protocol):
 
     name: str
     iou_types: tuple[str, ...]
-    epochs: int
+    epochs: int  # the training length under the paper's fixed-epoch budget
+    steps: int  # the training length under the equal-steps budget (see distill.training_epochs)
     train_seconds: float | None
+
+    def steps_per_epoch(self, n_images: int) -> int:
+        """Optimiser steps one epoch over ``n_images`` training images takes."""
+        ...
 
     def train(
         self,
@@ -77,12 +88,74 @@ def yolo_model_source(model: str, task: str) -> str:
     return f"{stem}-seg{ext}" if task == "segment" else f"{stem}{ext}"
 
 
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX), where autocast to
+    bf16 roughly halves a YOLO11n training step; elsewhere it is emulated and slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``'bf16'`` or ``'fp32'`` for CPU training; ``'auto'`` picks bf16 where the CPU has it.
+    On CUDA, mixed precision is ultralytics' own ``amp`` argument, so this returns ``'fp32'``."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"yolo.precision must be auto, bf16 or fp32, got {precision!r}")
+    if not str(device).startswith("cpu"):
+        return "fp32"
+    if precision == "auto":
+        return "bf16" if cpu_supports_bf16() else "fp32"
+    return precision
+
+
+def _as_float32(x: Any) -> Any:
+    """Cast the floating tensors of a (nested) model output back to float32."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return x.float() if x.is_floating_point() else x
+    if isinstance(x, (list, tuple)):
+        return type(x)(_as_float32(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _as_float32(v) for k, v in x.items()}
+    return x
+
+
+def _cpu_bf16_trainer(base: type) -> type:
+    """An ultralytics trainer class that runs the network's forward pass under CPU bf16
+    autocast and the loss in float32 (ultralytics' own ``amp='bf16'`` is CUDA-only).
+
+    Only the training model is wrapped, after the EMA copy is made, so the EMA weights that are
+    validated and saved (and every checkpoint) stay plain float32 ultralytics models.
+    """
+    import torch
+
+    class CpuBf16Trainer(base):
+        def _setup_train(self):
+            super()._setup_train()
+            net = self.model.module if hasattr(self.model, "module") else self.model
+            inner = net.predict
+
+            def predict(*args, **kwargs):
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    out = inner(*args, **kwargs)
+                return _as_float32(out)
+
+            net.predict = predict
+
+    CpuBf16Trainer.__name__ = CpuBf16Trainer.__qualname__ = f"CpuBf16{base.__name__}"
+    return CpuBf16Trainer
+
+
 class YoloStudent:
     """YOLO11 via ultralytics; ``task='segment'`` gives both box and mask predictions.
 
     Options are ultralytics' own train arguments (epochs, imgsz, batch, patience, workers, amp,
-    plots). ``train`` writes the exported dataset to ``out_dir/dataset`` and the run (weights,
-    results.csv) to ``out_dir/run``.
+    plots, save_period), plus ``precision`` (auto | bf16 | fp32: bf16 autocast when training on
+    a CPU that has it). ``train`` writes the exported dataset to ``out_dir/dataset`` and the run
+    (weights, results.csv) to ``out_dir/run``.
     """
 
     def __init__(
@@ -101,15 +174,28 @@ class YoloStudent:
         self.name = "yolo11_seg" if task == "segment" else "yolo11_det"
         self.iou_types = ("bbox", "segm") if task == "segment" else ("bbox",)
         self.model_source = yolo_model_source(model, task)
-        self.device, self.seed, self.top_k, self.conf = device, seed, top_k, conf
+        self.device, self.seed, self.top_k, self.conf = resolve_device(device), seed, top_k, conf
+        self.precision = resolve_precision(train_args.pop("precision", "auto"), self.device)
+        self.steps = int(train_args.pop("steps", 1000))
         self.train_args = {"epochs": 30, "imgsz": 320, "batch": 16, **train_args}
         self.model = None
         self.weights: Path | None = None
         self.train_seconds: float | None = None
+        self.history: list[dict] = []
 
     @property
     def epochs(self) -> int:
         return self.train_args["epochs"]
+
+    @property
+    def batch(self) -> int:
+        return self.train_args["batch"]
+
+    def steps_per_epoch(self, n_images: int) -> int:
+        # ultralytics keeps the ragged last batch and accumulates gradients over nbs images
+        batches = math.ceil(n_images / self.batch)
+        accumulate = max(1, round(self.train_args.get("nbs", 64) / self.batch))
+        return max(1, batches // accumulate)
 
     @classmethod
     def from_params(cls, params: dict, task: str) -> YoloStudent:
@@ -135,6 +221,9 @@ class YoloStudent:
         out_dir = Path(out_dir).resolve()
         data = export_yolo(train_instances, image_dir, out_dir / "dataset", self.task, val)
         model = ultralytics.YOLO(self.model_source, task=self.task)
+        trainer = None
+        if self.precision == "bf16":
+            trainer = _cpu_bf16_trainer(model.task_map[self.task]["trainer"])
         t0 = time.perf_counter()
         model.train(
             data=str(data),
@@ -144,6 +233,7 @@ class YoloStudent:
             device=self.device,
             seed=self.seed,
             verbose=False,
+            trainer=trainer,
             # without a real validation set, validating every epoch only costs time
             val=val is not None,
             **{**self.train_args, "epochs": epochs or self.epochs},
@@ -153,7 +243,22 @@ class YoloStudent:
         self.weights = Path(
             model.trainer.best if model.trainer.best.exists() else model.trainer.last
         )
+        self.history = _read_results_csv(Path(model.trainer.save_dir) / "results.csv")
         return self
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """``(epochs trained, path)`` of the periodic checkpoints of the last training
+        (ultralytics' ``save_period``), oldest first, then the final weights."""
+        if self.weights is None:
+            return []
+        found = []
+        for p in self.weights.parent.glob("epoch*.pt"):
+            # ultralytics names a checkpoint by its 0-based epoch index
+            found.append((int(p.stem.removeprefix("epoch")) + 1, p))
+        last = self.weights.parent / "last.pt"
+        if last.exists() and self.history:
+            found.append((int(self.history[-1]["epoch"]), last))
+        return sorted(found)
 
     def predict(self, dataset: Dataset, batch: int = 16) -> list[dict]:
         if self.model is None:
@@ -205,6 +310,17 @@ class YoloStudent:
         self.model = import_ultralytics().YOLO(str(weights), task=self.task)
         self.weights = Path(weights)
         return self
+
+
+def _read_results_csv(path: Path) -> list[dict]:
+    """ultralytics' per-epoch ``results.csv`` as a list of dicts (column names stripped)."""
+    if not path.is_file():
+        return []
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    df.columns = [c.strip() for c in df.columns]
+    return df.to_dict("records")
 
 
 def _yolo_result_records(image_id: int, r: Any) -> list[dict]:
@@ -296,6 +412,7 @@ class EfficientDetStudent:
         top_k: int | None = 1,
         conf: float = PREDICT_CONF,
         warmup_epochs: float = 1.0,
+        steps: int = 1000,
     ):
         if imgsz % 128:
             raise ValueError(
@@ -303,8 +420,9 @@ class EfficientDetStudent:
             )
         self.name, self.iou_types = "efficientdet_d0", ("bbox",)
         self.model_name, self.epochs, self.imgsz, self.batch = model, epochs, imgsz, batch
+        self.steps = steps
         self.lr, self.weight_decay, self.warmup_epochs = lr, weight_decay, warmup_epochs
-        self.device, self.seed, self.top_k, self.conf = device, seed, top_k, conf
+        self.device, self.seed, self.top_k, self.conf = resolve_device(device), seed, top_k, conf
         self.net = None  # the EfficientDet module (weights shared by the train/predict benches)
         self.train_seconds: float | None = None
         self.history: list[dict] = []
@@ -319,6 +437,9 @@ class EfficientDetStudent:
             top_k=params.get("top_k", 1),
             **opts,
         )
+
+    def steps_per_epoch(self, n_images: int) -> int:
+        return max(1, n_images // self.batch)  # the training loop drops the ragged batch
 
     def _create(self):
         from effdet import create_model_from_config, get_efficientdet_config

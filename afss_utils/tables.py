@@ -180,6 +180,29 @@ def pivot_metrics(
     return pd.DataFrame(list(rows.values()))
 
 
+def mean_over_seeds(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, method, model, task) from rows of several seeds (a ``seed``
+    column): the metrics' mean, their spread (max - min, ``AP spread`` ...), the number of
+    ``seeds``, and the mean of every other numeric column; other columns keep their first value.
+    """
+    if runs.empty:
+        return runs.drop(columns=["seed"], errors="ignore")
+    keys = [c for c in KEY_COLUMNS if c in runs.columns]
+    grouped = runs.groupby(keys, sort=False, dropna=False)
+    out = grouped.agg(
+        **{m: (m, "mean") for m in METRICS},
+        **{f"{m} spread": (m, lambda v: v.max() - v.min()) for m in METRICS},
+        seeds=("seed", "nunique"),
+    )
+    # one seed says nothing about the spread
+    out.loc[out["seeds"] < 2, [f"{m} spread" for m in METRICS]] = NA
+    rest = [c for c in runs.columns if c not in (*keys, *METRICS, "seed")]
+    for c in rest:
+        how = "mean" if pd.api.types.is_numeric_dtype(runs[c]) else "first"
+        out[c] = grouped[c].agg(how)
+    return out.reset_index()
+
+
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".1f") -> str:
     """Pipe-Markdown with floats at one decimal and NaN shown as N/A (as in the paper)."""
     shown = df.astype(object).where(df.notna(), None)

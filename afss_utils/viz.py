@@ -285,3 +285,38 @@ def summarize_statistics(per_image: pd.DataFrame) -> dict[str, float]:
             for k in ("brightness", "contrast", "object", "background", "gap")
         },
     }
+
+
+def convergence_figure(
+    curve: pd.DataFrame, history: Sequence[dict], reference: dict[str, float] | None = None
+) -> plt.Figure:
+    """Training losses per epoch (left) and test box AP per dataset at each checkpoint (right).
+
+    curve:     rows ``epoch, dataset, task, AP`` (see ``distill.convergence_curve``)
+    history:   per-epoch dicts with ``epoch`` and ``train/*`` loss columns (ultralytics'
+               results.csv)
+    reference: dataset -> a box AP drawn dashed in the dataset's colour (e.g. the teacher's)
+    """
+    import pandas as pd
+
+    fig, (ax_loss, ax_ap) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    hist = pd.DataFrame(list(history))
+    for col in [c for c in hist.columns if str(c).startswith("train/")]:
+        ax_loss.plot(hist["epoch"], hist[col], label=col.removeprefix("train/"))
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss")
+    if len(hist):
+        ax_loss.legend(fontsize=7)
+    box = curve[curve["task"] == "box"] if len(curve) else curve
+    for i, (name, d) in enumerate(box.groupby("dataset", sort=False) if len(box) else []):
+        color = f"C{i}"
+        ax_ap.plot(d["epoch"], d["AP"], marker="o", color=color, label=name)
+        if reference and name in reference:
+            ax_ap.axhline(reference[name], ls="--", lw=1, color=color)
+    ax_ap.set(xlabel="epoch", ylabel="test box AP", title="test box AP (dashed: teacher)")
+    ax_ap.set_ylim(0, 100)
+    if len(box):
+        ax_ap.legend(fontsize=7)
+    for ax in (ax_loss, ax_ap):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -16,6 +16,7 @@ from afss_utils import coco
 from afss_utils.datasets import open_coco
 from afss_utils.distill import (
     confidence_filter,
+    confidence_filter_by_dataset,
     export_yolo,
     filter_report,
     images_with_labels,
@@ -23,6 +24,7 @@ from afss_utils.distill import (
     pseudo_instances,
     relabel,
     run_rounds,
+    training_epochs,
 )
 from afss_utils.evaluate import evaluate
 
@@ -212,14 +214,17 @@ def test_export_rejects_missing_image_and_bad_task(tmp_path: Path):
 
 class FakeStudent:
     """Predicts each image's training box shifted by ``shift`` px, scored by image id parity;
-    records what it was trained on."""
+    records what it was trained on. One image per optimiser step."""
 
     created: list[FakeStudent] = []
 
     def __init__(self, shift: float = 1.0):
         self.shift, self.trained_on, self.train_seconds = shift, None, None
-        self.epochs, self.trained_epochs = 10, None
+        self.epochs, self.steps, self.trained_epochs = 10, 40, None
         FakeStudent.created.append(self)
+
+    def steps_per_epoch(self, n_images):
+        return n_images
 
     def train(self, train_instances, image_dir, out_dir, val=None, epochs=None):
         self.trained_on, self.trained_epochs = train_instances, epochs or self.epochs
@@ -237,7 +242,32 @@ class FakeStudent:
         return out
 
 
-def test_run_rounds_trains_fresh_students_on_relabels(tiny_coco: Path, tmp_path: Path):
+def test_training_epochs_equal_steps_and_paper_epochs():
+    student = FakeStudent()
+    assert training_epochs(student, 4) == 10  # 40 steps of one image
+    assert training_epochs(student, 3) == 14  # ceil(40 / 3): a filtered set trains longer
+    assert training_epochs(student, 4, "epochs") == training_epochs(student, 3, "epochs") == 10
+    assert training_epochs(student, 100) == 1  # never zero epochs
+    with pytest.raises(ValueError, match="budget"):
+        training_epochs(student, 4, "hours")
+    with pytest.raises(ValueError, match="no training image"):
+        training_epochs(student, 0)
+
+
+def test_training_epochs_follow_each_students_batching():
+    from afss_utils.students import EfficientDetStudent, YoloStudent
+
+    yolo = YoloStudent("segment", steps=1500, batch=16, nbs=16, precision="fp32")
+    assert yolo.steps_per_epoch(1500) == 94  # ultralytics keeps the ragged last batch
+    assert training_epochs(yolo, 1500) == 16 and training_epochs(yolo, 900) == 27
+    accumulating = YoloStudent("segment", steps=100, batch=16, nbs=64, precision="fp32")
+    assert accumulating.steps_per_epoch(1500) == 23  # one step per 4 batches of 16
+    effdet = EfficientDetStudent(steps=100, batch=8)
+    assert effdet.steps_per_epoch(20) == 2  # the ragged batch is dropped
+    assert training_epochs(effdet, 20) == 50
+
+
+def test_run_rounds_trains_fresh_students_on_filtered_relabels(tiny_coco: Path, tmp_path: Path):
     ds = open_coco(tiny_coco)
     FakeStudent.created = []
     teacher = [rec(1, 0.9), rec(2, 0.2), rec(3, 0.8), rec(4, 0.7)]
@@ -245,45 +275,71 @@ def test_run_rounds_trains_fresh_students_on_relabels(tiny_coco: Path, tmp_path:
     assert [r.round for r in records] == [0, 1, 2]
     assert len(FakeStudent.created) == 3 and len({id(s) for s in FakeStudent.created}) == 3
     first, second, third = FakeStudent.created
-    assert (
-        records[0].theta == pytest.approx(0.65) and records[0].train_images == 3
-    )  # image 2 filtered
-    assert [img["id"] for img in first.trained_on["images"]] == [1, 3, 4]
-    # 3 of 4 images kept: 10 * 4/3 -> 14 epochs, the optimiser steps of 10 epochs on all 4
-    assert first.trained_epochs == records[0].epochs == 14
-    assert second.trained_epochs == records[1].epochs == 10
-    # round 1 learns from round 0's relabels of *all* training images (no filter by default)
-    assert records[1].train_images == 4 and math.isnan(records[1].theta)
+    assert records[0].theta["all"] == pytest.approx(0.65)
+    assert [img["id"] for img in first.trained_on["images"]] == [1, 3, 4]  # image 2 filtered
+    # 3 of 4 images kept: ceil(40 / 3) = 14 epochs, the optimiser steps of 10 epochs on all 4
+    assert first.trained_epochs == records[0].epochs == 14 and records[0].steps == 42
+    # round 1: round 0's relabels pass the same filter: theta = mean(0.9, 0.3, 0.9, 0.3) keeps
+    # the odd ids (the student's top box down to its 0.05 floor would otherwise all be labels)
+    assert records[1].theta["all"] == pytest.approx(0.6)
+    assert [img["id"] for img in second.trained_on["images"]] == [1, 3]
+    assert second.trained_epochs == records[1].epochs == 20
     shifted = {a["image_id"]: a["bbox"][0] for a in second.trained_on["annotations"]}
-    assert shifted[1] == pytest.approx(6 + 1) and shifted[2] == pytest.approx(0 + 1)
+    assert shifted[1] == pytest.approx(6 + 1)
     assert {a["image_id"]: a["bbox"][0] for a in third.trained_on["annotations"]}[
         1
     ] == pytest.approx(8)
     for r in records:
         assert r.seconds == 0.5 and len(r.test_results) == 2 * len(ds)
+        assert r.init == "scratch" and r.threads >= 1
         assert set(r.summary()) == {
             "round",
-            "theta",
             "train_images",
             "total_images",
             "epochs",
+            "steps",
             "seconds",
+            "threads",
+            "init",
         }
     assert coco.load_results(tmp_path / "tr" / "round1" / "test_predictions.json")
     assert coco.load_results(tmp_path / "tr" / "round1" / "relabels.json")
     assert coco.load_instances(tmp_path / "tr" / "round2" / "train_instances.json")["images"]
 
 
-def test_run_rounds_relabel_filter_and_zero_rounds(tiny_coco: Path, tmp_path: Path):
+def test_run_rounds_without_filter_and_zero_rounds(tiny_coco: Path, tmp_path: Path):
     ds = open_coco(tiny_coco)
     teacher = [rec(i, 0.9) for i in ds.image_ids]
-    records = run_rounds(
-        FakeStudent, teacher, ds, ds, tmp_path / "a", rounds=1, theta=None, relabel_theta=0.5
-    )
-    assert [r.train_images for r in records] == [4, 2]  # odd ids score 0.9, even 0.3
+    records = run_rounds(FakeStudent, teacher, ds, ds, tmp_path / "a", rounds=1, theta=None)
+    assert [r.train_images for r in records] == [4, 4]
+    assert all(math.isnan(r.theta["all"]) for r in records)
     assert len(run_rounds(FakeStudent, teacher, ds, ds, tmp_path / "b", rounds=0)) == 1
     with pytest.raises(ValueError, match="no training image"):
         run_rounds(FakeStudent, [], ds, ds, tmp_path / "c", rounds=0)
+
+
+def test_theta_per_dataset_under_pooling(tiny_coco: Path, tmp_path: Path):
+    # two datasets pooled into one training set, one labelled far more confidently: one pooled
+    # mean would drop every label of the harder one, the paper's per-dataset rule keeps its best
+    results = [rec(1, 0.95), rec(2, 0.85), rec(3, 0.3), rec(4, 0.1)]
+    parts = {"easy": [1, 2], "hard": [3, 4]}
+    kept, thetas = confidence_filter_by_dataset(results, "mean", parts)
+    assert thetas == {"easy": pytest.approx(0.9), "hard": pytest.approx(0.2)}
+    assert [r["image_id"] for r in kept] == [1, 3]
+    pooled, _ = confidence_filter(results, "mean")
+    assert [r["image_id"] for r in pooled] == [1, 2]
+    assert confidence_filter_by_dataset([], 0.5, parts) == ([], {"easy": 0.5, "hard": 0.5})
+    with pytest.raises(ValueError, match="none of the datasets"):
+        confidence_filter_by_dataset([rec(9, 0.5)], "mean", parts)
+
+    ds = open_coco(tiny_coco)
+    record = run_rounds(
+        FakeStudent, results, ds, ds, tmp_path / "r", rounds=1, theta="mean", datasets=parts
+    )
+    assert record[0].theta == thetas and record[0].train_images == 2
+    # the relabels are filtered per dataset too: odd ids 0.9, even 0.3 -> one image of each
+    assert record[1].theta == {"easy": pytest.approx(0.6), "hard": pytest.approx(0.6)}
+    assert record[1].train_images == 2
 
 
 def test_relabel_keeps_top_prediction_per_image(tiny_coco: Path):
@@ -315,7 +371,9 @@ def test_run_rounds_with_yolo_on_tiny_shapes(tmp_path: Path):
         )
 
     def make():
-        return YoloStudent("segment", "yolo11n-seg.yaml", epochs=1, imgsz=64, batch=4, workers=0)
+        return YoloStudent(
+            "segment", "yolo11n-seg.yaml", steps=2, imgsz=64, batch=4, nbs=4, workers=0
+        )
 
     records = run_rounds(make, teacher, ds, ds, tmp_path / "tr", rounds=1, theta="mean")
     assert [r.round for r in records] == [0, 1]

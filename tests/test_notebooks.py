@@ -28,6 +28,7 @@ FIGURES = [
     "confidence_vs_iou",
     "theta_sweep",
     "relabel_rounds",
+    "oracle_convergence",
 ]
 
 
@@ -87,13 +88,46 @@ def test_tta_ablation_covers_the_grid(study):
     out, _, params = study
     ablation = _ours(out, "tta_ablation")
     cells = sum(1 if not row["augs"] else len(params["fusion_grid"]) for row in params["tta_grid"])
-    assert len(ablation) == len(params["datasets"]) * cells * 2
+    # every cell on the validation split (where the setting is chosen) and the test split
+    assert len(ablation) == len(params["datasets"]) * cells * 2 * 2
+    assert ablation.groupby("split").size().to_dict() == {
+        "test": len(ablation) // 2,
+        "val": len(ablation) // 2,
+    }
     assert set(ablation["augmentations"]) == {row["name"] for row in params["tta_grid"]}
     _in_range(ablation)
     table2 = _ours(out, "table2_tta")
     assert set(table2["dataset"]) == {d["name"] for d in params["datasets"]}
     assert table2["method"].str.startswith("single view").any()
-    assert table2["method"].str.startswith("best TTA").any()
+    assert table2["method"].str.startswith("best TTA on val").any()
+    # Table II reports the chosen setting's *test* numbers, never the validation ones
+    test_box = ablation[(ablation["split"] == "test") & (ablation["task"] == "box")]
+    for _, row in table2[table2["task"] == "box"].iterrows():
+        setting = row["method"].split(": ", 1)[1]
+        augs, fusion = setting.split(" / ")
+        cell = test_box[
+            (test_box["dataset"] == row["dataset"])
+            & (test_box["augmentations"] == augs)
+            & (test_box["fusion"] == fusion)
+        ]
+        assert cell["AP75"].iloc[0] == pytest.approx(row["AP75"])
+
+
+def test_validation_split_is_disjoint_from_train_and_test(study):
+    import hashlib
+
+    from afss_utils.datasets import open_split
+
+    _, _, params = study
+    digests = {}
+    for split in ("train", "val", "test"):
+        ds = open_split(params["datasets"][0] | {"domain": "lightbox"}, split, params["data_dir"])
+        assert len(ds) == params[f"num_{split}"]
+        digests[split] = {
+            hashlib.sha256(ds.image_path(i).read_bytes()).hexdigest() for i in ds.image_ids
+        }
+    assert not digests["val"] & digests["train"] and not digests["val"] & digests["test"]
+    assert not digests["train"] & digests["test"]
 
 
 def test_table3_rows_students_and_relabel_rounds(study):
@@ -108,6 +142,16 @@ def test_table3_rows_students_and_relabel_rounds(study):
     assert len(students) == len(params["datasets"]) * per_dataset
     assert (students["train_seconds"] > 0).all()
     assert (students["train_images"] >= 1).all()
+    # the Oracle and TTA+WBF rows are means over `seeds` trainings, the others one training
+    seeded = students["method"].isin(["Oracle", "TTA+WBF"])
+    assert (students.loc[seeded, "seeds"] == params["seeds"]).all()
+    assert (students.loc[~seeded, "seeds"] == 1).all()
+    assert students.loc[~seeded, "AP spread"].isna().all()
+    runs = pd.read_csv(out / "tables" / "table3_seed_runs.csv")
+    assert len(runs) == len(students) + (params["seeds"] - 1) * seeded.sum()
+    # equal optimiser steps: every row of a student took at least its budget of steps
+    for model, section in (("YOLOv11", "yolo"), ("EfficientDet", "efficientdet")):
+        assert (runs.loc[runs["model"] == model, "steps"] >= params[section]["steps"]).all()
     _in_range(ours)
     rounds = pd.read_csv(out / "tables" / "relabel_rounds.csv")
     assert sorted(rounds["round"].unique()) == list(range(params["relabel_rounds"] + 1))

@@ -187,3 +187,28 @@ def test_record_benchmarks_replaces_same_setting_and_keeps_others(tmp_path):
     assert sorted(zip(df["benchmark"], df["value"], strict=True)) == [("a", 3.0), ("b", 2.0)]
     assert (tmp_path / "tables" / "benchmarks.md").is_file()
     assert record_benchmarks([], tmp_path) == path and len(pd.read_csv(path)) == 2
+
+
+def test_mean_over_seeds_mean_spread_and_single_seed():
+    from afss_utils.tables import mean_over_seeds
+
+    key = {"dataset": "lightbox", "model": "YOLOv11", "task": "box"}
+    runs = pd.DataFrame(
+        [
+            {**key, "method": "Oracle", "seed": 0, "AP": 70.0, "AP50": 90.0, "AP75": 75.0,
+             "epochs": 16, "init": "scratch"},
+            {**key, "method": "Oracle", "seed": 1, "AP": 74.0, "AP50": 91.0, "AP75": 80.0,
+             "epochs": 16, "init": "scratch"},
+            {**key, "method": "TTA+WBF+CF", "seed": 0, "AP": 60.0, "AP50": 85.0, "AP75": 62.0,
+             "epochs": 20, "init": "scratch"},
+        ]
+    )  # fmt: skip
+    out = mean_over_seeds(runs).set_index("method")
+    assert list(out.index) == ["Oracle", "TTA+WBF+CF"]
+    assert out.loc["Oracle", ["AP", "AP50", "AP75"]].tolist() == [72.0, 90.5, 77.5]
+    assert out.loc["Oracle", ["AP spread", "AP75 spread"]].tolist() == [4.0, 5.0]
+    assert out.loc["Oracle", "seeds"] == 2 and out.loc["TTA+WBF+CF", "seeds"] == 1
+    assert pd.isna(out.loc["TTA+WBF+CF", "AP spread"])  # one seed says nothing about spread
+    assert out.loc["TTA+WBF+CF", "epochs"] == 20 and out.loc["Oracle", "init"] == "scratch"
+    assert "seed" not in out.columns
+    assert mean_over_seeds(runs.iloc[:0]).empty

@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from afss_utils.coco import result_record
+from afss_utils.config import resolve_device
 
 
 @dataclass
@@ -112,6 +113,8 @@ def build_teacher(name: str, **kwargs: Any) -> Teacher:
     _load_builtin()
     if name not in _REGISTRY:
         raise KeyError(f"unknown teacher '{name}'; known teachers: {', '.join(sorted(_REGISTRY))}")
+    if "device" in kwargs:
+        kwargs["device"] = resolve_device(kwargs["device"])
     return _REGISTRY[name](**kwargs)
 
 

@@ -1,0 +1,69 @@
+"""bf16 autocast for YOLO training on CPUs that have it, through an ultralytics trainer subclass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from test_students import make_shapes
+
+from afss_utils import students
+from afss_utils.datasets import open_coco
+from afss_utils.students import YoloStudent, _cpu_bf16_trainer, resolve_precision
+
+
+def test_resolve_precision(monkeypatch):
+    monkeypatch.setattr(students, "cpu_supports_bf16", lambda: True)
+    assert resolve_precision("auto", "cpu") == "bf16"
+    monkeypatch.setattr(students, "cpu_supports_bf16", lambda: False)
+    assert resolve_precision("auto", "cpu") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16"  # asked for: emulated where not native
+    # on a GPU mixed precision is ultralytics' own `amp`
+    assert resolve_precision("bf16", "cuda:0") == resolve_precision("auto", "cuda") == "fp32"
+    with pytest.raises(ValueError, match="yolo.precision"):
+        resolve_precision("fp16", "cpu")
+
+
+class _Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.seen: list[tuple[bool, torch.dtype]] = []
+
+    def predict(self, x):
+        y = self.conv(x)
+        self.seen.append((torch.is_autocast_enabled("cpu"), y.dtype))
+        return [y, {"aux": y * 2}]
+
+
+class _Trainer:
+    def _setup_train(self):
+        self.model = _Net()
+
+
+def test_bf16_trainer_runs_the_forward_in_bf16_and_returns_float32():
+    trainer = _cpu_bf16_trainer(_Trainer)()
+    trainer._setup_train()
+    out = trainer.model.predict(torch.rand(1, 3, 8, 8))
+    assert trainer.model.seen == [(True, torch.bfloat16)]
+    assert out[0].dtype == out[1]["aux"].dtype == torch.float32  # the loss runs in float32
+    assert type(trainer).__name__ == "CpuBf16_Trainer"
+    assert not torch.is_autocast_enabled("cpu")  # the context ends with the forward pass
+
+
+@pytest.mark.slow
+def test_yolo_bf16_training_saves_plain_checkpoints(tmp_path: Path):
+    ds = open_coco(make_shapes(tmp_path / "shapes", n=8))
+    s = YoloStudent(
+        "segment", epochs=2, imgsz=64, batch=4, nbs=4, workers=0, precision="bf16", save_period=1
+    )
+    s.train(ds.instances, ds.image_dir, tmp_path / "run")
+    assert [round(h["epoch"]) for h in s.history] == [1, 2]
+    assert all(h["train/box_loss"] > 0 for h in s.history)
+    assert [e for e, _ in s.checkpoints()] == [1, 2, 2]  # epoch0.pt, epoch1.pt, last.pt
+    # the bf16 wrapper lives on the training model only: checkpoints are plain float32 models
+    reloaded = YoloStudent("segment", imgsz=64).load(s.weights)
+    assert "predict" not in vars(reloaded.model.model)
+    assert next(reloaded.model.model.parameters()).dtype == torch.float32
+    assert len(reloaded.predict(ds)) == len(ds)
