@@ -89,7 +89,7 @@ class DebrisConfig:
     length: tuple[float, float] = (12.0, 30.0)
     width: tuple[float, float] = (1.5, 2.5)
     speed: tuple[float, float] = (3.0, 7.0)
-    brightness: tuple[float, float] = (250.0, 600.0)  # counts per pixel above the sky
+    brightness: tuple[float, float] = (400.0, 1200.0)  # counts per pixel above the sky
     brightness_noise: float = 0.25  # relative std of the rectangle's pixel brightness
     psf_sigma: float = 0.8  # delta_psf of eq. 6, pixels
     truncate_prob: float = 0.2  # chance that a debris' track ends at a random frame
