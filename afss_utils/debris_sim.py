@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -52,6 +53,7 @@ __all__ = [
     "generate_dataset",
     "read_mot",
     "render_video",
+    "split_info",
     "write_mot",
     "zscale",
 ]
@@ -323,6 +325,12 @@ def render_video(seed: int | Sequence[int], cfg: DebrisConfig) -> list[DebrisFra
 
 
 # ---------------------------------------------------------------------------- dataset
+def split_info(cfg: DebrisConfig, seed: int, videos: int) -> dict:
+    """The ``info`` of a split's json: what made it (json-shaped, so it compares after reading)."""
+    info = {"simulator": "afss_utils.debris_sim", "seed": seed, "videos": videos, **cfg.to_dict()}
+    return json.loads(json.dumps(info))
+
+
 def generate_split(
     out_dir: str | os.PathLike,
     split: str,
@@ -374,9 +382,7 @@ def generate_split(
                         endpoints=[round(float(e), 2) for e in ends.reshape(-1)],
                     )
                 )
-    inst = make_instances(
-        images, anns, info={"simulator": "afss_utils.debris_sim", **cfg.to_dict()}
-    )
+    inst = make_instances(images, anns, info=split_info(cfg, seed, videos))
     inst["categories"] = list(DEBRIS_CATEGORIES)
     inst["videos"] = [
         {"id": v + 1, "name": f"{split}_{v + 1:04d}", "frames": cfg.frames} for v in range(videos)
