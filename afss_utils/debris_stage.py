@@ -122,3 +122,19 @@ def tracking_table(rows: list[dict], paper: list[dict] | None = None) -> pd.Data
     wide.columns = [f"{split} {metric}" for metric, split in wide.columns]
     order = [f"{s} {m}" for s in ("sparse", "dense") for m in METRIC_NAMES]
     return wide.reindex(columns=[c for c in order if c in wide.columns]).reset_index()
+
+
+def draw_tracks(ax, image, rows, title: str = "") -> None:
+    """Draw (N, >=6) MOT rows of one frame on ``ax`` over ``image`` (H, W[, 3]); the colour is
+    the track id (the same id keeps its colour across frames)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    cmap = plt.get_cmap("tab10")
+    ax.imshow(image, cmap="gray")
+    for r in rows:
+        tid = int(r[1])
+        ax.add_patch(Rectangle((r[2], r[3]), r[4], r[5], fill=False, lw=1.2, color=cmap(tid % 10)))
+        ax.text(r[2], r[3] - 1, str(tid), color=cmap(tid % 10), fontsize=6)
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")

@@ -28,6 +28,8 @@ FIGURES = [
     "confidence_vs_iou",
     "theta_sweep",
     "relabel_rounds",
+    "debris_tracks",
+    "debris_mota_hota",
 ]
 
 
@@ -59,6 +61,7 @@ def test_every_notebook_ran_and_was_recorded(study):
         "02_tta_ablation",
         "03_distillation",
         "04_visualisation",
+        "05_debris_tracking",
     ]
     on_disk = json.loads((out / "manifest.json").read_text())
     assert list(on_disk["notebooks"]) == names
