@@ -120,6 +120,40 @@ PAPER_TABLE3: list[dict] = _table3_records()
 
 _PAPER = {1: PAPER_TABLE1, 2: PAPER_TABLE2, 3: PAPER_TABLE3}
 
+# ---------------------------------------------------------------------------- SDT-Net (stage 05)
+# Table 2 of the SDT-Net paper (Zhuang et al., reference/sdt-net-debris-tracking-paper.md):
+# trackers on the SDTD Debris (sparse) and Dense Debris test sets. Per split: IDF1, MOTA, IDS,
+# HOTA, DetA, AssA (percent; IDS a count); NaN where the paper prints "/".
+SDTNET_SOURCE = "paper (SDTD)"
+_SDTNET_TABLE2 = [
+    ("LSD", 11.4, 9.8, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA),
+    ("DeepSORT", 71.7, 55.3, 211, 56.4, 56.9, 55.8, 72.9, 57.8, 1947, 58.7, 60.1, 57.4),
+    ("MOTDT", 69.1, 54.0, 239, 54.2, 55.6, 52.8, 68.6, 53.5, 2015, 53.9, 55.7, 52.2),
+    ("CTracker", 83.4, 71.0, 240, 72.9, 74.3, 71.5, 69.3, 61.7, 1660, 58.2, 63.9, 53.0),
+    ("SORT+YOLOX", 85.6, 74.7, 130, 75.1, 75.3, 74.8, 76.0, 59.3, 1394, 61.5, 61.7, 61.3),
+    ("CenterTrack", 86.3, 77.1, 174, 81.0, 85.6, 75.9, 72.5, 64.8, 1292, 66.1, 76.7, 56.9),
+    ("ByteTrack", 91.0, 83.3, 195, 82.8, 83.9, 81.6, 79.4, 62.8, 1211, 66.3, 66.8, 65.8),
+    ("OC-SORT", 91.6, 84.1, 138, 83.7, 84.9, 82.5, 82.6, 68.5, 1260, 70.8, 73.3, 68.3),
+    ("SDT-Net", 91.8, 87.7, 169, 87.8, 90.9, 84.8, 80.6, 70.3, 1070, 73.6, 81.6, 65.6),
+]
+_SDTNET_METRICS = ("IDF1", "MOTA", "IDS", "HOTA", "DetA", "AssA")
+
+
+def _sdtnet_records() -> list[dict]:
+    out = []
+    for name, *vals in _SDTNET_TABLE2:
+        for k, split in enumerate(("sparse", "dense")):
+            rec = {"source": SDTNET_SOURCE, "detector": name, "tracker": name, "split": split}
+            rec.update(
+                {m: float(v) for m, v in zip(_SDTNET_METRICS, vals[6 * k : 6 * k + 6], strict=True)}
+            )
+            out.append(rec)
+    return out
+
+
+#: SDT-Net Table 2 as long records: source, detector, tracker, split (sparse | dense), metrics.
+PAPER_DEBRIS_TABLE2: list[dict] = _sdtnet_records()
+
 
 def paper_table(number: int, datasets: Iterable[str] | None = None) -> pd.DataFrame:
     """The paper's Table ``number`` (1, 2 or 3) as a long DataFrame, optionally some datasets."""

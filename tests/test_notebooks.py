@@ -29,6 +29,8 @@ FIGURES = [
     "theta_sweep",
     "relabel_rounds",
     "oracle_convergence",
+    "debris_tracks",
+    "debris_mota_hota",
 ]
 
 
@@ -60,6 +62,7 @@ def test_every_notebook_ran_and_was_recorded(study):
         "02_tta_ablation",
         "03_distillation",
         "04_visualisation",
+        "05_debris_tracking",
     ]
     on_disk = json.loads((out / "manifest.json").read_text())
     assert list(on_disk["notebooks"]) == names

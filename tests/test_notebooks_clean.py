@@ -11,7 +11,7 @@ from afss_utils import run
 from afss_utils.config import load_params
 
 NOTEBOOKS = run.discover_notebooks(run.NOTEBOOKS_DIR)
-EXPECTED_STAGES = 5  # 00_datasets .. 04_visualisation
+EXPECTED_STAGES = 6  # 00_datasets .. 05_debris_tracking
 
 
 def _ids(paths):

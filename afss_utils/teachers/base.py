@@ -144,7 +144,7 @@ def _load_builtin() -> None:
     # Imported lazily so that `import afss_utils.teachers` does not import torch/transformers.
     import importlib
 
-    for mod in ("classical", "grounded_sam2", "owlv2"):
+    for mod in ("classical", "grounded_sam2", "owlv2", "streak"):
         try:
             importlib.import_module(f"afss_utils.teachers.{mod}")
         except ModuleNotFoundError as exc:

@@ -1,0 +1,140 @@
+"""Stage 05 glue: simulated debris videos -> detectors without labels -> trackers -> MOT table.
+
+Every step reuses the study's own pieces: :func:`afss_utils.pseudolabel.pseudolabel` (teacher,
+TTA views, fusion) writes COCO results json; :func:`afss_utils.distill.confidence_filter` and
+:func:`afss_utils.distill.pseudo_instances` (``top_k=None``: a frame holds several debris) make
+the student's training set; :class:`afss_utils.students.YoloStudent` (axis-aligned boxes,
+``task='detect'``) trains on it; :func:`afss_utils.tracking.evaluate_tracking` tracks and
+scores. The table rows are (detector, tracker) and the columns the MOT metrics on the sparse and
+dense test sets, beside the SDT-Net paper's Table 2 (:data:`afss_utils.tables.PAPER_DEBRIS_TABLE2`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from afss_utils.coco import load_instances
+from afss_utils.datasets import Dataset, open_coco
+from afss_utils.debris_sim import DebrisConfig, generate_split, split_info
+from afss_utils.students import YoloStudent
+from afss_utils.tracking import METRIC_NAMES, evaluate_tracking
+
+__all__ = [
+    "debris_config",
+    "make_videos",
+    "score_detector",
+    "train_yolo_detector",
+    "tracking_table",
+]
+
+TEST_SPLITS = {"test_sparse": "sparse", "test_dense": "dense"}
+
+
+def debris_config(params: dict) -> DebrisConfig:
+    """The simulator settings of the ``debris`` params section (``sim`` mapping)."""
+    sim = dict(params.get("sim", {}))
+    for key in ("debris", "length", "width", "speed", "brightness"):
+        if key in sim:
+            sim[key] = tuple(sim[key])
+    return DebrisConfig(**sim)
+
+
+def make_videos(
+    params: dict, data_dir: str | os.PathLike, progress: bool = True
+) -> dict[str, Dataset]:
+    """Render (or reuse) the splits of ``params['videos']`` -> split -> Dataset.
+
+    A split is reused when its json records the same simulator settings, seed and video count.
+    """
+    data_dir = Path(data_dir)
+    cfg = debris_config(params)
+    out = {}
+    for split, n in dict(params["videos"]).items():
+        path = data_dir / f"{split}.json"
+        c = cfg.dense() if "dense" in split else cfg
+        if not path.is_file() or load_instances(path).get("info") != split_info(
+            c, params["seed"], n
+        ):
+            generate_split(data_dir, split, n, c, seed=params["seed"], progress=progress)
+        out[split] = open_coco(path, data_dir, name=split)
+    return out
+
+
+def train_yolo_detector(
+    instances: dict,
+    image_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    params: dict,
+    seed: int,
+) -> YoloStudent:
+    """A YOLO11 box student (``task='detect'``) trained on ``instances`` (pseudo-labels or GT)."""
+    opts = dict(params["yolo"])
+    model = opts.pop("model")
+    student = YoloStudent("detect", model, params.get("device", "cpu"), seed, None, **opts)
+    return student.train(instances, image_dir, out_dir)
+
+
+def score_detector(
+    detector: str,
+    results_by_split: dict[str, list[dict]],
+    datasets: dict[str, Dataset],
+    params: dict,
+) -> list[dict]:
+    """Track one detector's results on each test split -> long records.
+
+    Records: detector, tracker, split (sparse | dense), MOTA IDF1 IDS HOTA DetA AssA, the
+    motmetrics cross-check and ``track_s``. Detections below ``params['det_conf']`` are dropped
+    first (students predict down to 0.001 for AP; a tracker wants real detections).
+    """
+    rows = []
+    for split, label in TEST_SPLITS.items():
+        if split not in results_by_split:
+            continue
+        results = [r for r in results_by_split[split] if r["score"] >= params["det_conf"]]
+        recs = evaluate_tracking(
+            results, datasets[split].instances, params["trackers"], params["tracker_args"]
+        )
+        for r in recs:
+            rows.append({"detector": detector, "split": label, **r})
+    return rows
+
+
+def tracking_table(rows: list[dict], paper: list[dict] | None = None) -> pd.DataFrame:
+    """Long records -> the wide table: one row per (source, detector, tracker), columns
+    ``<split> <metric>`` for split in sparse, dense and the metrics of Table 2."""
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    df["source"] = df.get("source", "ours (simulated)")
+    if paper:
+        df = pd.concat([df, pd.DataFrame(paper)], ignore_index=True)
+    df["source"] = df["source"].fillna("ours (simulated)")
+    wide = df.pivot_table(
+        index=["source", "detector", "tracker"],
+        columns="split",
+        values=list(METRIC_NAMES),
+        aggfunc="first",
+        sort=False,
+    )
+    wide.columns = [f"{split} {metric}" for metric, split in wide.columns]
+    order = [f"{s} {m}" for s in ("sparse", "dense") for m in METRIC_NAMES]
+    return wide.reindex(columns=[c for c in order if c in wide.columns]).reset_index()
+
+
+def draw_tracks(ax, image, rows, title: str = "") -> None:
+    """Draw (N, >=6) MOT rows of one frame on ``ax`` over ``image`` (H, W[, 3]); the colour is
+    the track id (the same id keeps its colour across frames)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    cmap = plt.get_cmap("tab10")
+    ax.imshow(image, cmap="gray")
+    for r in rows:
+        tid = int(r[1])
+        ax.add_patch(Rectangle((r[2], r[3]), r[4], r[5], fill=False, lw=1.2, color=cmap(tid % 10)))
+        ax.text(r[2], r[3] - 1, str(tid), color=cmap(tid % 10), fontsize=6)
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
