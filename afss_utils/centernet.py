@@ -326,7 +326,8 @@ class CenterNetStudent:
 
     @classmethod
     def from_params(cls, params: dict, **overrides: Any) -> CenterNetStudent:
-        opts = {**params["center"], **overrides}
+        # notebooks that predate this student pass no "center" section: use the defaults
+        opts = {**params.get("center", {}), **overrides}
         return cls(
             device=params.get("device", "cpu"),
             seed=params.get("seed", 0),
@@ -620,3 +621,125 @@ def grid_search(
             top = max(stage_rows, key=lambda r: (r["val_AP"], r["val_cell_accuracy"]))
             best = {k: top[k] for k in best}
     return best, rows
+
+
+# ---------------------------------------------------------------------------- experiment helpers
+
+
+def type_split(
+    data_dir: str | os.PathLike,
+    split: str,
+    domains: list[str],
+    num_images: int,
+    seed: int,
+    size: tuple[int, int],
+) -> Dataset:
+    """The type-classification ``split`` (``train``/``val``/``test``): a synthetic set drawing
+    **all** spacecraft types, ``num_images`` per domain, under ``data_dir/split``, rendered once
+    (re-rendered when its recorded settings differ), opened with one category per type."""
+    from afss_utils import synthetic
+
+    root = Path(data_dir) / split
+    ann = root / "annotations.json"
+    want = {
+        "domains": list(domains),
+        "num_images_per_domain": int(num_images),
+        "seed": int(seed),
+        "size": [int(size[0]), int(size[1])],
+        "renderer_version": synthetic.RENDERER_VERSION,
+        "models": list(synthetic.MODELS),
+    }
+    info = coco.read_json(ann).get("info", {}) if ann.is_file() else {}
+    if any(info.get(k) != v for k, v in want.items()):
+        synthetic.generate(root, domains, num_images, seed, size, models=list(synthetic.MODELS))
+    typed = synthetic.with_type_categories(coco.read_json(ann))
+    return Dataset(f"types_{split}", typed, root / "images", ann)
+
+
+def agnostic_box_ap(gt: dict, predictions: list[dict]) -> dict[str, float]:
+    """Box AP/AP50/AP75 (percent) ignoring classes: localisation alone, as for the detectors."""
+    from afss_utils.evaluate import evaluate
+
+    one = dict(coco.CATEGORIES[0])
+    gt1 = {
+        **gt,
+        "annotations": [{**a, "category_id": one["id"]} for a in gt["annotations"]],
+        "categories": [one],
+    }
+    return evaluate(gt1, [{**p, "category_id": one["id"]} for p in predictions])
+
+
+def plot_heatmaps(student: CenterNetStudent, dataset: Dataset, image_ids: list[int]):
+    """The report's Fig. 3.1: per image, the center probability of every grid cell over the
+    letterboxed input, the argmax cell's box (green) beside the ground truth (white dashed) and
+    its predicted type. Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    n = max(1, len(image_ids))
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), squeeze=False)
+    images = [dataset.load_image(i) for i in image_ids]
+    heads, scales = student.forward_images(images) if images else ({}, [])
+    s, g = student.imgsz, student.grid
+    for j, (ax, image_id) in enumerate(zip(axes[0], image_ids, strict=False)):
+        canvas, scale = letterbox(images[j], s)
+        prob = 1 / (1 + np.exp(-heads["center"][j, 0]))
+        ax.imshow(canvas)
+        ax.imshow(prob, extent=(0, s, s, 0), cmap="magma", alpha=0.45, vmin=0, vmax=1)
+        for k in range(1, g):
+            ax.axhline(k * s / g, color="w", lw=0.3)
+            ax.axvline(k * s / g, color="w", lw=0.3)
+        for r in range(g):
+            for c in range(g):
+                ax.text(
+                    (c + 0.5) * s / g,
+                    (r + 0.5) * s / g,
+                    f"{prob[r, c]:.2f}",
+                    color="w",
+                    fontsize=5,
+                    ha="center",
+                    va="center",
+                )
+        (det,) = decode(heads["center"][j, 0], heads["box"][j], heads["cls"][j], s, 1.0, s, s) or (
+            None,
+        )
+        for a in dataset.annotations(image_id):
+            x, y, w, h = np.array(a["bbox"]) * scale
+            ax.add_patch(plt.Rectangle((x, y), w, h, fill=False, ec="w", ls="--", lw=1))
+        title = dataset.image_info(image_id).get("model", "")
+        if det is not None:
+            x0, y0, x1, y1 = det.box
+            ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="lime", lw=1.5))
+            title = f"GT {title} / pred {student.categories[det.label]['name']}"
+        ax.set_title(title, fontsize=8)
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(metrics: dict, title: str = ""):
+    """The (C, C) confusion matrix of :func:`classification_metrics`, rows ground truth,
+    columns prediction, each row normalised; counts written in the cells."""
+    import matplotlib.pyplot as plt
+
+    conf, labels = np.asarray(metrics["confusion"]), metrics["labels"]
+    rows = conf / np.maximum(conf.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(labels), 0.8 + 0.6 * len(labels)))
+    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for k in range(len(labels)):
+            ax.text(
+                k,
+                i,
+                str(conf[i, k]),
+                ha="center",
+                va="center",
+                color="w" if rows[i, k] > 0.5 else "k",
+                fontsize=8,
+            )
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted type")
+    ax.set_ylabel("true type")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
