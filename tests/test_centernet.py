@@ -208,11 +208,12 @@ def test_empty_training_set_is_an_error(tmp_path: Path):
         CenterNetStudent(imgsz=64).train(coco.make_instances([], []), tmp_path, tmp_path / "o")
 
 
+@pytest.mark.slow
 def test_overfits_eight_images_box_ap50(tmp_path: Path):
     """A training test (fixed seed), not a timing: a few hundred steps on 8 non-square images."""
     ds = open_coco(make_rects(tmp_path / "rects", 8))
     student = CenterNetStudent(
-        imgsz=128, batch=8, epochs=300, lr=1e-3, weight_decay=1e-4, warmup_epochs=10, seed=0
+        imgsz=96, batch=8, epochs=150, lr=1e-3, weight_decay=1e-4, warmup_epochs=10, seed=0
     )
     student.train(ds.instances, ds.image_dir, tmp_path / "run")
     assert student.history[-1]["loss"] < student.history[0]["loss"] / 5
@@ -220,13 +221,14 @@ def test_overfits_eight_images_box_ap50(tmp_path: Path):
     assert len(preds) == 8 and {p["category_id"] for p in preds} == {1}
     assert evaluate(ds, preds)["AP50"] >= 90.0
     # the saved weights reproduce the predictions
-    again = CenterNetStudent(imgsz=128).load(tmp_path / "run" / "weights.pt").predict(ds)
+    again = CenterNetStudent(imgsz=96).load(tmp_path / "run" / "weights.pt").predict(ds)
     assert [p["bbox"] for p in again] == [p["bbox"] for p in preds]
 
 
+@pytest.mark.slow
 def test_classifier_learns_types_and_metrics(tmp_path: Path):
     ds = open_coco(make_rects(tmp_path / "rects", 8, classes=2))
-    student = CenterNetStudent(imgsz=128, batch=8, epochs=120, weight_decay=1e-4, seed=0)
+    student = CenterNetStudent(imgsz=96, batch=8, epochs=60, weight_decay=1e-4, seed=0)
     student.train(ds.instances, ds.image_dir, tmp_path / "run")
     preds = student.predict(ds)
     m = classification_metrics(ds.instances, preds, student.grid, student.imgsz)
