@@ -58,9 +58,15 @@ def efficientnet_lite0_state_dict(out_indices: tuple[int, ...] | None = None) ->
     ``tf_efficientnet_lite0`` (all stages; ``out_indices`` only selects which feature maps the
     model returns, not which tensors exist)."""
     import timm
-    import torch
 
     kwargs = {} if out_indices is None else {"out_indices": out_indices}
     model = timm.create_model(TIMM_LITE0, pretrained=False, features_only=True, **kwargs)
-    state = torch.load(lite0_checkpoint_path(), map_location="cpu")
-    return lukemelas_to_timm(state, model.state_dict())
+    return lukemelas_to_timm_backbone(model.state_dict())
+
+
+def lukemelas_to_timm_backbone(target: dict) -> dict:
+    """The ImageNet Lite0 weights renamed onto an existing timm Lite0 backbone's state dict
+    (e.g. effdet's ``tf_efficientdet_lite0`` backbone, ``bench.model.backbone.state_dict()``)."""
+    import torch
+
+    return lukemelas_to_timm(torch.load(lite0_checkpoint_path(), map_location="cpu"), target)

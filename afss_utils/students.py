@@ -359,7 +359,17 @@ class EfficientDetStudent:
         top_k: int | None = 1,
         conf: float = PREDICT_CONF,
         warmup_epochs: float = 1.0,
+        backbone_weights: str | None = None,
     ):
+        if backbone_weights not in (None, "imagenet_lite0"):
+            raise ValueError(
+                f"efficientdet.backbone_weights must be null or imagenet_lite0, got {backbone_weights!r}"
+            )
+        if backbone_weights and model != "tf_efficientdet_lite0":
+            raise ValueError(
+                "efficientdet.backbone_weights imagenet_lite0 needs model tf_efficientdet_lite0, "
+                f"got {model!r}"
+            )
         if imgsz % 128:
             raise ValueError(
                 f"efficientdet.imgsz must be a multiple of 128 (anchor levels 3-7), got {imgsz}"
@@ -367,6 +377,7 @@ class EfficientDetStudent:
         self.name, self.iou_types = "efficientdet_d0", ("bbox",)
         self.model_name, self.epochs, self.imgsz, self.batch = model, epochs, imgsz, batch
         self.lr, self.weight_decay, self.warmup_epochs = lr, weight_decay, warmup_epochs
+        self.backbone_weights = backbone_weights
         self.device, self.seed, self.top_k, self.conf = device, seed, top_k, conf
         self.net = None  # the EfficientDet module (weights shared by the train/predict benches)
         self.train_seconds: float | None = None
@@ -395,8 +406,9 @@ class EfficientDetStudent:
         config.max_detection_points = min(
             config.max_detection_points, n_anchors * config.num_scales * len(config.aspect_ratios)
         )
-        # pretrained_backbone=False: the default reaches for the hub (46 s of retries offline)
-        return create_model_from_config(
+        # pretrained_backbone=False: the default reaches for the hub (46 s of retries offline);
+        # the offline ImageNet Lite0 weights are loaded from the installed package instead
+        bench = create_model_from_config(
             config,
             bench_task="train",
             num_classes=1,
@@ -404,6 +416,12 @@ class EfficientDetStudent:
             pretrained_backbone=False,
             bench_labeler=True,
         )
+        if self.backbone_weights == "imagenet_lite0":
+            from afss_utils.backbones import lukemelas_to_timm_backbone
+
+            backbone = bench.model.backbone
+            backbone.load_state_dict(lukemelas_to_timm_backbone(backbone.state_dict()))
+        return bench
 
     def _load_split(
         self, instances: dict, image_dir: Path

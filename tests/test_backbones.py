@@ -51,3 +51,18 @@ def test_mismatched_architecture_is_named():
     with pytest.raises(ValueError, match="not the same architecture|does not fit"):
         lukemelas_to_timm(raw, model.state_dict())
     assert lukemelas_to_timm({}, {}) == {}
+
+
+def test_efficientdet_lite0_uses_the_offline_imagenet_backbone():
+    from afss_utils.students import EfficientDetStudent
+
+    raw = torch.load(lite0_checkpoint_path(), map_location="cpu")
+    pre = EfficientDetStudent("tf_efficientdet_lite0", imgsz=128, backbone_weights="imagenet_lite0")
+    stem = pre._create().model.backbone.state_dict()["conv_stem.weight"]
+    assert torch.equal(stem, raw["_conv_stem.weight"])
+    scratch = EfficientDetStudent("tf_efficientdet_lite0", imgsz=128)._create()
+    assert not torch.equal(scratch.model.backbone.state_dict()["conv_stem.weight"], stem)
+    with pytest.raises(ValueError, match="tf_efficientdet_lite0"):
+        EfficientDetStudent("efficientdet_d0", backbone_weights="imagenet_lite0")
+    with pytest.raises(ValueError, match="backbone_weights"):
+        EfficientDetStudent("tf_efficientdet_lite0", backbone_weights="imagenet")
