@@ -573,8 +573,6 @@ def grid_search(
     yet searched sit at their middle value. Trials already run (same hyper-parameters) are not
     repeated. ``max_trials`` stops early. Returns (best hyper-parameters, one row per trial).
     """
-    from afss_utils.evaluate import evaluate
-
     unknown = set(grid) - {"lr", "weight_decay", "sigma", "pos_weight", "box_weight"}
     if unknown:
         raise KeyError(f"classification grid: unknown keys {sorted(unknown)}")
@@ -597,13 +595,7 @@ def grid_search(
                 train[0], train[1], Path(out_dir) / f"trial{len(rows) + 1:02d}", epochs=epochs
             )
             preds = student.predict(val)
-            agnostic = [{**p, "category_id": 1} for p in preds]
-            gt1 = {
-                **val_gt,
-                "annotations": [{**a, "category_id": 1} for a in val_gt["annotations"]],
-                "categories": [dict(coco.CATEGORIES[0])],
-            }
-            ap = evaluate(gt1, agnostic)
+            ap = agnostic_box_ap(val_gt, preds)
             m = classification_metrics(val_gt, preds, student.grid, student.imgsz)
             row = {
                 "trial": len(rows) + 1,
