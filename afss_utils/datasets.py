@@ -15,6 +15,8 @@ of the params ``datasets`` list; the layouts it knows, with every path relative 
                 {root}/images/{train_target_500,val_target_1600}/  (boxes only)
     tango       {root}/annotations/instances_{train,val}_tango.json, {root}/images/{train,val}/
                 {root}/{train_SS_img,test_SS_img}/<stem>_mask.png  RGB, R channel = spacecraft
+    spark2022   {root}/{train,val}.csv (filename, class, bbox [y1, x1, y2, x2]) +
+                {root}/{train,val}/[<class>/]<filename>; test = val (see open_spark2022)
 
 The json files are the authors' (github.com/giddyyupp/annotation-free-spacecraft-segmentation,
 json files on huggingface.co/samethi/annotation-free-spacecraft-segmentation); images and masks
@@ -146,7 +148,7 @@ class NoValidationSplitError(DatasetNotFoundError):
     """A dataset has no labelled validation split (the authors' layouts ship train and test)."""
 
 
-LAYOUTS = ("synthetic", "coco", "speedplus", "spark", "tango")
+LAYOUTS = ("synthetic", "coco", "speedplus", "spark", "tango", "spark2022")
 SPLITS = ("train", "val", "test")
 SPEEDPLUS_DOMAINS = ("sunlamp", "lightbox")
 AUTHORS_JSON_URL = "https://huggingface.co/samethi/annotation-free-spacecraft-segmentation"
@@ -445,6 +447,7 @@ _LAYOUT_KEYS = {
     "speedplus": ["root", "domain"],
     "spark": ["root"],
     "tango": ["root"],
+    "spark2022": ["root"],
 }
 
 
@@ -500,6 +503,8 @@ def open_split(
         return open_speedplus(root, spec["domain"], split, name=name, cache_dir=cache_dir)
     if layout == "spark":
         return open_spark(root, split, name=name)
+    if layout == "spark2022":
+        return open_spark2022(root, split, name=name)
     return open_tango(root, split, name=name, cache_dir=cache_dir)
 
 
@@ -606,3 +611,70 @@ def pool(parts: list[Dataset], name: str = "pooled") -> Dataset:
         annotations += part.instances["annotations"]
     instances = coco.make_instances(images, annotations)
     return Dataset(name, instances, parts[0].image_dir, parts[0].annotation_file)
+
+
+# ---------------------------------------------------------------------------- SPARK 2022
+# Stream 1 of the SPARK 2022 challenge (the ResNet18 center-detector report's data): 11 classes
+# (10 satellites + debris), one object per image, labels in a csv per split.
+SPARK2022_SPLITS = {"train": "train", "test": "val"}  # the challenge's test labels are private
+
+
+def _spark2022_bbox(text: str, where: str) -> list[float]:
+    """``"[y1, x1, y2, x2]"`` (brackets or parentheses, commas or spaces) -> xyxy floats."""
+    parts = text.strip().strip("[]()").replace(",", " ").split()
+    if len(parts) != 4:
+        raise DatasetSpecError(f"{where}: bbox {text!r} is not [y1, x1, y2, x2]")
+    y1, x1, y2, x2 = map(float, parts)
+    return [x1, y1, x2, y2]
+
+
+def open_spark2022(root: str | os.PathLike, split: str, name: str | None = None) -> Dataset:
+    """SPARK 2022 Stream 1 (classification + detection) as the study's COCO view.
+
+    ``{root}/{train,val}.csv`` (or ``{root}/labels/{train,val}.csv``) with columns ``filename``
+    (or ``image``), ``class`` and ``bbox`` given as ``[y1, x1, y2, x2]`` pixels (rows, columns);
+    images in ``{root}/{train,val}/{class}/{filename}`` or ``{root}/{train,val}/{filename}``.
+    The study's ``test`` split is the challenge's ``val``. Categories are the class names
+    (sorted, ids 1..); every annotation keeps its ``category_id``, and each image entry records
+    its ``class``. Boxes only (``has_masks`` False).
+    """
+    import csv
+
+    root = Path(root)
+    stem = SPARK2022_SPLITS[split]
+    what = f"SPARK 2022 {split} split"
+    candidates = [root / f"{stem}.csv", root / "labels" / f"{stem}.csv"]
+    csv_file = next((p for p in candidates if p.is_file()), None)
+    if csv_file is None:
+        raise DatasetNotFoundError(
+            f"{what}: no labels csv (looked for {', '.join(map(str, candidates))}); place the "
+            "challenge's csv there (layout: afss_utils.datasets.open_spark2022)."
+        )
+    with open(csv_file, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    image_dir = root / stem
+    images, annotations, classes = [], [], sorted({r.get("class", "") for r in rows})
+    ids = {c: k + 1 for k, c in enumerate(classes)}
+    for i, row in enumerate(rows, 1):
+        where = f"{csv_file}: row {i}"
+        fname = row.get("filename") or row.get("image")
+        if not fname or not row.get("class") or not row.get("bbox"):
+            raise DatasetSpecError(f"{where}: needs columns filename (or image), class, bbox")
+        rel = Path(row["class"]) / fname
+        if not (image_dir / rel).is_file():
+            rel = Path(fname)
+        path = image_dir / rel
+        if not path.is_file():
+            raise DatasetNotFoundError(
+                f"{where}: image not found at {image_dir / row['class'] / fname} or {path}"
+            )
+        with Image.open(path) as im:
+            w, h = im.size
+        box = np.array(_spark2022_bbox(row["bbox"], where))
+        images.append(coco.make_image(i, rel.as_posix(), w, h, **{"class": row["class"]}))
+        ann = coco.make_annotation(i, i, box_xyxy=box)
+        ann["category_id"] = ids[row["class"]]
+        annotations.append(ann)
+    instances = coco.make_instances(images, annotations)
+    instances["categories"] = [{"id": ids[c], "name": c, "supercategory": "space"} for c in classes]
+    return Dataset(name or "spark2022", instances, image_dir, csv_file)

@@ -342,6 +342,69 @@ def _yolo_result_records(image_id: int, r: Any) -> list[dict]:
     ]
 
 
+# ---------------------------------------------------------------------------- shared training
+# Pieces the hand-written training loops (EfficientDet here, CenterNet in afss_utils.centernet)
+# share: letterboxed images cached in memory, random flips, the learning-rate schedule.
+
+
+def load_letterboxed(
+    instances: dict, image_dir: str | os.PathLike, size: int, desc: str = "load"
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Letterbox every image of a COCO instances dict once, to keep in memory (decoding images
+    every epoch dominates training on a CPU).
+
+    Returns (N, S, S, 3) uint8 canvases, per-image (K, 4) float xyxy boxes in the canvas frame
+    (annotations in their json order) and the (N, 2) int w, h extent of each resized image
+    inside its canvas (top-left, see :func:`letterbox`). Images follow ``instances["images"]``.
+    """
+    image_dir = Path(image_dir)
+    by_image: dict[int, list[list[float]]] = {img["id"]: [] for img in instances["images"]}
+    for a in instances["annotations"]:
+        by_image[a["image_id"]].append(a["bbox"])
+    canvases, boxes, extents = [], [], []
+    for img in tqdm(instances["images"], desc=desc, leave=False):
+        image = read_image(image_dir / img["file_name"])
+        canvas, scale = letterbox(image, size)
+        canvases.append(canvas)
+        boxes.append(coco.xywh_to_xyxy(np.array(by_image[img["id"]]).reshape(-1, 4)) * scale)
+        extents.append(
+            (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        )
+    if not canvases:
+        return np.zeros((0, size, size, 3), np.uint8), [], np.zeros((0, 2), int)
+    return np.stack(canvases), boxes, np.array(extents)
+
+
+def random_flips(
+    canvas: np.ndarray, boxes: np.ndarray, extent: tuple[int, int], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Horizontal and vertical flips, each with probability 0.5, of a letterboxed (S, S, 3)
+    canvas and its (K, 4) xyxy boxes. The flip axis is the image's own ``extent`` (w, h), not
+    the padded canvas, so the image stays top-left as at inference. Returns copies."""
+    img, b = canvas.copy(), boxes.copy()
+    w_img, h_img = extent
+    if rng.random() < 0.5:
+        img[:, :w_img] = img[:, :w_img][:, ::-1]
+        b[:, [0, 2]] = w_img - b[:, [2, 0]]
+    if rng.random() < 0.5:
+        img[:h_img] = img[:h_img][::-1]
+        b[:, [1, 3]] = h_img - b[:, [3, 1]]
+    return img, b
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """``LambdaLR`` factor: linear warm-up over ``warmup_steps``, then cosine decay to 0 at
+    ``total_steps``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return factor
+
+
 # ---------------------------------------------------------------------------- EfficientDet
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -413,7 +476,17 @@ class EfficientDetStudent:
         conf: float = PREDICT_CONF,
         warmup_epochs: float = 1.0,
         steps: int = 1000,
+        backbone_weights: str | None = None,
     ):
+        if backbone_weights not in (None, "imagenet_lite0"):
+            raise ValueError(
+                f"efficientdet.backbone_weights must be null or imagenet_lite0, got {backbone_weights!r}"
+            )
+        if backbone_weights and model != "tf_efficientdet_lite0":
+            raise ValueError(
+                "efficientdet.backbone_weights imagenet_lite0 needs model tf_efficientdet_lite0, "
+                f"got {model!r}"
+            )
         if imgsz % 128:
             raise ValueError(
                 f"efficientdet.imgsz must be a multiple of 128 (anchor levels 3-7), got {imgsz}"
@@ -422,6 +495,7 @@ class EfficientDetStudent:
         self.model_name, self.epochs, self.imgsz, self.batch = model, epochs, imgsz, batch
         self.steps = steps
         self.lr, self.weight_decay, self.warmup_epochs = lr, weight_decay, warmup_epochs
+        self.backbone_weights = backbone_weights
         self.device, self.seed, self.top_k, self.conf = resolve_device(device), seed, top_k, conf
         self.net = None  # the EfficientDet module (weights shared by the train/predict benches)
         self.train_seconds: float | None = None
@@ -453,8 +527,9 @@ class EfficientDetStudent:
         config.max_detection_points = min(
             config.max_detection_points, n_anchors * config.num_scales * len(config.aspect_ratios)
         )
-        # pretrained_backbone=False: the default reaches for the hub (46 s of retries offline)
-        return create_model_from_config(
+        # pretrained_backbone=False: the default reaches for the hub (46 s of retries offline);
+        # the offline ImageNet Lite0 weights are loaded from the installed package instead
+        bench = create_model_from_config(
             config,
             bench_task="train",
             num_classes=1,
@@ -462,25 +537,17 @@ class EfficientDetStudent:
             pretrained_backbone=False,
             bench_labeler=True,
         )
+        if self.backbone_weights == "imagenet_lite0":
+            from afss_utils.backbones import lukemelas_to_timm_backbone
+
+            backbone = bench.model.backbone
+            backbone.load_state_dict(lukemelas_to_timm_backbone(backbone.state_dict()))
+        return bench
 
     def _load_split(
         self, instances: dict, image_dir: Path
     ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-        """Letterboxed images (N, S, S, 3) uint8, per-image (K, 4) xyxy boxes in that frame, and
-        the (N, 2) w, h extent of each resized image inside its canvas."""
-        by_image: dict[int, list[list[float]]] = {img["id"]: [] for img in instances["images"]}
-        for a in instances["annotations"]:
-            by_image[a["image_id"]].append(a["bbox"])
-        canvases, boxes, extents = [], [], []
-        for img in tqdm(instances["images"], desc="efficientdet load", leave=False):
-            image = read_image(image_dir / img["file_name"])
-            canvas, scale = letterbox(image, self.imgsz)
-            canvases.append(canvas)
-            boxes.append(coco.xywh_to_xyxy(np.array(by_image[img["id"]]).reshape(-1, 4)) * scale)
-            extents.append(
-                (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-            )
-        return np.stack(canvases), boxes, np.array(extents)
+        return load_letterboxed(instances, image_dir, self.imgsz, desc="efficientdet load")
 
     def train(
         self,
@@ -512,7 +579,7 @@ class EfficientDetStudent:
         steps_per_epoch = max(1, len(canvases) // self.batch)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt,
-            _warmup_cosine(epochs * steps_per_epoch, int(self.warmup_epochs * steps_per_epoch)),
+            warmup_cosine(epochs * steps_per_epoch, int(self.warmup_epochs * steps_per_epoch)),
         )
         rng = np.random.default_rng(self.seed)
         t0 = time.perf_counter()
@@ -559,20 +626,12 @@ class EfficientDetStudent:
         rng: np.random.Generator,
         device: Any,
     ) -> tuple[Any, dict]:
-        """Random h/v flips of the letterboxed images (the flip axis is the image's own extent,
-        not the padded canvas, so the image stays top-left as at inference)."""
+        """A training batch: :func:`random_flips` of the letterboxed images, effdet targets."""
         import torch
 
         imgs, bbs = [], []
         for i in idx:
-            img, b = canvases[i].copy(), boxes[i].copy()
-            w_img, h_img = extents[i]
-            if rng.random() < 0.5:
-                img[:, :w_img] = img[:, :w_img][:, ::-1]
-                b[:, [0, 2]] = w_img - b[:, [2, 0]]
-            if rng.random() < 0.5:
-                img[:h_img] = img[:h_img][::-1]
-                b[:, [1, 3]] = h_img - b[:, [3, 1]]
+            img, b = random_flips(canvases[i], boxes[i], extents[i], rng)
             imgs.append(img)
             bbs.append(b)
         n_max = max(1, max(len(b) for b in bbs))
@@ -618,27 +677,26 @@ class EfficientDetStudent:
         return self
 
 
-def _warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-    return factor
-
-
 # ---------------------------------------------------------------------------- registry
 
 STUDENTS: dict[str, Callable[[dict], Student]] = {
     "yolo11_det": lambda params: YoloStudent.from_params(params, "detect"),
     "yolo11_seg": lambda params: YoloStudent.from_params(params, "segment"),
     "efficientdet_d0": EfficientDetStudent.from_params,
+    # imported when built: afss_utils.centernet imports this module's shared training pieces
+    "center_resnet18": lambda params: _centernet().CenterNetStudent.from_params(params),
 }
 
 
+def _centernet():
+    from afss_utils import centernet
+
+    return centernet
+
+
 def build_student(name: str, params: dict) -> Student:
-    """A fresh, untrained student by name (``yolo11_det``, ``yolo11_seg``, ``efficientdet_d0``)."""
+    """A fresh, untrained student by name (``yolo11_det``, ``yolo11_seg``, ``efficientdet_d0``,
+    ``center_resnet18``: the backbone is ``params["center"]["backbone"]``)."""
     if name not in STUDENTS:
         raise KeyError(f"unknown student '{name}'; known students: {', '.join(STUDENTS)}")
     return STUDENTS[name](params)

@@ -12,8 +12,12 @@ Rendering model (one image, all in linear radiance until the sensor stage):
   struts) drawn as lines. Three models: ``tango`` (box bus, top solar panel, optional solar
   wings and whip antennas, like SPEED+'s Tango), ``relay`` (hexagonal/octagonal bus with a
   parabolic dish on a feed tripod and optional wings) and ``cubesat`` (1U-6U body with
-  deployable panels and whip antennas). Dimensions, materials and options vary per instance;
-  256 instances per model are built once per process (:func:`model_variant`).
+  deployable panels and whip antennas); the detection sets draw from these three
+  (:data:`DETECTION_MODELS`). Three more types serve the type-classification experiment:
+  ``debris`` (a crumpled fragment with a torn panel shard), ``boxwing`` (a GEO box-wing bus
+  with long wings and large dishes) and ``upper_stage`` (a spent cylindrical rocket stage).
+  Dimensions, materials and options vary per instance; 256 instances per model are built once
+  per process (:func:`model_variant`).
 * **Camera.** Pinhole with a random 25-55 degree field of view; uniformly random attitude; the
   distance is solved so the projected convex hull covers a log-uniform 5-80 % of the frame
   (the mask then covers ~2-60 %, median ~9 %); 12 % of objects are placed across a frame
@@ -579,11 +583,103 @@ def build_cubesat(rng: np.random.Generator) -> Mesh:
     return b.build()
 
 
+def build_debris(rng: np.random.Generator) -> Mesh:
+    """A debris fragment: a crumpled, irregular chunk (a few-sided jagged prism) with a torn
+    solar-panel shard and bent struts sticking out; no wings, no dish."""
+    b = MeshBuilder(rng)
+    r = 0.25 * rng.uniform(0.7, 1.4)
+    b.prism(
+        int(rng.integers(3, 6)),
+        r,
+        -r * rng.uniform(0.5, 1.5),
+        r * rng.uniform(0.5, 1.5),
+        str(rng.choice(["mli_black", "aluminium", "mli_silver", "mli_gold"])),
+        cap_mat="panel_back",
+        jitter=rng.uniform(0.3, 0.6),  # crumpled
+        subdiv=int(rng.integers(2, 4)),
+    )
+    if rng.random() < 0.7:
+        a = rng.normal(size=3)
+        a /= np.linalg.norm(a)
+        u = np.cross(a, [0, 0, 1.0]) + 1e-3
+        u /= np.linalg.norm(u)
+        v = np.cross(a, u)
+        ln, wd = rng.uniform(0.3, 0.7), rng.uniform(0.15, 0.35)
+        p0 = a * r * 0.8
+        q = [p0, p0 + u * ln, p0 + u * ln * 0.8 + v * wd, p0 + v * wd * rng.uniform(0.4, 1)]
+        b.panel(q, cells=(3, 2), cell_sides="both")
+    for _ in range(int(rng.integers(1, 4))):
+        p0 = rng.uniform(-r, r, 3) * 0.7
+        d = rng.normal(size=3)
+        b.line(p0, p0 + d / np.linalg.norm(d) * rng.uniform(0.2, 0.5), 0.01, "aluminium")
+    return b.build()
+
+
+def build_boxwing(rng: np.random.Generator) -> Mesh:
+    """A box-wing GEO communications satellite: a large cubic bus, two long solar wings of 3-5
+    panels on +-y, and two or three large dishes on the +-x faces."""
+    b = MeshBuilder(rng)
+    h = 0.45 * rng.uniform(0.9, 1.15)
+    hx, hy, hz = h, h * rng.uniform(0.8, 1.0), h * rng.uniform(1.0, 1.3)
+    b.box(
+        [0, 0, 0],
+        [hx, hy, hz],
+        str(rng.choice(["mli_gold", "mli_gold", "white_paint"])),
+        subdiv=int(rng.integers(3, 6)),
+        jitter=rng.uniform(0.05, 0.2),
+    )
+    n_p = int(rng.integers(3, 6))
+    normal = _rot_axis([0, 1, 0], rng.uniform(-0.8, 0.8)) @ np.array([1.0, 0, 0])
+    for s in (-1.0, 1.0):
+        _wing(b, np.array([0, s * hy, 0]), [0, s, 0], normal, n_p, 0.6, 0.5, 0.3, (4, 3))
+    for s in rng.permutation([-1.0, 1.0])[: int(rng.integers(1, 3))]:
+        axis = _rot_axis([0, 1, 0], rng.uniform(-0.4, 0.4)) @ np.array([s, 0, 0])
+        dish_r = h * rng.uniform(0.7, 1.0)
+        b.dish(
+            dish_r, dish_r * 0.6, np.array([s * (hx + 0.05), 0, rng.uniform(-0.3, 0.3) * hz]), axis
+        )
+    if rng.random() < 0.7:
+        b.dish(h * 0.35, h * 0.3, np.array([0, 0, hz + 0.04]), np.array([0, 0, 1.0]))
+    return b.build()
+
+
+def build_upper_stage(rng: np.random.Generator) -> Mesh:
+    """A spent cylindrical rocket upper stage: a long round tank, an inter-stage ring, a bell
+    nozzle of stacked shrinking rings, and a dark adapter cone on top."""
+    b = MeshBuilder(rng)
+    r = 0.3 * rng.uniform(0.85, 1.15)
+    length = r * rng.uniform(4.0, 6.0)
+    b.prism(
+        16,
+        r,
+        -length / 2,
+        length / 2,
+        str(rng.choice(["white_paint", "white_paint", "aluminium"])),
+        cap_mat="aluminium",
+        jitter=rng.uniform(0.02, 0.08),
+        subdiv=int(rng.integers(3, 6)),
+    )
+    band = length * rng.uniform(-0.2, 0.2)
+    b.prism(16, r * 1.03, band - 0.05, band + 0.05, "mli_black", cap_mat="mli_black")
+    z = -length / 2
+    for k in range(4):  # the nozzle bell, widening downwards
+        rk = r * (0.25 + 0.12 * k)
+        b.prism(12, rk, z - 0.12 * (k + 1), z - 0.12 * k, "anodized", cap_mat="anodized")
+    b.prism(12, r * 0.7, length / 2, length / 2 + r * 0.5, "mli_black", cap_mat="panel_frame")
+    return b.build()
+
+
 MODELS: dict[str, Callable[[np.random.Generator], Mesh]] = {
     "tango": build_tango,
     "relay": build_relay,
     "cubesat": build_cubesat,
+    "debris": build_debris,
+    "boxwing": build_boxwing,
+    "upper_stage": build_upper_stage,
 }
+# The detection domains draw from the first three only: adding types must not change a single
+# random draw (or pixel) of the committed lightbox/sunlamp/earth sets behind Tables I-III.
+DETECTION_MODELS: tuple[str, ...] = ("tango", "relay", "cubesat")
 N_VARIANTS = 256  # instances per model; the real datasets each show one spacecraft
 
 
@@ -1166,13 +1262,18 @@ def _flare(rng: np.random.Generator, img: np.ndarray, src: np.ndarray, strength:
 
 
 def render_sample(
-    rng_or_seed, domain: str, size: tuple[int, int] = (512, 512), model: str | None = None
+    rng_or_seed,
+    domain: str,
+    size: tuple[int, int] = (512, 512),
+    model: str | None = None,
+    models: Sequence[str] | None = None,
 ):
     """Render one image of ``domain`` at ``size`` = (W, H).
 
     Returns (image (H, W, 3) uint8 RGB, mask (H, W) bool silhouette, meta dict with ``model``,
     ``visible_fraction``, ``truncated``, ``area_fraction``, ``earth_fraction``,
-    ``sun_phase_deg``). A seed or a ``numpy.random.Generator``; ``model`` forces one model.
+    ``sun_phase_deg``). A seed or a ``numpy.random.Generator``; ``model`` forces one model,
+    else one of ``models`` is drawn (default :data:`DETECTION_MODELS`).
     Samples whose visible mask is below 0.5 % of the image or 30 % of the object are redrawn
     from the same generator, so the result stays deterministic.
     """
@@ -1184,7 +1285,11 @@ def render_sample(
         raise ValueError(f"image size must be at least 8x8, got {w}x{h}")
     dom = DOMAINS[dname]
     rng = _as_rng(rng_or_seed)
-    name = model or str(rng.choice(list(MODELS)))
+    choices = list(models or DETECTION_MODELS)
+    unknown = [m for m in choices if m not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown models {unknown}; known models: {', '.join(MODELS)}")
+    name = model or str(rng.choice(choices))
     variant = int(rng.integers(N_VARIANTS))
     mesh = model_variant(name, variant)
     fov = math.radians(rng.uniform(25, 55))
@@ -1325,9 +1430,9 @@ _PNG_PARAMS = [
 
 def _make_one(job: tuple) -> tuple[dict, dict]:
     """Render one dataset image, write its PNG, return its COCO image and annotation entries."""
-    image_id, dname, index, seed, w, h, img_dir = job
+    image_id, dname, index, seed, w, h, img_dir, models = job
     rng = np.random.default_rng(_seed_for(seed, dname, index))
-    image, mask, meta = render_sample(rng, dname, (w, h))
+    image, mask, meta = render_sample(rng, dname, (w, h), models=models)
     file_name = f"{dname}_{index:05d}.png"
     ok, buf = cv2.imencode(".png", image[..., ::-1], _PNG_PARAMS)
     if not ok:  # pragma: no cover
@@ -1368,6 +1473,7 @@ def generate(
     size: tuple[int, int] = (512, 512),
     progress: bool = True,
     workers: int | None = None,
+    models: Sequence[str] | None = None,
 ) -> Path:
     """Write ``num_images`` per domain to ``out_dir/images/*.png`` + ``out_dir/annotations.json``.
 
@@ -1377,7 +1483,9 @@ def generate(
     ``earth_fraction``, ``sun_phase_deg``). Images are named ``{domain}_{index:05d}.png`` and
     numbered 1.. in domain order. ``workers`` processes render in parallel (None: see
     :func:`default_workers`); the output is byte-identical for the same seed whatever the
-    number of workers. Returns the annotations path.
+    number of workers. ``models``: the spacecraft types to draw from (default
+    :data:`DETECTION_MODELS`, the detection study's three; ``list(MODELS)`` for all types, as
+    the type-classification experiment uses). Returns the annotations path.
     """
     domains = check_domains(domains)
     if num_images < 0:
@@ -1389,7 +1497,7 @@ def generate(
     img_dir = out_dir / "images"
     img_dir.mkdir(parents=True, exist_ok=True)
     jobs = [
-        (k, d, i, int(seed), w, h, str(img_dir))
+        (k, d, i, int(seed), w, h, str(img_dir), None if models is None else tuple(models))
         for k, (d, i) in enumerate(((d, i) for d in domains for i in range(num_images)), 1)
     ]
     workers = default_workers(len(jobs)) if workers is None else max(1, int(workers))
@@ -1414,8 +1522,30 @@ def generate(
         "size": [w, h],
         "renderer_version": RENDERER_VERSION,
     }
+    if models is not None:
+        info["models"] = list(models)
     instances = coco.make_instances([r[0] for r in results], [r[1] for r in results], info=info)
     return coco.save_json(instances, out_dir / "annotations.json")
+
+
+def with_type_categories(instances: dict, models: Sequence[str] | None = None) -> dict:
+    """A copy of generated ``instances`` with one category per spacecraft type (ids 1.. in
+    ``models`` order, default all :data:`MODELS`) and each annotation's ``category_id`` set from
+    its image's recorded ``model``: the type-classification view of a synthetic set (detection
+    keeps the single ``spacecraft`` category)."""
+    models = list(models or MODELS)
+    ids = {m: k + 1 for k, m in enumerate(models)}
+    images = {img["id"]: img for img in instances["images"]}
+    anns = []
+    for a in instances["annotations"]:
+        model = images[a["image_id"]].get("model")
+        if model not in ids:
+            raise ValueError(
+                f"image {a['image_id']}: model {model!r} is not one of the types {models}"
+            )
+        anns.append({**a, "category_id": ids[model]})
+    cats = [{"id": ids[m], "name": m, "supercategory": "spacecraft"} for m in models]
+    return {**instances, "annotations": anns, "categories": cats}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -398,3 +398,50 @@ def test_pool_joins_views_of_one_split(tiny_coco, tmp_path):
         pool([a, other])
     with pytest.raises(ValueError, match="at least one"):
         pool([])
+
+
+# ---------------------------------------------------------------------------- SPARK 2022
+
+
+def _spark2022_fixture(root: Path) -> None:
+    """Three 40x30 images in SPARK 2022 Stream 1's layout: val.csv + val/<class>/<file>, one
+    of them directly in val/; boxes written as [y1, x1, y2, x2]."""
+    rows = [("a.png", "debris", "[2, 4, 12, 20]"), ("b.png", "smart_1", "[5, 6, 25, 30]")]
+    rows.append(("c.png", "debris", "(0, 0, 30, 40)"))
+    lines = ["filename,class,bbox"]
+    for i, (fname, cls, bbox) in enumerate(rows):
+        folder = root / "val" / (cls if i < 2 else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(folder / fname)
+        lines.append(f'{fname},{cls},"{bbox}"')
+    (root / "val.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_spark2022_csv_to_coco_with_class_names(tmp_path: Path):
+    from afss_utils.datasets import open_spark2022
+
+    _spark2022_fixture(tmp_path / "spark2022")
+    ds = open_split({"name": "s22", "layout": "spark2022", "root": "spark2022"}, "test", tmp_path)
+    assert ds.name == "s22" and len(ds) == 3 and not ds.has_masks
+    assert [c["name"] for c in ds.instances["categories"]] == ["debris", "smart_1"]
+    anns = {ds.image_info(a["image_id"])["file_name"]: a for a in ds.instances["annotations"]}
+    assert set(anns) == {"debris/a.png", "smart_1/b.png", "c.png"}
+    assert anns["debris/a.png"]["bbox"] == [4.0, 2.0, 16.0, 10.0]  # [y1,x1,y2,x2] -> xywh
+    assert anns["c.png"]["bbox"] == [0.0, 0.0, 40.0, 30.0]
+    assert [anns[f]["category_id"] for f in sorted(anns)] == [1, 1, 2]
+    assert ds.load_image(ds.image_ids[0]).shape == (30, 40, 3)
+    assert ds.image_info(ds.image_ids[1])["class"] == "smart_1"
+    with pytest.raises(DatasetNotFoundError, match="train.csv"):
+        open_spark2022(tmp_path / "spark2022", "train")
+
+
+def test_spark2022_empty_csv_and_bad_bbox(tmp_path: Path):
+    from afss_utils.datasets import open_spark2022
+
+    (tmp_path / "val").mkdir()
+    (tmp_path / "val.csv").write_text("filename,class,bbox\n")
+    assert len(open_spark2022(tmp_path, "test")) == 0
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "val" / "x.png")
+    (tmp_path / "val.csv").write_text('filename,class,bbox\nx.png,debris,"[1, 2, 3]"\n')
+    with pytest.raises(DatasetSpecError, match="row 1"):
+        open_spark2022(tmp_path, "test")

@@ -214,7 +214,7 @@ def test_object_sizes_span_small_to_large_and_some_truncate():
     areas = np.array([m["area_fraction"] for m in metas])
     assert areas.min() < 0.06 and areas.max() > 0.3
     assert any(m["truncated"] for m in metas)
-    assert len({m["model"] for m in metas}) == len(synthetic.MODELS)
+    assert {m["model"] for m in metas} == set(synthetic.DETECTION_MODELS)
 
 
 def test_earth_is_not_solved_by_a_global_threshold():
@@ -240,3 +240,51 @@ def test_sunlamp_target_stands_out_from_the_black_background():
         grey = image.mean(axis=2)
         gaps.append(np.percentile(grey[mask], 75) - np.median(grey[~mask]))
     assert np.mean(np.array(gaps) >= 15) >= 0.9
+
+
+# ---------------------------------------------------------------------------- spacecraft types
+
+
+def test_detection_sets_draw_the_original_three_models_only(tmp_path):
+    """Adding types must not move a draw of the detection sets: the default equals an explicit
+    DETECTION_MODELS, byte for byte, and never shows a newer type."""
+    a = synthetic.generate(tmp_path / "a", ["lightbox", "earth"], 6, 3, (48, 40), progress=False)
+    synthetic.generate(
+        tmp_path / "b",
+        ["lightbox", "earth"],
+        6,
+        3,
+        (48, 40),
+        progress=False,
+        models=synthetic.DETECTION_MODELS,
+    )
+    images = {i["model"] for i in json.loads(a.read_text())["images"]}
+    assert images <= set(synthetic.DETECTION_MODELS)
+    for f in sorted((tmp_path / "a" / "images").iterdir()):
+        assert f.read_bytes() == (tmp_path / "b" / "images" / f.name).read_bytes()
+    assert synthetic.DETECTION_MODELS == ("tango", "relay", "cubesat")
+    assert len(synthetic.MODELS) >= 6
+
+
+def test_all_types_set_and_its_type_categories(tmp_path):
+    path = synthetic.generate(
+        tmp_path, ["sunlamp"], 24, 0, (48, 48), progress=False, models=list(synthetic.MODELS)
+    )
+    instances = json.loads(path.read_text())
+    assert instances["info"]["models"] == list(synthetic.MODELS)
+    typed = synthetic.with_type_categories(instances)
+    names = {c["id"]: c["name"] for c in typed["categories"]}
+    assert list(names.values()) == list(synthetic.MODELS)
+    by_image = {i["id"]: i["model"] for i in typed["images"]}
+    assert all(names[a["category_id"]] == by_image[a["image_id"]] for a in typed["annotations"])
+    assert len(set(by_image.values())) >= 4  # 24 draws over 6 types
+    assert instances["annotations"][0]["category_id"] == 1  # the detection view is untouched
+    empty = synthetic.with_type_categories(coco.make_instances([], []))
+    assert empty["annotations"] == [] and len(empty["categories"]) == len(synthetic.MODELS)
+    with pytest.raises(ValueError, match="not one of the types"):
+        synthetic.with_type_categories(instances, ["tango"])
+
+
+def test_unknown_model_in_the_choice_list_is_rejected():
+    with pytest.raises(ValueError, match="unknown models"):
+        synthetic.render_sample(0, "lightbox", (32, 32), models=["tango", "zeppelin"])

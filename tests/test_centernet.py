@@ -1,0 +1,298 @@
+"""CenterNetStudent: heatmap target, loss, decoding, and that it learns (overfits a tiny set)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from afss_utils import coco
+from afss_utils.centernet import (
+    CenterNetStudent,
+    LossWeights,
+    box_cells,
+    center_loss,
+    classification_metrics,
+    decode,
+    decode_boxes,
+    encode_boxes,
+    grid_search,
+    heatmap_target,
+    staged_grid,
+)
+from afss_utils.config import load_params
+from afss_utils.datasets import open_coco
+from afss_utils.evaluate import evaluate
+from afss_utils.students import Student, build_student, letterbox
+
+
+def make_rects(root: Path, n: int = 8, size=(96, 64), classes: int = 1, seed: int = 0) -> Path:
+    """``n`` non-square (W, H) = ``size`` images, one bright filled rectangle each on dark noise
+    at a random place; with ``classes`` > 1 the class (category id 1..classes) sets its colour.
+    Returns the annotations path."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    colours = [(230, 60, 60), (60, 230, 60), (60, 60, 230), (230, 230, 60)]
+    images, anns = [], []
+    for i in range(n):
+        img = rng.integers(0, 30, (h, w, 3), dtype=np.uint8)
+        bw, bh = int(rng.integers(w // 5, w // 2)), int(rng.integers(h // 5, h // 2))
+        x0, y0 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
+        c = i % classes
+        img[y0 : y0 + bh, x0 : x0 + bw] = colours[c] if classes > 1 else (220, 220, 220)
+        name = f"rect_{i:02d}.png"
+        cv2.imwrite(str(root / "images" / name), img[..., ::-1])
+        images.append(coco.make_image(i + 1, name, w, h))
+        ann = coco.make_annotation(i + 1, i + 1, box_xyxy=np.array([x0, y0, x0 + bw, y0 + bh]))
+        ann["category_id"] = c + 1
+        anns.append(ann)
+    instances = coco.make_instances(images, anns)
+    if classes > 1:
+        instances["categories"] = [{"id": k + 1, "name": f"type{k}"} for k in range(classes)]
+    return coco.save_json(instances, root / "annotations.json")
+
+
+# ---------------------------------------------------------------------------- targets
+
+
+def test_heatmap_peak_sigma_and_radius():
+    t = heatmap_target(np.array([[2, 3]]), 8, sigma=0.5)
+    assert t.shape == (8, 8) and t.dtype == np.float32
+    assert np.unravel_index(t.argmax(), t.shape) == (2, 3) and t[2, 3] == 1.0
+    assert np.isclose(t[2, 4], np.exp(-1 / (2 * 0.5**2)))  # one cell away: exp(-d^2 / 2 sigma^2)
+    assert np.isclose(t[3, 4], np.exp(-2 / (2 * 0.5**2)))  # diagonal, d^2 = 2 < (3 sigma)^2
+    assert t[2, 5] == 0.0  # d = 2 > 3 sigma = 1.5
+    wide = heatmap_target(np.array([[2, 3]]), 8, sigma=1.0)
+    assert wide[2, 5] > 0 and wide[2, 4] > t[2, 4]  # wider sigma, wider and flatter bump
+    assert wide[2, 7] == 0.0  # d = 4 > 3
+    assert (t == 1.0).sum() == 1
+
+
+def test_heatmap_empty_and_two_objects():
+    assert not heatmap_target(np.zeros((0, 2)), 5, 0.5).any()
+    t = heatmap_target(np.array([[0, 0], [4, 4]]), 5, 0.5)
+    assert t[0, 0] == t[4, 4] == 1.0 and (t == 1.0).sum() == 2
+    with pytest.raises(ValueError, match="sigma"):
+        heatmap_target(np.array([[0, 0]]), 5, 0.0)
+
+
+def test_box_cells_of_centers():
+    boxes = np.array([[0, 0, 20, 20], [300, 300, 320, 320], [100, 40, 140, 60]])
+    assert box_cells(boxes, 320, 10).tolist() == [[0, 0], [9, 9], [1, 3]]
+    assert box_cells(np.zeros((0, 4)), 320, 10).shape == (0, 2)
+
+
+@pytest.mark.parametrize("wh", [(96, 64), (50, 130), (640, 480)])
+def test_decode_round_trips_to_original_pixels_on_non_square_images(wh):
+    w, h = wh
+    size, grid = 128, 4
+    image = np.zeros((h, w, 3), np.uint8)
+    _, scale = letterbox(image, size)
+    box = np.array([[0.1 * w, 0.3 * h, 0.7 * w, 0.9 * h]])
+    enc = encode_boxes(box * scale, size)
+    assert np.allclose(decode_boxes(enc, size, scale, w, h), box, atol=1e-3 * max(w, h))
+    # a "perfect" set of head outputs: the GT cell wins, the box is read there
+    (r, c) = box_cells(box * scale, size, grid)[0]
+    center = np.full((grid, grid), -5.0)
+    center[r, c] = 4.0
+    box_map = np.zeros((4, grid, grid), np.float32)
+    box_map[:, r, c] = enc[0]
+    cls = np.zeros((3, grid, grid))
+    cls[2, r, c] = 1.0
+    (det,) = decode(center, box_map, cls, size, scale, w, h, top_k=1)
+    assert np.allclose(det.box, box[0], atol=1e-3 * max(w, h))
+    assert det.cell == (r, c) and det.label == 2
+    assert np.isclose(det.score, 1 / (1 + np.exp(-4.0)))
+    assert len(decode(center, box_map, None, size, scale, w, h, top_k=None)) <= grid * grid
+
+
+# ---------------------------------------------------------------------------- loss
+
+
+def _perfect_outputs(heat: np.ndarray, cells, box_t, labels, classes: int) -> dict:
+    """Head outputs equal to the targets: logits of the heatmap, boxes at the GT cells, a
+    confident correct class."""
+    t = torch.from_numpy(heat).clamp(1e-6, 1 - 1e-6)
+    g = heat.shape[-1]
+    box = torch.full((len(heat), 4, g, g), 0.5)
+    cls = torch.zeros((len(heat), classes, g, g))
+    k = 0
+    for i, (cs, ls) in enumerate(zip(cells, labels, strict=True)):
+        for (r, c), lab in zip(cs, ls, strict=True):
+            box[i, :, r, c] = torch.from_numpy(box_t[k])
+            cls[i, lab, r, c] = 30.0
+            k += 1
+    return {
+        "center": torch.logit(t)[:, None],
+        "box": box,
+        "cls": cls,
+        "box_target": torch.from_numpy(box_t),
+    }
+
+
+def test_loss_zero_on_perfect_prediction_positive_otherwise():
+    cells = [np.array([[1, 2]]), np.array([[3, 0]])]
+    labels = [np.array([1]), np.array([0])]
+    heat = np.stack([heatmap_target(c, 4, 0.5) for c in cells])
+    box_t = np.array([[0.5, 0.3, 0.2, 0.1], [0.1, 0.9, 0.15, 0.2]], np.float32)
+    w = LossWeights()
+    perfect = center_loss(
+        _perfect_outputs(heat, cells, box_t, labels, 2), torch.from_numpy(heat), cells, labels, w
+    )
+    assert perfect["loss"].item() == pytest.approx(0.0, abs=1e-3)
+    # each part, perturbed alone, makes its own term (and the total) positive
+    for part in ("center", "box", "cls"):
+        out = _perfect_outputs(heat, cells, box_t, labels, 2)
+        if part == "center":
+            out["center"] = out["center"].roll(1, dims=-1)
+        elif part == "box":
+            out["box"] = out["box"] * 0.5
+        else:
+            out["cls"] = out["cls"].flip(1)
+        losses = center_loss(out, torch.from_numpy(heat), cells, labels, w)
+        assert losses[part].item() > 1e-3, part
+        assert losses["loss"].item() > perfect["loss"].item() + 1e-3
+    # the class weight switches the class term off (detectors trained on pseudo-labels)
+    out = _perfect_outputs(heat, cells, box_t, labels, 2)
+    out["cls"] = out["cls"].flip(1)
+    off = center_loss(out, torch.from_numpy(heat), cells, labels, LossWeights(cls=0.0))
+    assert off["loss"].item() == pytest.approx(0.0, abs=1e-3)
+
+
+def test_positive_cells_weigh_k_times():
+    cells, labels = [np.array([[1, 1]])], [np.array([0])]
+    heat = np.stack([heatmap_target(c, 4, 0.5) for c in cells])
+    box_t = np.array([[0.5, 0.5, 0.2, 0.2]], np.float32)
+    out = _perfect_outputs(heat, cells, box_t, labels, 1)
+    out["center"] = out["center"].clone()
+    out["center"][0, 0, 1, 1] = 0.0  # the positive cell only half-believed
+    lo = center_loss(out, torch.from_numpy(heat), cells, labels, LossWeights(pos_weight=1))
+    hi = center_loss(out, torch.from_numpy(heat), cells, labels, LossWeights(pos_weight=10))
+    assert hi["center"].item() == pytest.approx(10 * lo["center"].item(), rel=1e-4)
+
+
+def test_loss_with_no_objects_is_center_only():
+    heat = np.zeros((2, 4, 4), np.float32)
+    cells = [np.zeros((0, 2), int)] * 2
+    labels = [np.zeros(0, np.int64)] * 2
+    out = {
+        "center": torch.full((2, 1, 4, 4), 2.0),
+        "box": torch.rand(2, 4, 4, 4),
+        "cls": torch.rand(2, 1, 4, 4),
+        "box_target": torch.zeros((0, 4)),
+    }
+    losses = center_loss(out, torch.from_numpy(heat), cells, labels, LossWeights())
+    assert losses["box"].item() == 0 and losses["cls"].item() == 0 and losses["center"].item() > 0
+
+
+# ---------------------------------------------------------------------------- student
+
+
+def test_registered_and_speaks_the_student_protocol(tmp_path: Path):
+    params = load_params("params/smoke.yaml")
+    student = build_student("center_resnet18", params)
+    assert isinstance(student, Student) and isinstance(student, CenterNetStudent)
+    assert student.name == "center_resnet18" and student.iou_types == ("bbox",)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        CenterNetStudent(imgsz=100)
+    with pytest.raises(RuntimeError, match="train"):
+        student.predict(open_coco(make_rects(tmp_path, 1)))
+
+
+def test_empty_training_set_is_an_error(tmp_path: Path):
+    with pytest.raises(ValueError, match="empty"):
+        CenterNetStudent(imgsz=64).train(coco.make_instances([], []), tmp_path, tmp_path / "o")
+
+
+@pytest.mark.slow
+def test_overfits_eight_images_box_ap50(tmp_path: Path):
+    """A training test (fixed seed), not a timing: a few hundred steps on 8 non-square images."""
+    ds = open_coco(make_rects(tmp_path / "rects", 8))
+    student = CenterNetStudent(
+        imgsz=96, batch=8, epochs=150, lr=1e-3, weight_decay=1e-4, warmup_epochs=10, seed=0
+    )
+    student.train(ds.instances, ds.image_dir, tmp_path / "run")
+    assert student.history[-1]["loss"] < student.history[0]["loss"] / 5
+    preds = student.predict(ds)
+    assert len(preds) == 8 and {p["category_id"] for p in preds} == {1}
+    assert evaluate(ds, preds)["AP50"] >= 90.0
+    # the saved weights reproduce the predictions
+    again = CenterNetStudent(imgsz=96).load(tmp_path / "run" / "weights.pt").predict(ds)
+    assert [p["bbox"] for p in again] == [p["bbox"] for p in preds]
+
+
+@pytest.mark.slow
+def test_classifier_learns_types_and_metrics(tmp_path: Path):
+    ds = open_coco(make_rects(tmp_path / "rects", 8, classes=2))
+    student = CenterNetStudent(imgsz=96, batch=8, epochs=60, weight_decay=1e-4, seed=0)
+    student.train(ds.instances, ds.image_dir, tmp_path / "run")
+    preds = student.predict(ds)
+    m = classification_metrics(ds.instances, preds, student.grid, student.imgsz)
+    assert m["accuracy"] == 1.0 and m["labels"] == ["type0", "type1"]
+    assert m["confusion"].tolist() == [[4, 0], [0, 4]]
+    assert m["per_class"] == {"type0": 1.0, "type1": 1.0}
+    assert m["cell_accuracy"] >= 0.75
+    assert {p["class_name"] for p in preds} == {"type0", "type1"}
+
+
+def test_classification_metrics_by_hand_and_empty():
+    gt = {
+        "images": [
+            {"id": i, "width": 64, "height": 64, "file_name": f"{i}.png"} for i in (1, 2, 3)
+        ],
+        "annotations": [
+            {"id": i, "image_id": i, "category_id": c, "bbox": [0, 0, 10, 10]}
+            for i, c in ((1, 1), (2, 2), (3, 2))
+        ],
+        "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+    }
+    preds = [
+        {"image_id": 1, "category_id": 1, "score": 0.9, "bbox": [0, 0, 10, 10], "cell": [0, 0]},
+        {"image_id": 1, "category_id": 2, "score": 0.1, "bbox": [0, 0, 10, 10], "cell": [1, 1]},
+        {"image_id": 2, "category_id": 1, "score": 0.8, "bbox": [0, 0, 10, 10], "cell": [1, 1]},
+    ]  # image 3 has no detection: wrong
+    m = classification_metrics(gt, preds, grid=2, imgsz=64)
+    assert m["accuracy"] == pytest.approx(1 / 3) and m["cell_accuracy"] == pytest.approx(1 / 3)
+    assert m["per_class"] == {"a": 1.0, "b": 0.0}
+    assert m["confusion"].tolist() == [[1, 0], [1, 0]]
+    empty = classification_metrics({**gt, "images": [], "annotations": []}, [], 2, 64)
+    assert empty["accuracy"] == 0.0 and empty["num_images"] == 0
+
+
+def test_staged_grid_stages_and_search_uses_validation(tmp_path: Path):
+    full = {
+        "lr": [1e-4, 3e-4],
+        "weight_decay": [1e-4, 1e-5],
+        "sigma": [0.3, 0.5, 0.7],
+        "pos_weight": [6, 8, 10],
+        "box_weight": [3, 5, 8],
+    }
+    assert staged_grid(full) == [
+        ["lr", "weight_decay"],
+        ["sigma", "pos_weight"],
+        ["pos_weight", "box_weight"],
+    ]
+    assert staged_grid({"sigma": [0.5]}) == [["sigma"]]
+    train = open_coco(make_rects(tmp_path / "train", 4))
+    val = open_coco(make_rects(tmp_path / "val", 2, seed=1))
+    made = []
+
+    def make(**hyper):
+        made.append(hyper)
+        return CenterNetStudent(imgsz=64, batch=4, epochs=1, **hyper)
+
+    best, rows = grid_search(
+        make, (train.instances, train.image_dir), val, {"lr": [1e-4, 3e-4]}, tmp_path / "gs"
+    )
+    assert [r["lr"] for r in rows] == [1e-4, 3e-4] and len(made) == 2
+    assert best["lr"] == max(rows, key=lambda r: (r["val_AP"], r["val_cell_accuracy"]))["lr"]
+    _, capped = grid_search(
+        make, (train.instances, train.image_dir), val, full, tmp_path / "gs2", max_trials=1
+    )
+    assert len(capped) == 1
+    with pytest.raises(KeyError, match="unknown"):
+        grid_search(make, (train.instances, train.image_dir), val, {"lrr": [1]}, tmp_path)
