@@ -34,7 +34,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from afss_utils import coco
-from afss_utils.config import cpu_cores, seed_everything, torch_threads
+from afss_utils.config import cpu_cores, resolve_device, seed_everything, torch_threads
 from afss_utils.datasets import Dataset
 from afss_utils.students import (
     PREDICT_CONF,
@@ -314,7 +314,7 @@ class CenterNetStudent:
         self.epochs, self.imgsz, self.batch = epochs, imgsz, batch
         self.lr, self.weight_decay, self.warmup_epochs = lr, weight_decay, warmup_epochs
         self.loss_weights = LossWeights(center_weight, box_weight, class_weight, sigma, pos_weight)
-        self.device, self.seed, self.top_k, self.conf = device, seed, top_k, conf
+        self.device, self.seed, self.top_k, self.conf = resolve_device(device), seed, top_k, conf
         self.net = None
         self.categories: list[dict] = list(coco.CATEGORIES)
         self.train_seconds: float | None = None
