@@ -147,10 +147,9 @@ def label_image(
 ) -> Prediction:
     """One image (H, W, 3) uint8 -> fused Prediction in its pixel frame (boxes xyxy px).
 
-    With only the identity view, the teacher's output (best ``fusion.top_k``), unfused.
+    With only the identity view, the teacher's output (best ``fusion.top_k``), unfused. The TTA
+    ablation (:mod:`afss_utils.ablation`) runs the same two steps, so its cells equal these labels.
     """
-    if len(augs) <= 1:
-        return teacher.predict(image, prompt).top_k(fusion.top_k)
     return fuse_views(teacher, image, predict_views(teacher, image, augs, prompt), fusion)
 
 
