@@ -31,7 +31,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -256,23 +255,16 @@ def _write_results(lines: Iterable[dict], out_path: Path) -> tuple[int, list[dic
 
     Returns (number of records, the empty images as [{image_id, file_name}]).
     """
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", dir=out_path.parent)
     n_records, empty = 0, []
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write("[")
-            for line in lines:
-                if not line["results"]:
-                    empty.append({"image_id": line["image_id"], "file_name": line["file_name"]})
-                for rec in line["results"]:
-                    fh.write((", " if n_records else "") + json.dumps(rec))
-                    n_records += 1
-            fh.write("]")
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with coco.atomic_writer(out_path) as fh:
+        fh.write("[")
+        for line in lines:
+            if not line["results"]:
+                empty.append({"image_id": line["image_id"], "file_name": line["file_name"]})
+            for rec in line["results"]:
+                fh.write((", " if n_records else "") + json.dumps(rec))
+                n_records += 1
+        fh.write("]")
     return n_records, empty
 
 

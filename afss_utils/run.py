@@ -22,7 +22,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from importlib import metadata
@@ -31,6 +30,7 @@ from typing import Any
 
 import nbformat
 
+from afss_utils import coco
 from afss_utils.config import DEFAULT_PARAMS, REPO_ROOT, load_params
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -107,18 +107,8 @@ def _now() -> str:
 
 
 def _write_json_atomic(obj: Any, path: Path) -> None:
-    # Indented (the committed manifest is read by people) and atomic (a crash mid-write keeps
-    # the previous manifest).
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, default=str)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Indented: the committed manifest is read by people.
+    coco.save_json(obj, path, indent=2)
 
 
 def git_state(repo: str | os.PathLike = REPO_ROOT) -> dict[str, Any]:
