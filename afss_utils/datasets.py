@@ -70,6 +70,15 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError(f"cannot read image {path}: {exc}") from exc
 
 
+def check_rgb_image(image: Any, error: type[Exception] = ValueError) -> np.ndarray:
+    """``image`` as an (H, W, 3) uint8 RGB array (what :func:`read_image` returns), or ``error``
+    saying what it is instead. The one image check of the package (teachers, TTA)."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
+        raise error(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    return image
+
+
 def _scale_to_uint8(gray: np.ndarray) -> np.ndarray:
     """(H, W) integer or float image -> (H, W, 3) uint8, its min..max stretched to 0..255."""
     g = gray.astype(np.float64)

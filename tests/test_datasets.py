@@ -398,3 +398,17 @@ def test_pool_joins_views_of_one_split(tiny_coco, tmp_path):
         pool([a, other])
     with pytest.raises(ValueError, match="at least one"):
         pool([])
+
+
+def test_check_rgb_image_names_what_it_got():
+    import numpy as np
+
+    from afss_utils.datasets import check_rgb_image
+
+    ok = np.zeros((2, 3, 3), np.uint8)
+    assert check_rgb_image(ok) is ok
+    for bad in (np.zeros((2, 3), np.uint8), np.zeros((2, 3, 4), np.uint8), ok.astype(np.uint16)):
+        with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8 RGB image, got"):
+            check_rgb_image(bad)
+    with pytest.raises(KeyError):
+        check_rgb_image(np.zeros((0, 3, 3), np.uint8), error=KeyError)

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
+from afss_utils.datasets import check_rgb_image
 from afss_utils.teachers.base import Prediction, register_teacher
 
 __all__ = [
@@ -149,13 +150,6 @@ def _resize_to(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA), s
 
 
-def _check_image(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
-    return image
-
-
 class _ClassicalBase:
     """Shared constructor/batch logic. Single-instance: at most one detection per image."""
 
@@ -168,7 +162,7 @@ class _ClassicalBase:
 
     def predict(self, image: np.ndarray, prompt: str = "spacecraft") -> Prediction:
         """image (H, W, 3) uint8 RGB -> Prediction with 0 or 1 detection (the prompt is unused)."""
-        image = _check_image(image)
+        image = check_rgb_image(image)
         gray = luminance(image)
         mask, score = self._segment(image, gray)
         return _prediction_from_mask(mask, score).top_k(self.top_k)
