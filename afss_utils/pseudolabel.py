@@ -234,12 +234,11 @@ class _Cache:
     def __init__(self, path: Path, header: dict[str, Any], restart: bool):
         self.path = path
         self.offsets: dict[int, int] = {}  # image_id -> byte offset of its line
-        self.hashes: dict[int, str | None] = {}
+        self.hashes: dict[int, str | None] = {}  # image_id -> sha1 of the image it was made from
         if restart:
             path.unlink(missing_ok=True)
         if path.exists() and path.stat().st_size > 0:
-            self._load(json.loads(json.dumps(header)))
-  # compare as json, e.g. tuples as lists
+            self._load(json.loads(json.dumps(header)))  # compare as json: tuples as lists
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "wb") as fh:
