@@ -1,8 +1,12 @@
 """The TTA ablation (paper Section IV-E): augmentation sets x fusion methods, scored by COCO AP.
 
-Every view of every image is predicted once, whichever grid rows use it; each row then fuses its
-own subset of views with each fusion method. The cost of a row is charged as the seconds its views
-took plus its fusion time, i.e. what labelling with that setting alone would cost.
+Each row's views are predicted by :func:`afss_utils.tta.predict_views` and fused by
+:func:`afss_utils.pseudolabel.fuse_views`, the two functions the pseudo-labeller runs, so a cell of
+Table II is exactly the pseudo-label file made with that row's ``tta`` and fusion settings (a
+teacher that batches views, e.g. a VLM padding views of different sizes, sees the same batch).
+Rows with the same augmentation set share one prediction; the fusion methods of a row share its
+views. The cost of a cell is the seconds its views took plus its fusion time, i.e. what labelling
+with that setting alone costs.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from afss_utils.datasets import Dataset
 from afss_utils.fusion import FusionConfig
 from afss_utils.pseudolabel import fuse_views
 from afss_utils.teachers.base import Teacher
-from afss_utils.tta import parse_tta
+from afss_utils.tta import parse_tta, predict_views
 
 NO_FUSION = "none"  # the single-view row: the teacher's own top detection, nothing to fuse
 
@@ -59,26 +63,23 @@ def tta_ablation(
     for row in grid:
         augs = parse_tta(row["augs"])
         rows.append((row["name"], augs, [NO_FUSION] if len(augs) == 1 else list(methods)))
-    all_augs = {aug.name: aug for _, augs, _ in rows for aug in augs}
     runs = {(name, m): AblationRun(name, m, len(augs), []) for name, augs, ms in rows for m in ms}
     configs = {m: dataclasses.replace(fusion, method=m) for m in methods}
 
     for image_id in tqdm(dataset.image_ids, desc="TTA ablation", unit="img", disable=not progress):
         image = dataset.load_image(image_id)
-        shape = image.shape[:2]
-        views, cost = {}, {}
-        for aug_name, aug in all_augs.items():
-            t0 = time.perf_counter()
-            views[aug_name] = aug.prediction_from_view(
-                teacher.predict(aug.apply(image), prompt), shape
-            )
-            cost[aug_name] = time.perf_counter() - t0
+        predicted: dict[tuple[str, ...], tuple[list, float]] = {}
         for name, augs, row_methods in rows:
-            view_cost = sum(cost[a.name] for a in augs)
+            key = tuple(a.name for a in augs)
+            if key not in predicted:
+                t0 = time.perf_counter()
+                views = predict_views(teacher, image, augs, prompt)
+                predicted[key] = (views, time.perf_counter() - t0)
+            views, view_cost = predicted[key]
             for method in row_methods:
                 t0 = time.perf_counter()
                 cfg = fusion if method == NO_FUSION else configs[method]
-                pred = fuse_views(teacher, image, [views[a.name] for a in augs], cfg)
+                pred = fuse_views(teacher, image, views, cfg)
                 run = runs[name, method]
                 run.results.extend(pred.to_results(image_id))
                 run.seconds += view_cost + time.perf_counter() - t0

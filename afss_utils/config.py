@@ -48,8 +48,8 @@ def merge_params(
 ) -> dict[str, Any]:
     """Return ``base`` updated by ``overlay``; nested mappings merge key by key.
 
-    Raises ParamsError for any key of ``overlay`` that ``base`` lacks, naming the dotted key and
-    ``source``.
+    Raises ParamsError for any key of ``overlay`` that ``base`` lacks, or whose value is not of
+    the default's type (:func:`check_type`), naming the dotted key and ``source``.
     """
     out = copy.deepcopy(base)
     for key, value in overlay.items():
@@ -57,11 +57,40 @@ def merge_params(
         if key not in base:
             known = ", ".join(sorted(map(str, base)))
             raise ParamsError(f"unknown params key '{dotted}' in {source} (known keys: {known})")
+        check_type(dotted, base[key], value, source)
         if isinstance(base[key], dict) and isinstance(value, dict):
             out[key] = merge_params(base[key], value, source, _prefix=f"{dotted}.")
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "true/false"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__
+    )
+
+
+def check_type(key: str, default: Any, value: Any, source: str = "<overlay>") -> None:
+    """ParamsError unless ``value`` may replace ``default``: same kind (mapping, list, string,
+    bool, int; a float default also takes an int). A null default or value takes anything
+    (optional settings); YAML's ``yes``/``1`` are not booleans for a bool key."""
+    if default is None or value is None:
+        return
+    if isinstance(default, bool) or isinstance(value, bool):
+        ok = isinstance(default, bool) and isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float))
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        want = "an integer" if type(default) is int else _type_name(default)
+        raise ParamsError(
+            f"params key '{key}' in {source} must be {want} like the default "
+            f"({default!r}), got {value!r}"
+        )
 
 
 def load_params(
@@ -82,6 +111,9 @@ def load_params(
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (CPU and CUDA) for repeatable runs."""
     import numpy as np
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ParamsError(f"params key 'seed' must be an integer, got {seed!r}")
 
     random.seed(seed)
     np.random.seed(seed)

@@ -46,17 +46,47 @@ class ImageReadError(OSError):
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB; errors name the file."""
+    """Read an image file as (H, W, 3) uint8 RGB; errors name the file.
+
+    Grayscale, palette, RGBA (alpha dropped) and CMYK are converted to RGB. 16-bit and 32-bit
+    integer or float grayscale is scaled linearly from its own min..max to 0..255 (Pillow's
+    ``convert`` would clip it, turning a 16-bit frame almost all white).
+    """
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"image not found: {path}")
     try:
         with Image.open(path) as im:
+            if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+                return _scale_to_uint8(np.asarray(im))
             return np.asarray(im.convert("RGB"))
     # Pillow >= 12 may raise ImportError from its optional-plugin hint (pi_heif) on an unknown
     # format; that is still "cannot read this file", not a missing dependency of ours
-    except (UnidentifiedImageError, OSError, ValueError, ImportError) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        ImportError,
+        Image.DecompressionBombError,
+    ) as exc:
         raise ImageReadError(f"cannot read image {path}: {exc}") from exc
+
+
+def check_rgb_image(image: Any, error: type[Exception] = ValueError) -> np.ndarray:
+    """``image`` as an (H, W, 3) uint8 RGB array (what :func:`read_image` returns), or ``error``
+    saying what it is instead. The one image check of the package (teachers, TTA)."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
+        raise error(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    return image
+
+
+def _scale_to_uint8(gray: np.ndarray) -> np.ndarray:
+    """(H, W) integer or float image -> (H, W, 3) uint8, its min..max stretched to 0..255."""
+    g = gray.astype(np.float64)
+    lo, hi = float(g.min()), float(g.max())
+    scaled = np.zeros(g.shape) if hi <= lo else (g - lo) * (255.0 / (hi - lo))
+    return np.repeat(np.rint(scaled).astype(np.uint8)[..., None], 3, axis=2)
 
 
 @dataclass

@@ -131,6 +131,14 @@ def evaluate(
         # One class: a json that numbers it 0 must still match predictions saying 1.
         for p in preds:
             p["category_id"] = categories[0]["id"]
+    else:
+        _check_categories(preds, pred_name, gt_anns, categories, gt_name)
+    for a in gt_anns:
+        if "bbox" in a and (a["bbox"][2] < 0 or a["bbox"][3] < 0):
+            raise ValueError(
+                f"{gt_name}: annotation {a.get('id')} (image {a['image_id']}) has a negative box "
+                f"size {a['bbox']} (COCO bbox is [x, y, width, height])"
+            )
 
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
@@ -143,8 +151,35 @@ def evaluate(
         ev.accumulate()
         ev.summarize()
     stats = ev.stats
+    if any(float(stats[k]) < 0 for k in range(len(METRICS))):
+        # COCOeval's -1: no category had both ground truth and a place in the evaluation.
+        raise ValueError(
+            f"{gt_name}: COCOeval found no ground truth for the evaluated categories "
+            f"(predicted ids {sorted({p['category_id'] for p in preds})}); AP is undefined"
+        )
     # Rounded so that a perfect score reads 100.0, not 99.99999999999997 (float sums in COCOeval).
-    return {m: round(max(float(stats[k]), 0.0) * 100.0, 6) for k, m in enumerate(METRICS)}
+    return {m: round(float(stats[k]) * 100.0, 6) for k, m in enumerate(METRICS)}
+
+
+def _check_categories(
+    preds: list[dict], pred_name: str, gt_anns: list[dict], categories: list[dict], gt_name: str
+) -> None:
+    """ValueError naming the ids when the predictions' categories cannot match the ground truth
+    (COCOeval would silently score such a mismatch as AP 0)."""
+    known = {c["id"] for c in categories}
+    predicted = {p.get("category_id") for p in preds}
+    unknown = sorted(predicted - known, key=str)
+    if unknown:
+        raise ValueError(
+            f"{pred_name}: category ids {unknown} are not categories of {gt_name} "
+            f"(it has {sorted(known, key=str)})"
+        )
+    annotated = {a["category_id"] for a in gt_anns}
+    if not predicted & annotated:
+        raise ValueError(
+            f"{pred_name}: predictions use category ids {sorted(predicted, key=str)} but the "
+            f"ground truth of {gt_name} annotates only {sorted(annotated, key=str)}"
+        )
 
 
 def evaluate_tasks(

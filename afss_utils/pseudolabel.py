@@ -17,11 +17,18 @@ Files, for ``--out PRED.json``:
   cached images and, because both runs write the final json from the same cache lines, gives a
   byte-identical file. A cache written with different settings is an error
   (:class:`CacheMismatchError`, naming what differs); ``restart=True`` (``--restart``) discards
-  it. ``limit`` is not part of the settings: a run with ``--limit`` resumes a longer run's
+  it. Each cached line carries the sha1 of its image file's bytes: an image whose file changed
+  since (e.g. the dataset was re-rendered into the same folder) is labelled again, not resumed.
+  ``limit`` is not part of the settings: a run with ``--limit`` resumes a longer run's
   cache and the other way round. The cache is removed once the final json covers the whole
   dataset; a run with ``limit`` below the dataset size keeps it, so a longer run continues.
 
 Single view (no TTA) is the teacher's own output, unfused (the paper's zero-shot baseline).
+
+Nothing of the user's is overwritten by surprise: ``--out`` (and its ``.empty.json`` /
+``.partial.jsonl``) may not be an input of the run (the annotations json or an image), and an
+existing ``--out`` is replaced only when it is a COCO results list (this tool's kind of output)
+or with ``overwrite=True`` (``--overwrite``). Both are checked before any image is labelled.
 """
 
 from __future__ import annotations
@@ -31,7 +38,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -50,6 +56,10 @@ from afss_utils.tta import Augmentation, parse_tta, predict_views
 
 CACHE_VERSION = 1
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class OutputConflictError(ValueError):
+    """``--out`` would replace an input of the run or a file that is not a results list."""
 
 
 class CacheMismatchError(RuntimeError):
@@ -118,6 +128,52 @@ def open_dataset(path: str | os.PathLike, image_dir: str | os.PathLike | None = 
     return open_coco(path, image_dir)
 
 
+def file_sha1(path: Path) -> str:
+    """sha1 of a file's bytes; ImageReadError names the file when it cannot be read."""
+    digest = hashlib.sha1()
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise ImageReadError(f"cannot read image {path}: {exc.strerror or exc}") from exc
+    return digest.hexdigest()
+
+
+def check_output(dataset: Dataset, out_path: Path, overwrite: bool = False) -> None:
+    """Raise OutputConflictError (naming the file) when writing ``out_path`` would destroy
+    something: an input of the run, or an existing file that is not a COCO results list
+    (unless ``overwrite``); OSError-like errors for an output folder that cannot be written."""
+    outputs = [out_path, empty_path(out_path), cache_path(out_path)]
+    inputs = {p.resolve() for p in [dataset.annotation_file] if p is not None}
+    inputs |= {dataset.image_path(i).resolve() for i in dataset.image_ids}
+    for out in outputs:
+        if out.resolve() in inputs:
+            raise OutputConflictError(
+                f"refusing to write {out}: it is an input of this run (annotations or image); "
+                "choose another --out"
+            )
+    if out_path.is_dir():
+        raise OutputConflictError(f"--out {out_path} is a folder; give a .json file name")
+    if out_path.exists() and not overwrite:
+        try:
+            ours = isinstance(json.loads(out_path.read_text()), list)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            ours = False
+        if not ours:
+            raise OutputConflictError(
+                f"refusing to replace {out_path}: it exists and is not a COCO results list "
+                "(pass --overwrite to replace it anyway)"
+            )
+    folder = out_path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputConflictError(f"cannot create output folder {folder}: {exc.strerror}") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputConflictError(f"output folder {folder} is not writable")
+
+
 def dataset_fingerprint(dataset: Dataset) -> dict[str, Any]:
     """Name, size and a hash of the ordered (image id, file name) list."""
     digest = hashlib.sha1()
@@ -147,10 +203,9 @@ def label_image(
 ) -> Prediction:
     """One image (H, W, 3) uint8 -> fused Prediction in its pixel frame (boxes xyxy px).
 
-    With only the identity view, the teacher's output (best ``fusion.top_k``), unfused.
+    With only the identity view, the teacher's output (best ``fusion.top_k``), unfused. The TTA
+    ablation (:mod:`afss_utils.ablation`) runs the same two steps, so its cells equal these labels.
     """
-    if len(augs) <= 1:
-        return teacher.predict(image, prompt).top_k(fusion.top_k)
     return fuse_views(teacher, image, predict_views(teacher, image, augs, prompt), fusion)
 
 
@@ -179,10 +234,11 @@ class _Cache:
     def __init__(self, path: Path, header: dict[str, Any], restart: bool):
         self.path = path
         self.offsets: dict[int, int] = {}  # image_id -> byte offset of its line
+        self.hashes: dict[int, str | None] = {}  # image_id -> sha1 of the image it was made from
         if restart:
             path.unlink(missing_ok=True)
         if path.exists() and path.stat().st_size > 0:
-            self._load(json.loads(json.dumps(header)))  # compare as json, e.g. tuples as lists
+            self._load(json.loads(json.dumps(header)))  # compare as json: tuples as lists
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "wb") as fh:
@@ -224,23 +280,25 @@ class _Cache:
                 try:
                     if not line.endswith(b"\n"):
                         raise ValueError("unterminated")
-                    image_id = int(json.loads(line)["image_id"])
+                    entry = json.loads(line)
+                    image_id = int(entry["image_id"])
                 except (ValueError, KeyError, TypeError):
                     # A run killed mid-write leaves a torn last line; anything after it is not ours.
                     break
                 self.offsets[image_id] = offset
+                self.hashes[image_id] = entry.get("sha1")  # lines of old caches have none
                 good_end = fh.tell()
         if good_end < self.path.stat().st_size:
             with open(self.path, "r+b") as fh:
                 fh.truncate(good_end)
 
-    def append(self, image_id: int, file_name: str, records: list[dict]) -> None:
+    def append(self, image_id: int, file_name: str, sha1: str, records: list[dict]) -> None:
         offset = self._fh.tell()
-        self._fh.write(
-            self._line({"image_id": image_id, "file_name": file_name, "results": records})
-        )
+        line = {"image_id": image_id, "file_name": file_name, "sha1": sha1, "results": records}
+        self._fh.write(self._line(line))
         self._fh.flush()  # survives a killed process (the OS has it); fsync would only add power-loss safety
         self.offsets[image_id] = offset
+        self.hashes[image_id] = sha1
 
     def iter_lines(self, image_ids: Iterable[int]) -> Iterable[dict]:
         with open(self.path, "rb") as fh:
@@ -257,23 +315,16 @@ def _write_results(lines: Iterable[dict], out_path: Path) -> tuple[int, list[dic
 
     Returns (number of records, the empty images as [{image_id, file_name}]).
     """
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", dir=out_path.parent)
     n_records, empty = 0, []
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write("[")
-            for line in lines:
-                if not line["results"]:
-                    empty.append({"image_id": line["image_id"], "file_name": line["file_name"]})
-                for rec in line["results"]:
-                    fh.write((", " if n_records else "") + json.dumps(rec))
-                    n_records += 1
-            fh.write("]")
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with coco.atomic_writer(out_path) as fh:
+        fh.write("[")
+        for line in lines:
+            if not line["results"]:
+                empty.append({"image_id": line["image_id"], "file_name": line["file_name"]})
+            for rec in line["results"]:
+                fh.write((", " if n_records else "") + json.dumps(rec))
+                n_records += 1
+        fh.write("]")
     return n_records, empty
 
 
@@ -287,13 +338,14 @@ def pseudolabel(
     limit: int | None = None,
     progress: bool = True,
     restart: bool = False,
+    overwrite: bool = False,
 ) -> PseudolabelSummary:
     """Label the first ``limit`` images of ``dataset`` (all when None) into ``out_path``.
 
     tta: augmentation names (the identity view is always added); fusion: how views merge.
     Resumes from ``<out>.partial.jsonl`` when it exists with the same settings (module
     docstring). A missing or corrupt image raises ImageReadError naming the file; the cache
-    keeps every image finished before it.
+    keeps every image finished before it. ``--out`` is checked first (:func:`check_output`).
     """
     start = time.perf_counter()
     fusion = fusion or FusionConfig()
@@ -310,6 +362,7 @@ def pseudolabel(
             f"{getattr(teacher, 'name', teacher)} has none (use mask_fusion: vote)"
         )
     out_path = Path(out_path)
+    check_output(dataset, out_path, overwrite)
     header = {
         "teacher": teacher_settings(teacher),
         "tta": [a.name for a in augs],
@@ -320,23 +373,28 @@ def pseudolabel(
     selected = dataset.image_ids if limit is None else dataset.image_ids[:limit]
     cache = _Cache(cache_path(out_path), header, restart)
     try:
-        todo = [i for i in selected if i not in cache.offsets]
-        n_resumed = len(selected) - len(todo)
+        n_cached = sum(1 for i in selected if i in cache.offsets)
+        n_resumed, n_labelled = 0, 0
         t0 = time.perf_counter()
         bar = tqdm(
             total=len(selected),
-            initial=n_resumed,
             disable=not progress,
             unit="img",
             desc=f"pseudolabel {header['teacher']['name']}",
         )
         with bar:
-            for image_id in todo:
-                image = dataset.load_image(image_id)
-                pred = label_image(teacher, image, augs, fusion, prompt)
-                cache.append(
-                    image_id, dataset.image_info(image_id)["file_name"], pred.to_results(image_id)
-                )
+            for image_id in selected:
+                sha1 = file_sha1(dataset.image_path(image_id)) if n_cached else ""
+                if image_id in cache.offsets and cache.hashes.get(image_id) == sha1:
+                    n_resumed += 1
+                else:
+                    image = dataset.load_image(image_id)
+                    if not sha1:
+                        sha1 = file_sha1(dataset.image_path(image_id))
+                    pred = label_image(teacher, image, augs, fusion, prompt)
+                    info = dataset.image_info(image_id)
+                    cache.append(image_id, info["file_name"], sha1, pred.to_results(image_id))
+                    n_labelled += 1
                 bar.update(1)
         labelled_s = time.perf_counter() - t0
         _, empty = _write_results(cache.iter_lines(selected), out_path)
@@ -350,7 +408,7 @@ def pseudolabel(
         n_images=len(selected),
         n_empty=len(empty),
         seconds=seconds,
-        images_per_s=len(todo) / labelled_s if labelled_s > 0 and todo else 0.0,
+        images_per_s=n_labelled / labelled_s if labelled_s > 0 and n_labelled else 0.0,
         out_path=out_path,
         empty_path=empty_file,
         n_resumed=n_resumed,
@@ -388,6 +446,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--restart", action="store_true", help="discard a resume cache written with other settings"
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out even if it is not a COCO results list",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -420,7 +483,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             limit=args.limit,
             progress=not args.no_progress,
             restart=args.restart,
+            overwrite=args.overwrite,
         )
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: the images finished so far are kept in {cache_path(Path(args.out))}; "
+            "rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
     except (
         CacheMismatchError,
         ImageReadError,

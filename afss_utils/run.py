@@ -22,7 +22,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from importlib import metadata
@@ -31,11 +30,15 @@ from typing import Any
 
 import nbformat
 
+from afss_utils import coco
 from afss_utils.config import DEFAULT_PARAMS, REPO_ROOT, load_params
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 NOTEBOOK_NAME = re.compile(r"^(\d{2})_[\w.-]+\.ipynb$")
 KERNEL_NAME = "python3"
+# The committed numbers: only params/default.yaml from a clean tree may write here, so every
+# number in it names a commit and one params file.
+RESULTS_DIR = REPO_ROOT / "results"
 LIBRARIES = (
     "torch",
     "torchvision",
@@ -107,18 +110,8 @@ def _now() -> str:
 
 
 def _write_json_atomic(obj: Any, path: Path) -> None:
-    # Indented (the committed manifest is read by people) and atomic (a crash mid-write keeps
-    # the previous manifest).
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, default=str)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Indented: the committed manifest is read by people.
+    coco.save_json(obj, path, indent=2)
 
 
 def git_state(repo: str | os.PathLike = REPO_ROOT) -> dict[str, Any]:
@@ -210,6 +203,26 @@ def _notebook_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()
 
 
+def check_results_target(
+    out: Path, params_file: Path, results_dir: Path = RESULTS_DIR, allow_dirty: bool = False
+) -> None:
+    """RunError when a run into the committed ``results_dir`` would mix in other params (smoke,
+    quick, paper overlays) or come from a tree with uncommitted changes (unless
+    ``allow_dirty``). Runs into any other folder are free."""
+    if out.resolve() != Path(results_dir).resolve():
+        return
+    if Path(params_file).resolve() != DEFAULT_PARAMS.resolve():
+        raise RunError(
+            f"{results_dir} holds the committed results of {DEFAULT_PARAMS.name} only; "
+            f"write the run of {params_file} elsewhere (e.g. --out out/{Path(params_file).stem})"
+        )
+    if git_state().get("dirty") and not allow_dirty:
+        raise RunError(
+            f"the tree has uncommitted changes, so {results_dir} would not name a commit; "
+            "commit first or pass --allow-dirty"
+        )
+
+
 def run_study(
     params_file: str | os.PathLike | None = DEFAULT_PARAMS,
     out_dir: str | os.PathLike | None = None,
@@ -218,6 +231,8 @@ def run_study(
     notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR,
     cwd: str | os.PathLike = REPO_ROOT,
     kernel_name: str = KERNEL_NAME,
+    allow_dirty: bool = False,
+    results_dir: str | os.PathLike = RESULTS_DIR,
 ) -> dict[str, Any]:
     """Execute the study's notebooks and return the manifest (also written to disk).
 
@@ -228,8 +243,11 @@ def run_study(
     notebooks_dir: where the ``NN_*.ipynb`` files live
     cwd:           working directory of the kernels; relative paths in params resolve here
 
-    Raises RunError before anything runs for unknown params keys or a notebook without a
-    parameters cell, and after saving the executed copy when a notebook fails.
+    allow_dirty:   let a tree with uncommitted changes write into ``results_dir``
+    results_dir:   the committed results folder (:func:`check_results_target`)
+
+    Raises RunError before anything runs for unknown params keys, a notebook without a
+    parameters cell, or a run that may not write into ``results_dir``, and after saving the executed copy when a notebook fails.
     """
     import papermill as pm
     from tqdm.auto import tqdm
@@ -241,6 +259,7 @@ def run_study(
     if not out.is_absolute():
         out = Path.cwd() / out  # --out is relative to the caller, not to the kernels' cwd
     out = out.resolve()
+    check_results_target(out, params_file, Path(results_dir), allow_dirty)
     params["out_dir"] = _display_path(out, cwd)
 
     notebooks = discover_notebooks(notebooks_dir)
@@ -348,6 +367,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--notebooks-dir", default=str(NOTEBOOKS_DIR), help="folder of NN_*.ipynb notebooks"
     )
+    parser.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="let a tree with uncommitted changes write into results/",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     only = [s for s in args.only.split(",") if s.strip()] if args.only else None
@@ -358,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             only=only,
             progress=not args.no_progress,
             notebooks_dir=args.notebooks_dir,
+            allow_dirty=args.allow_dirty,
         )
     except RunError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -63,7 +63,9 @@ import argparse
 import math
 import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -1465,6 +1467,9 @@ def default_workers(num_jobs: int) -> int:
     return 1 if num_jobs < 32 or not _spawn_safe() else max(1, min(cpus, 8))
 
 
+DESCRIPTION = "AFSS procedural synthetic spacecraft (afss_utils.synthetic)"
+
+
 def generate(
     out_dir: str | Path,
     domains: str | Sequence[str],
@@ -1474,6 +1479,7 @@ def generate(
     progress: bool = True,
     workers: int | None = None,
     models: Sequence[str] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``num_images`` per domain to ``out_dir/images/*.png`` + ``out_dir/annotations.json``.
 
@@ -1486,6 +1492,11 @@ def generate(
     number of workers. ``models``: the spacecraft types to draw from (default
     :data:`DETECTION_MODELS`, the detection study's three; ``list(MODELS)`` for all types, as
     the type-classification experiment uses). Returns the annotations path.
+
+    The dataset is rendered into a hidden temporary folder beside ``out_dir`` and moved in place
+    at the end, so a killed run never leaves new images beside an old annotations.json. An
+    existing ``out_dir`` is replaced only when it is empty or a dataset this function wrote
+    (``info.description``); anything else needs ``overwrite=True`` (``--overwrite``).
     """
     domains = check_domains(domains)
     if num_images < 0:
@@ -1494,6 +1505,59 @@ def generate(
     if w < 8 or h < 8:
         raise ValueError(f"image size must be at least 8x8, got {w}x{h}")
     out_dir = Path(out_dir)
+    _check_replaceable(out_dir, overwrite)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        os.chmod(staging, 0o777 & ~coco._umask())  # mkdtemp's 0700 would outlive the move
+        _render_into(staging, domains, num_images, seed, w, h, progress, workers, models)
+        _move_into_place(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir / "annotations.json"
+
+
+def _check_replaceable(out_dir: Path, overwrite: bool) -> None:
+    if overwrite or not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise FileExistsError(f"--out {out_dir} exists and is not a folder")
+    if not any(out_dir.iterdir()):
+        return
+    try:
+        info = coco.read_json(out_dir / "annotations.json").get("info", {})
+    except (coco.CocoFormatError, AttributeError):
+        info = {}
+    if info.get("description") != DESCRIPTION:
+        raise FileExistsError(
+            f"refusing to replace {out_dir}: it is not a dataset rendered by afss_utils.synthetic "
+            "(pass --overwrite to replace it anyway)"
+        )
+
+
+def _move_into_place(staging: Path, out_dir: Path) -> None:
+    """Rename ``staging`` to ``out_dir``; an old ``out_dir`` is moved aside first, then deleted."""
+    if not out_dir.exists():
+        os.rename(staging, out_dir)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
+    os.rename(out_dir, old / out_dir.name)
+    os.rename(staging, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _render_into(
+    out_dir: Path,
+    domains: list[str],
+    num_images: int,
+    seed: int,
+    w: int,
+    h: int,
+    progress: bool,
+    workers: int | None,
+    models: Sequence[str] | None = None,
+) -> Path:
     img_dir = out_dir / "images"
     img_dir.mkdir(parents=True, exist_ok=True)
     jobs = [
@@ -1515,7 +1579,7 @@ def generate(
                 bar.update()
     bar.close()
     info = {
-        "description": "AFSS procedural synthetic spacecraft (afss_utils.synthetic)",
+        "description": DESCRIPTION,
         "domains": domains,
         "num_images_per_domain": int(num_images),
         "seed": int(seed),
@@ -1566,6 +1630,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="parallel processes (default: 1 for < 32 images, else the CPU count, <= 8)",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out even if it is not a dataset rendered by this tool",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     try:
@@ -1576,15 +1645,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--num-images must be >= 0")
     if min(args.size) < 8:
         parser.error("--size must be at least 8 8")
-    path = generate(
-        args.out,
-        domains,
-        args.num_images,
-        args.seed,
-        tuple(args.size),
-        progress=not args.no_progress,
-        workers=args.workers,
-    )
+    try:
+        path = generate(
+            args.out,
+            domains,
+            args.num_images,
+            args.seed,
+            tuple(args.size),
+            progress=not args.no_progress,
+            workers=args.workers,
+            overwrite=args.overwrite,
+        )
+    except (FileExistsError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(path)
     return 0
 

@@ -295,3 +295,25 @@ def test_prediction_shape_errors():
         Prediction(np.zeros((2, 4)), np.zeros(1))
     with pytest.raises(ValueError, match="masks must be"):
         Prediction(np.zeros((2, 4)), np.zeros(2), masks=np.zeros((1, 4, 4), bool))
+
+
+# ----------------------------------------------------------------------------- atomic writes
+def test_save_json_gets_the_umask_mode_and_leaves_no_temp_file(tmp_path):
+    import os
+
+    from afss_utils.coco import atomic_writer, save_json
+
+    old = os.umask(0o022)
+    try:
+        path = save_json({"a": 1}, tmp_path / "x.json")
+    finally:
+        os.umask(old)
+    assert (path.stat().st_mode & 0o777) == 0o644
+    assert json.loads(path.read_text()) == {"a": 1}
+    (tmp_path / ".x.json.abc.tmp").write_text("left by a SIGKILL")
+    with pytest.raises(KeyboardInterrupt), atomic_writer(path) as fh:
+        fh.write("half")
+        raise KeyboardInterrupt
+    assert json.loads(path.read_text()) == {"a": 1}  # the previous file is kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]
+    assert save_json([], tmp_path / "sub" / "e.json").read_text() == "[]"

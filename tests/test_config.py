@@ -137,3 +137,35 @@ def test_ultralytics_trains_and_predicts_on_every_cpu_core():
         assert torch.get_num_threads() == config.cpu_cores()
     finally:
         torch.set_num_threads(before)
+
+
+# ----------------------------------------------------------------------------- types
+@pytest.mark.parametrize(
+    "overlay, key",
+    [
+        ({"yolo": {"epochs": "ten"}}, "yolo.epochs"),
+        ({"yolo": 5}, "yolo"),
+        ({"seed": "abc"}, "seed"),
+        ({"seed": 1.5}, "seed"),
+        ({"tta": "vflip"}, "tta"),
+        ({"top_k": True}, "top_k"),
+    ],
+)
+def test_overlay_values_of_the_wrong_type_name_the_key(overlay, key):
+
+    with pytest.raises(ParamsError, match=f"'{key}' in command-line overrides must be"):
+        load_params(extra=overlay)
+
+
+def test_overlay_values_of_the_right_type_pass_and_int_fills_a_float():
+
+    base = load_params()
+    floats = [k for k, v in base["fusion"].items() if isinstance(v, float)]
+    p = load_params(extra={"seed": 3, "fusion": {floats[0]: 1}, "yolo": {}})
+    assert p["seed"] == 3 and p["fusion"][floats[0]] == 1
+
+
+def test_seed_everything_rejects_a_non_integer_seed():
+
+    with pytest.raises(ParamsError, match="'seed' must be an integer, got 'abc'"):
+        seed_everything("abc")

@@ -445,3 +445,17 @@ def test_spark2022_empty_csv_and_bad_bbox(tmp_path: Path):
     (tmp_path / "val.csv").write_text('filename,class,bbox\nx.png,debris,"[1, 2, 3]"\n')
     with pytest.raises(DatasetSpecError, match="row 1"):
         open_spark2022(tmp_path, "test")
+
+
+def test_check_rgb_image_names_what_it_got():
+    import numpy as np
+
+    from afss_utils.datasets import check_rgb_image
+
+    ok = np.zeros((2, 3, 3), np.uint8)
+    assert check_rgb_image(ok) is ok
+    for bad in (np.zeros((2, 3), np.uint8), np.zeros((2, 3, 4), np.uint8), ok.astype(np.uint16)):
+        with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8 RGB image, got"):
+            check_rgb_image(bad)
+    with pytest.raises(KeyError):
+        check_rgb_image(np.zeros((0, 3, 3), np.uint8), error=KeyError)

@@ -382,4 +382,6 @@ def test_run_rounds_with_yolo_on_tiny_shapes(tmp_path: Path):
     for r in records:
         assert r.seconds > 0
         ap = evaluate(ds, r.test_results, "segm")
-        assert all(0 <= v <= 100 for v in ap.values())
+        assert (
+            ap["AP75"] <= ap["AP50"] and ap["AP"] <= ap["AP50"]
+        )  # precision falls with the IoU threshold

@@ -217,3 +217,27 @@ def test_label_quality_per_image(tiny_coco):
     # images 3 and 4: missed objects
     assert rows[3]["box_iou"] == 0.0 and rows[3]["mask_iou"] == 0.0 and math.isnan(rows[3]["score"])
     assert label_quality(gt, []) and all(r["box_iou"] == 0 for r in label_quality(gt, []))
+
+
+# ----------------------------------------------------------------------------- category checks
+def _two_category_gt(ann_category: int) -> dict:
+    gt = _one_box_gt()
+    gt["categories"] = [{"id": 1, "name": "spacecraft"}, {"id": 2, "name": "debris"}]
+    gt["annotations"][0]["category_id"] = ann_category
+    return gt
+
+
+def test_category_mismatch_raises_naming_the_ids():
+    with pytest.raises(ValueError, match=r"category ids \[1\].*annotates only \[2\]"):
+        evaluate(_two_category_gt(2), [_pred(GT_BOX)])  # predictions say 1
+    bad = dict(_pred(GT_BOX), category_id=7)
+    with pytest.raises(ValueError, match=r"category ids \[7\] are not categories"):
+        evaluate(_two_category_gt(1), [bad])
+    assert evaluate(_two_category_gt(1), [_pred(GT_BOX)])["AP"] == pytest.approx(100.0)
+
+
+def test_negative_gt_box_size_is_an_error():
+    gt = _one_box_gt()
+    gt["annotations"][0]["bbox"] = [10.0, 10.0, -5.0, 4.0]
+    with pytest.raises(ValueError, match="annotation 1 .*negative box"):
+        evaluate(gt, [_pred(GT_BOX)])

@@ -93,7 +93,10 @@ def test_default_policy_is_skip_as_in_params():
 
     params = load_params()
     assert FusionConfig().empty_views == "skip"
-    assert FusionConfig.from_params(params["fusion"]) == FusionConfig(**params["fusion"])
+    # the dataclass defaults are the params file's: code and default.yaml cannot drift apart
+    assert FusionConfig.from_params(params["fusion"]) == FusionConfig()
+    defaults = FusionConfig().to_dict()
+    assert {k: defaults[k] for k in params["fusion"]} == params["fusion"]
 
 
 def test_wbf_box_is_score_weighted_average_eq4():

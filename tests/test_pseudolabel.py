@@ -338,15 +338,6 @@ def test_image_folder_dataset(tmp_path):
     assert ds.load_image(2).shape == (24, 32, 3)
 
 
-def _classical_available() -> bool:
-    from afss_utils.teachers import available_teachers
-
-    return "classical_threshold" in available_teachers()
-
-
-@pytest.mark.skipif(
-    not _classical_available(), reason="afss_utils.teachers.classical not written yet"
-)
 def test_cli_classical_threshold_on_image_folder_and_json(tmp_path, capsys):
     # objects of >= 12 px: the edge-based teacher is not meant for specks of a few pixels
     ann = make_dataset(tmp_path / "data", 4, size=(48, 64), empty_every=100, min_side=12)
@@ -421,3 +412,116 @@ def test_cli_reports_errors_without_traceback(tmp_path, capsys):
         ]
     )
     assert rc == 1 and "nope.yaml" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- determinism
+def test_classical_labeller_is_byte_identical_across_runs_and_thread_counts(tmp_path):
+    import cv2
+
+    from afss_utils.synthetic import generate
+    from afss_utils.teachers import build_teacher
+
+    ds = open_coco(generate(tmp_path / "d", "lightbox", 10, 11, (320, 256), False, 1))
+    before = cv2.getNumThreads()
+    outs = []
+    try:
+        for k, threads in enumerate((1, 2, 2)):
+            cv2.setNumThreads(threads)
+            teacher = build_teacher("classical_threshold")
+            out = pseudolabel(teacher, ds, tmp_path / f"p{k}.json", "vflip", progress=False)
+            outs.append(out.out_path.read_bytes())
+    finally:
+        cv2.setNumThreads(before)
+    assert outs[0] == outs[1] == outs[2] and b"score" in outs[0]
+
+
+# ----------------------------------------------------------------------------- bad outputs
+def test_out_equal_to_an_input_is_refused_and_nothing_is_touched(data12, tmp_path):
+    from afss_utils.pseudolabel import OutputConflictError
+
+    ann = data12.annotation_file
+    gt = ann.read_bytes()
+    image = data12.image_path(1)
+    png = image.read_bytes()
+    for out in (ann, image, tmp_path / "data" / "." / "annotations.json"):
+        with pytest.raises(OutputConflictError, match="input of this run"):
+            pseudolabel(FakeTeacher(), data12, out, progress=False)
+    assert ann.read_bytes() == gt and image.read_bytes() == png
+    assert not cache_path(ann).exists()
+
+
+def test_existing_out_is_replaced_only_if_it_is_a_results_list(data12, tmp_path, capsys):
+    from afss_utils.pseudolabel import OutputConflictError
+
+    other = tmp_path / "notes.json"
+    other.write_text('{"mine": true}')
+    with pytest.raises(OutputConflictError, match="--overwrite"):
+        pseudolabel(FakeTeacher(), data12, other, progress=False)
+    assert other.read_text() == '{"mine": true}'
+    rc = main(["--dataset", str(data12.annotation_file), "--out", str(other), "--teacher",
+               "classical_threshold", "--tta", "none", "--no-progress"])  # fmt: skip
+    assert rc == 1 and "notes.json" in capsys.readouterr().err
+    pseudolabel(FakeTeacher(), data12, other, progress=False, overwrite=True)
+    first = other.read_bytes()
+    pseudolabel(FakeTeacher(), data12, other, progress=False)  # its own output: replaced
+    assert other.read_bytes() == first and first.startswith(b"[")
+
+
+def test_missing_or_read_only_output_folder(data12, tmp_path):
+    from afss_utils.pseudolabel import OutputConflictError
+
+    out = pseudolabel(FakeTeacher(), data12, tmp_path / "new" / "deep" / "p.json", progress=False)
+    assert out.out_path.exists()
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if os.access(ro, os.W_OK):  # running as root: permissions do not apply
+            return
+        teacher = FakeTeacher()
+        with pytest.raises(OutputConflictError, match="not writable"):
+            pseudolabel(teacher, data12, ro / "p.json", progress=False)
+        assert teacher.calls == 0  # refused before any image was labelled
+    finally:
+        ro.chmod(0o755)
+
+
+def test_resume_cache_keys_images_by_content(tmp_path):
+    ann = make_dataset(tmp_path / "data", 8)
+    ds = open_coco(ann)
+    out = tmp_path / "p.json"
+    pseudolabel(FakeTeacher(), ds, out, limit=4, progress=False)
+    # re-render image 2 with other pixels into the same file name: its label must not be kept
+    path = ds.image_path(2)
+    Image.fromarray(np.full((24, 32, 3), 200, np.uint8)).save(path)
+    teacher = FakeTeacher()
+    summary = pseudolabel(teacher, ds, out, progress=False)
+    assert summary.n_resumed == 3 and teacher.calls == 5
+    ref = pseudolabel(FakeTeacher(), ds, tmp_path / "ref.json", progress=False).out_path
+    assert out.read_bytes() == ref.read_bytes()
+
+
+class InterruptingTeacher(FakeTeacher):
+    def predict(self, image, prompt="spacecraft"):
+        if self.calls >= 3:
+            raise KeyboardInterrupt
+        return super().predict(image, prompt)
+
+
+def test_ctrl_c_prints_one_line_keeps_the_cache_and_the_rerun_resumes(
+    tmp_path, monkeypatch, capsys
+):
+    import afss_utils.teachers as teachers
+
+    ann = make_dataset(tmp_path / "data", 6)
+    out = tmp_path / "p.json"
+    argv = ["--dataset", str(ann), "--out", str(out), "--tta", "none", "--no-progress"]
+    monkeypatch.setattr(teachers, "build_teacher", lambda name, **kw: InterruptingTeacher())
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted" in err and str(cache_path(out)) in err
+    assert not out.exists() and len(cache_path(out).read_bytes().splitlines()) == 1 + 3
+    monkeypatch.setattr(teachers, "build_teacher", lambda name, **kw: FakeTeacher())
+    assert main(argv) == 0 and "3 resumed" in capsys.readouterr().out
+    ref = pseudolabel(FakeTeacher(), open_coco(ann), tmp_path / "ref.json", "none", progress=False)
+    assert out.read_bytes() == ref.out_path.read_bytes()

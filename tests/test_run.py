@@ -219,3 +219,23 @@ def test_failing_notebook_stops_the_run_and_keeps_its_traceback(tmp_path, capsys
     assert m["notebooks"]["01_fails"]["status"] == "failed"
     assert "boom-4711" in m["notebooks"]["01_fails"]["error"]
     assert "02_never" not in m["notebooks"]
+
+
+# ----------------------------------------------------------------------------- results/ guard
+def test_results_folder_takes_only_default_params_from_a_clean_tree(tmp_path, monkeypatch):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    recording_notebook(nbs / "00_a.ipynb", ALL_KEYS, tmp_path / "log")
+    results = tmp_path / "results"
+    smoke = run.DEFAULT_PARAMS.with_name("smoke.yaml")
+    kw = dict(progress=False, notebooks_dir=nbs, results_dir=results)
+    with pytest.raises(run.RunError, match="smoke.yaml elsewhere"):
+        run.run_study(smoke, results, **kw)
+    monkeypatch.setattr(run, "git_state", lambda repo=None: {"sha": "abc", "dirty": True})
+    with pytest.raises(run.RunError, match="--allow-dirty"):
+        run.run_study(None, results, **kw)
+    assert not results.exists() and not read_log(tmp_path / "log")
+    # other folders are free, and --allow-dirty is the explicit way in
+    run.check_results_target(tmp_path / "out", smoke, results)
+    m = run.run_study(None, results, allow_dirty=True, **kw)
+    assert m["status"] == "ok" and m["git"]["dirty"] is True

@@ -189,3 +189,38 @@ def test_threshold_cues():
     grouped = group_edges(edges, 5, 7, 10)
     assert mask_iou(grouped, square) > 0.9
     assert not group_edges(np.zeros((40, 40), np.uint8), 5, 7, 10).any()
+
+
+# ----------------------------------------------------------------------------- determinism
+def test_edges_and_scores_do_not_depend_on_the_opencv_thread_count(tmp_path):
+    """Render 9 of the lightbox frames on which parallel Canny used to give other edges (and
+    scores in the 4th decimal) with 1 vs 8 threads; each must now be bit-identical."""
+    from afss_utils.datasets import open_coco
+    from afss_utils.synthetic import generate
+
+    ds = open_coco(
+        generate(tmp_path, "lightbox", 10, 11, size=(320, 256), progress=False, workers=1)
+    )
+    teacher = build_teacher("classical_threshold")
+    before = cv2.getNumThreads()
+    try:
+        runs = []
+        for threads in (1, 8):
+            cv2.setNumThreads(threads)
+            runs.append([teacher.predict(ds.load_image(i)) for i in ds.image_ids])
+    finally:
+        cv2.setNumThreads(before)
+    assert cv2.getNumThreads() == before
+    for a, b in zip(*runs, strict=True):
+        assert a.scores.tobytes() == b.scores.tobytes()
+        assert np.array_equal(a.boxes, b.boxes) and np.array_equal(a.masks, b.masks)
+
+
+def test_single_threaded_cv2_restores_the_count_after_an_error():
+    from afss_utils.teachers.classical import single_threaded_cv2
+
+    before = cv2.getNumThreads()
+    with pytest.raises(RuntimeError), single_threaded_cv2():
+        assert cv2.getNumThreads() == 1
+        raise RuntimeError("boom")
+    assert cv2.getNumThreads() == before

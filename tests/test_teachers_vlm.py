@@ -147,3 +147,50 @@ def test_missing_hub_id_offline_fails_fast(monkeypatch, tmp_path, name):
     )
     assert f"teacher_options.{name}.detector" in msg
     assert time.perf_counter() - t0 < 10
+
+
+# ----------------------------------------------------------------------------- exact geometry
+def test_owlv2_known_normalised_box_lands_on_the_exact_pixel_box(tiny, image):
+    """Stub OWLv2's raw output with one confident query whose normalised (cx, cy, w, h) refers to
+    the padded max(H, W) square: the pixel box must be exact. A ``target_sizes`` of (H, W), or
+    forgetting the square padding, gives y's scaled by 48 instead of 80 and fails here."""
+    import torch
+
+    t = make_teacher(tiny, "owlv2_sam2", box_threshold=0.5)
+    real = t.detector
+
+    def stub(**inputs):
+        out = real(**inputs)
+        out.pred_boxes = torch.zeros_like(out.pred_boxes)
+        out.pred_boxes[:, :] = torch.tensor([0.5, 0.25, 0.25, 0.125])
+        out.logits = torch.full_like(out.logits, -20.0)
+        out.logits[:, 3, 0] = 20.0  # one patch-box above threshold
+        return out
+
+    t.detector = stub
+    side = max(H, W)
+    pred = t.predict(image, "spacecraft")
+    np.testing.assert_allclose(
+        pred.boxes[0], [0.375 * side, 0.1875 * side, 0.625 * side, 0.3125 * side], atol=1e-3
+    )
+    # rot90 of the non-square image in one batch with the original: each its own frame
+    (a, b) = t.predict_batch([image, np.ascontiguousarray(np.rot90(image))], "spacecraft")
+    np.testing.assert_allclose(a.boxes[0], pred.boxes[0], atol=1e-3)
+    # the rotated view is W x H: same square side, so the same box, clipped to its width H
+    np.testing.assert_allclose(
+        b.boxes[0], [0.375 * side, 0.1875 * side, H, 0.3125 * side], atol=1e-3
+    )
+    assert a.masks.shape == (1, H, W) and b.masks.shape == (1, W, H)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_loading_from_a_local_folder_touches_no_network(tiny, name, monkeypatch):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    t = make_teacher(tiny, name)
+    assert len(t.predict(np.zeros((H, W, 3), np.uint8) + 20, "spacecraft")) <= 1

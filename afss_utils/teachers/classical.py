@@ -15,9 +15,13 @@ mask stands out from its surroundings and how compact it is (see there). Confide
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import cv2
 import numpy as np
 
+from afss_utils.datasets import check_rgb_image
 from afss_utils.teachers.base import Prediction, register_teacher
 
 __all__ = [
@@ -30,6 +34,22 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def single_threaded_cv2() -> Iterator[None]:
+    """Run OpenCV on one thread inside the block, restoring the previous count after.
+
+    ``cv2.Canny`` splits the image into one stripe per thread and its hysteresis does not give
+    the same edges across stripe borders (measured: 2543 vs 2544 edge pixels on a 320x256 render
+    with 1 vs 8 threads), so every score built on the edges changed with the thread count.
+    """
+    n = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(n)
+
+
 def luminance(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (H, W) uint8 luma (Rec. 601, what cv2 uses)."""
     return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
@@ -86,7 +106,8 @@ def mask_confidence(gray: np.ndarray, mask: np.ndarray) -> float:
     # Ring statistics on the box grown by r only, which keeps this O(object) not O(image).
     bx1, by1, bx2, by2 = max(0, x1 - r), max(0, y1 - r), min(w, x2 + r), min(h, y2 + r)
     sub_m = m8[by1:by2, bx1:bx2]
-    sub_g = gray[by1:by2, bx1:bx2].astype(np.float32)
+    # float64: the means and variances are sums over up to all pixels of the image.
+    sub_g = gray[by1:by2, bx1:bx2].astype(np.float64)
     # Distance to the mask (linear time) instead of dilating by a large disc.
     dist = cv2.distanceTransform(1 - sub_m, cv2.DIST_L2, 3)
     inside = sub_m > 0
@@ -129,13 +150,6 @@ def _resize_to(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA), s
 
 
-def _check_image(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
-    return image
-
-
 class _ClassicalBase:
     """Shared constructor/batch logic. Single-instance: at most one detection per image."""
 
@@ -148,7 +162,7 @@ class _ClassicalBase:
 
     def predict(self, image: np.ndarray, prompt: str = "spacecraft") -> Prediction:
         """image (H, W, 3) uint8 RGB -> Prediction with 0 or 1 detection (the prompt is unused)."""
-        image = _check_image(image)
+        image = check_rgb_image(image)
         gray = luminance(image)
         mask, score = self._segment(image, gray)
         return _prediction_from_mask(mask, score).top_k(self.top_k)
@@ -184,7 +198,8 @@ def edge_map(
     gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
     level = float(np.median(cv2.magnitude(gx, gy)[::2, ::2]))  # a sample is enough
     lo, hi = max(low_k * level, 0.5 * min_step), max(high_k * level, 1.25 * min_step)
-    edges = cv2.Canny(g, lo, hi, L2gradient=True) // 255
+    with single_threaded_cv2():  # parallel Canny depends on the thread count (see there)
+        edges = cv2.Canny(g, lo, hi, L2gradient=True) // 255
     # Sharpness gate: an edge must also stand out in a band-pass (sigma 1 - sigma 3) image,
     # where smooth structures (bloom, glare, clouds, haze) have little energy.
     band = cv2.absdiff(g, cv2.GaussianBlur(gray, (0, 0), 3.0))
