@@ -146,14 +146,18 @@ def pseudo_instances(results: list[dict], dataset: Dataset, top_k: int | None = 
     for image_id in dataset.image_ids:
         if image_id not in by_image:
             continue
-        images.append(dict(dataset.image_info(image_id)))
+        info = dict(dataset.image_info(image_id))
+        images.append(info)
         for r in by_image[image_id]:
-            annotations.append(_annotation_from_result(len(annotations) + 1, r))
+            annotations.append(
+                _annotation_from_result(len(annotations) + 1, r, info["height"], info["width"])
+            )
     info = {"source": "pseudo-labels", "images_total": len(dataset), "images_kept": len(images)}
     return coco.make_instances(images, annotations, info)
 
 
-def _annotation_from_result(ann_id: int, r: dict) -> dict:
+def _annotation_from_result(ann_id: int, r: dict, height: int, width: int) -> dict:
+    """A training annotation from one result; polygon masks become RLE (the image's size)."""
     x, y, w, h = (float(v) for v in r["bbox"])
     ann: dict[str, Any] = {
         "id": ann_id,
@@ -165,8 +169,10 @@ def _annotation_from_result(ann_id: int, r: dict) -> dict:
         "score": float(r["score"]),
     }
     if "segmentation" in r:
-        ann["segmentation"] = r["segmentation"]
-        ann["area"] = float(coco.rle_to_mask(r["segmentation"]).sum())
+        mask = coco.rle_to_mask(r["segmentation"], height, width)
+        is_rle = isinstance(r["segmentation"], dict)
+        ann["segmentation"] = r["segmentation"] if is_rle else coco.mask_to_rle(mask)
+        ann["area"] = float(mask.sum())
     return ann
 
 

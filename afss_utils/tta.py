@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from afss_utils.datasets import check_rgb_image
 from afss_utils.teachers.base import Prediction, Teacher
 
 
@@ -44,10 +45,7 @@ def _as_boxes(boxes: np.ndarray) -> np.ndarray:
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise TTAError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
-    return image
+    return check_rgb_image(image, TTAError)
 
 
 class Augmentation(ABC):

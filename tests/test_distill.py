@@ -98,6 +98,16 @@ def test_pseudo_instances_top_prediction_per_image_no_ground_truth(tiny_coco: Pa
     coco.validate_instances(inst)  # a valid instances dict for the datasets layer
 
 
+def test_pseudo_instances_accept_polygon_masks(tiny_coco: Path):
+    ds = open_coco(tiny_coco)
+    square = [[2.0, 1.0, 12.0, 1.0, 12.0, 9.0, 2.0, 9.0]]  # x, y pairs: a 10 x 8 rectangle
+    result = {"image_id": 2, "bbox": [2, 1, 10, 8], "score": 0.7, "segmentation": square}
+    (ann,) = pseudo_instances([result], ds)["annotations"]
+    mask = coco.rle_to_mask(ann["segmentation"])  # stored as RLE in the image's frame
+    assert mask.shape == (32, 32) and ann["area"] == mask.sum()
+    np.testing.assert_array_equal(coco.mask_to_xyxy(mask), [2, 1, 12, 9])
+
+
 def test_pseudo_instances_empty_and_unknown_ids(tiny_coco: Path):
     ds = open_coco(tiny_coco)
     empty = pseudo_instances([], ds)
