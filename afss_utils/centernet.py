@@ -302,6 +302,7 @@ class CenterNetStudent:
         sigma: float = 0.5,
         pos_weight: float = 25.0,
         warmup_epochs: float = 1.0,
+        steps: int = 1000,
         device: str = "cpu",
         seed: int = 0,
         top_k: int | None = 1,
@@ -311,7 +312,7 @@ class CenterNetStudent:
             raise ValueError(f"center.imgsz must be a multiple of {STRIDE}, got {imgsz}")
         self.name, self.iou_types = f"center_{backbone}", ("bbox",)
         self.backbone, self.weights = backbone, weights
-        self.epochs, self.imgsz, self.batch = epochs, imgsz, batch
+        self.epochs, self.imgsz, self.batch, self.steps = epochs, imgsz, batch, steps
         self.lr, self.weight_decay, self.warmup_epochs = lr, weight_decay, warmup_epochs
         self.loss_weights = LossWeights(center_weight, box_weight, class_weight, sigma, pos_weight)
         self.device, self.seed, self.top_k, self.conf = resolve_device(device), seed, top_k, conf
@@ -323,6 +324,9 @@ class CenterNetStudent:
     @property
     def grid(self) -> int:
         return self.imgsz // STRIDE
+
+    def steps_per_epoch(self, n_images: int) -> int:
+        return max(1, n_images // self.batch)  # the training loop drops the ragged batch
 
     @classmethod
     def from_params(cls, params: dict, **overrides: Any) -> CenterNetStudent:
@@ -365,7 +369,7 @@ class CenterNetStudent:
         net = build_model(self.backbone, len(self.categories), self.weights).to(device)
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         # floor, so every batch holds >= `batch` images (BatchNorm on a ragged batch of one)
-        steps_per_epoch = max(1, len(canvases) // self.batch)
+        steps_per_epoch = self.steps_per_epoch(len(canvases))
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, warmup_cosine(epochs * steps_per_epoch, int(self.warmup_epochs * steps_per_epoch))
         )

@@ -335,6 +335,19 @@ def test_open_split_spec_errors(tmp_path):
     with pytest.raises(DatasetSpecError, match="lacks key 'domain'"):
         open_split({"name": "s", "layout": "synthetic"}, "train", tmp_path)
     with pytest.raises(ValueError, match="split"):
+        open_split({"name": "s", "layout": "synthetic", "domain": "a"}, "dev", tmp_path)
+
+
+def test_validation_split_of_the_authors_layouts_is_the_users(tmp_path):
+    from afss_utils.datasets import NoValidationSplitError
+
+    # model selection must never fall back to the test split: no val -> a clear error
+    spec = {"name": "lb", "layout": "speedplus", "domain": "lightbox", "root": "speedplus"}
+    with pytest.raises(NoValidationSplitError, match="'lb' .*no validation split.*'val' key"):
+        open_split(spec, "val", tmp_path)
+    with pytest.raises(DatasetNotFoundError, match="lb_val.json"):
+        open_split({**spec, "val": "lb_val.json"}, "val", tmp_path)
+    with pytest.raises(DatasetNotFoundError, match="synthetic val set"):
         open_split({"name": "s", "layout": "synthetic", "domain": "a"}, "val", tmp_path)
 
 

@@ -144,8 +144,9 @@ def test_table3_rows_students_and_relabel_rounds(study):
     assert methods <= set(ours["method"])
     assert {"teacher zero-shot", "teacher TTA+WBF"} <= set(ours["method"])
     students = ours[ours["method"].isin(methods)]
-    # YOLO11-seg: box + mask, EfficientDet: box only, for every dataset and method
-    per_dataset = len(methods) * (2 + 1)
+    # YOLO11-seg: box + mask, EfficientDet and CenterNet: box only, every dataset and method
+    per_dataset = len(methods) * (2 + 1 + 1)
+    assert set(students["model"]) == {"YOLOv11", "EfficientDet", "CenterNet-R18"}
     assert len(students) == len(params["datasets"]) * per_dataset
     assert (students["train_seconds"] > 0).all()
     assert (students["train_images"] >= 1).all()
@@ -157,7 +158,8 @@ def test_table3_rows_students_and_relabel_rounds(study):
     runs = pd.read_csv(out / "tables" / "table3_seed_runs.csv")
     assert len(runs) == len(students) + (params["seeds"] - 1) * seeded.sum()
     # equal optimiser steps: every row of a student took at least its budget of steps
-    for model, section in (("YOLOv11", "yolo"), ("EfficientDet", "efficientdet")):
+    sections = (("YOLOv11", "yolo"), ("EfficientDet", "efficientdet"), ("CenterNet-R18", "center"))
+    for model, section in sections:
         assert (runs.loc[runs["model"] == model, "steps"] >= params[section]["steps"]).all()
     _in_range(ours)
     rounds = pd.read_csv(out / "tables" / "relabel_rounds.csv")
