@@ -251,6 +251,8 @@ def validate_instances(data: Any, source: Any = "<instances>") -> dict:
     for i, img in enumerate(data["images"]):
         for f in ("id", "file_name", "width", "height"):
             _require(isinstance(img, dict) and f in img, source, f"images[{i}].{f}", "is missing")
+        # a repeated id would silently drop one of the images from every evaluation
+        _require(img["id"] not in image_ids, source, f"images[{i}].id", f"{img['id']} is repeated")
         image_ids.add(img["id"])
     for i, ann in enumerate(data["annotations"]):
         for f in ("id", "image_id", "bbox"):
@@ -297,6 +299,14 @@ def validate_results(data: Any, source: Any = "<results>") -> list[dict]:
             source,
             f"[{i}].bbox",
             "must be [x, y, w, h]",
+        )
+        score = rec["score"]
+        # the confidence filter's theta lives in [0, 1]; logits or percentages would pass it all
+        _require(
+            isinstance(score, (int, float)) and 0.0 <= score <= 1.0,
+            source,
+            f"[{i}].score",
+            f"must be a confidence in [0, 1], got {score!r}",
         )
         rec.setdefault("category_id", CATEGORY_ID)
     return data

@@ -164,6 +164,12 @@ def test_result_record_and_results_round_trip(tmp_path):
              "annotations": [{"id": 1, "image_id": 2, "bbox": [0, 0, 1, 1]}]},
             "annotations[0].image_id",
         ),
+        (
+            {"images": [{"id": 7, "file_name": "a", "width": 2, "height": 2},
+                        {"id": 7, "file_name": "b", "width": 2, "height": 2}],
+             "annotations": []},
+            "images[1].id",
+        ),
     ],
 )  # fmt: skip
 def test_validate_instances_names_file_and_field(tmp_path, data, field):
@@ -206,6 +212,9 @@ def test_validate_instances_drops_empty_segmentations():
             "[1].image_id",
         ),
         ([{"image_id": 1, "score": 1.0, "bbox": "0 0 1 1"}], "[0].bbox"),
+        ([{"image_id": 1, "score": 87.5, "bbox": [0, 0, 1, 1]}], "[0].score"),
+        ([{"image_id": 1, "score": -0.1, "bbox": [0, 0, 1, 1]}], "[0].score"),
+        ([{"image_id": 1, "score": "high", "bbox": [0, 0, 1, 1]}], "[0].score"),
     ],
 )
 def test_validate_results_names_file_and_field(tmp_path, data, field):
