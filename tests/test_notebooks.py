@@ -31,6 +31,8 @@ FIGURES = [
     "oracle_convergence",
     "debris_tracks",
     "debris_mota_hota",
+    "center_heatmaps",
+    "center_confusion",
 ]
 
 
@@ -67,6 +69,7 @@ def test_every_notebook_ran_and_was_recorded(study):
         "03_distillation",
         "04_visualisation",
         "05_debris_tracking",
+        "06_spacecraft_classification",
     ]
     on_disk = json.loads((out / "manifest.json").read_text())
     assert list(on_disk["notebooks"]) == names
