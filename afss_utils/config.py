@@ -21,6 +21,9 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PARAMS_DIR = REPO_ROOT / "params"
 DEFAULT_PARAMS = PARAMS_DIR / "default.yaml"
+# The long grids and option tables, selected by name from a params file (tta_grid: paper).
+GRIDS_PARAMS = PARAMS_DIR / "grids.yaml"
+NAMED_GRIDS = ("tta_grid", "fusion_grid", "teacher_options")
 
 
 class ParamsError(ValueError):
@@ -105,7 +108,25 @@ def load_params(
         params = merge_params(params, read_yaml(overlay), source=str(overlay))
     if extra:
         params = merge_params(params, extra, source="command-line overrides")
+    for kind in NAMED_GRIDS:  # a misspelt grid name fails here, before anything runs
+        named_grid(kind, params[kind])
     return params
+
+
+def named_grid(kind: str, name: str, grids_file: str | os.PathLike = GRIDS_PARAMS) -> Any:
+    """The grid ``name`` of section ``kind`` in ``params/grids.yaml`` (a deep copy).
+
+    ``named_grid("tta_grid", "paper")`` is the default study's list of augmentation sets.
+    Raises ParamsError naming the file and the names it defines when ``name`` is not one.
+    """
+    section = read_yaml(grids_file).get(kind)
+    if not isinstance(section, dict):
+        raise ParamsError(f"{grids_file}: no section '{kind}' (sections: {', '.join(NAMED_GRIDS)})")
+    if name not in section:
+        raise ParamsError(
+            f"{kind} '{name}' is not defined in {grids_file} (defined: {', '.join(map(str, section))})"
+        )
+    return copy.deepcopy(section[name])
 
 
 def seed_everything(seed: int) -> None:

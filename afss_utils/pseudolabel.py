@@ -456,7 +456,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from afss_utils.config import load_params, seed_everything
+    from afss_utils.config import load_params, named_grid, seed_everything
     from afss_utils.teachers import build_teacher
 
     args = _parser().parse_args(argv)
@@ -464,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         params = load_params(args.params)
         seed_everything(params["seed"])
         name = args.teacher or params["teacher"]
-        options = dict((params.get("teacher_options") or {}).get(name) or {})
+        options = dict(named_grid("teacher_options", params["teacher_options"]).get(name) or {})
         options.update(top_k=params["top_k"], device=args.device or params["device"])
         teacher = build_teacher(name, **options)
         fusion_params = dict(params["fusion"], top_k=params["top_k"])

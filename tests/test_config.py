@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 
 from afss_utils import config
-from afss_utils.config import ParamsError, load_params, merge_params, read_yaml, seed_everything
+from afss_utils.config import (
+    PARAMS_DIR,
+    ParamsError,
+    load_params,
+    merge_params,
+    named_grid,
+    read_yaml,
+    seed_everything,
+)
 
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "YOLO_OFFLINE", "YOLO_CONFIG_DIR")
 
@@ -54,9 +62,25 @@ def test_unknown_key_names_key_and_file(tmp_path):
     nested = _overlay(tmp_path, "fusion:\n  iou_treshold: 0.5\n", "nested.yaml")
     with pytest.raises(ParamsError, match=r"'fusion\.iou_treshold' in .*nested\.yaml"):
         load_params(nested)
-    deeper = _overlay(tmp_path, "teacher_options:\n  grounded_sam2: {box_thr: 1}\n", "deep.yaml")
-    with pytest.raises(ParamsError, match=r"'teacher_options\.grounded_sam2\.box_thr'"):
+    deeper = _overlay(tmp_path, "debris:\n  sim: {sizes: 1}\n", "deep.yaml")
+    with pytest.raises(ParamsError, match=r"'debris\.sim\.sizes'"):
         load_params(deeper)
+
+
+def test_grids_are_read_by_name(tmp_path):
+    params = load_params()
+    assert params["tta_grid"] == "paper" and params["fusion_grid"] == "paper"
+    grid = named_grid("tta_grid", "paper")
+    assert [row["name"] for row in grid][:3] == ["none", "hflip", "vflip"] and len(grid) == 8
+    assert named_grid("fusion_grid", "paper") == ["wbf", "nms", "soft_nms"]
+    opts = named_grid("teacher_options", load_params(PARAMS_DIR / "paper.yaml")["teacher_options"])
+    assert opts["grounded_sam2"]["segmenter"] == "facebook/sam2.1-hiera-large"
+    assert opts["grounded_sam2"]["box_threshold"] == 0.35  # the default's, as the old overlay kept
+    typo = _overlay(tmp_path, "tta_grid: papr\n", "typo_grid.yaml")
+    with pytest.raises(ParamsError, match=r"tta_grid 'papr' is not defined in .*grids\.yaml"):
+        load_params(typo)
+    for name in ("default", "quick", "smoke", "paper"):  # every shipped params file resolves
+        load_params(PARAMS_DIR / f"{name}.yaml")
 
 
 def test_extra_overrides(tmp_path):

@@ -12,7 +12,7 @@ import json
 import pandas as pd
 import pytest
 
-from afss_utils.config import PARAMS_DIR, load_params
+from afss_utils.config import PARAMS_DIR, load_params, named_grid
 from afss_utils.run import run_study
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
@@ -97,14 +97,16 @@ def test_table1_has_a_row_per_dataset_teacher_and_task(study):
 def test_tta_ablation_covers_the_grid(study):
     out, _, params = study
     ablation = _ours(out, "tta_ablation")
-    cells = sum(1 if not row["augs"] else len(params["fusion_grid"]) for row in params["tta_grid"])
+    tta_grid = named_grid("tta_grid", params["tta_grid"])
+    fusion_grid = named_grid("fusion_grid", params["fusion_grid"])
+    cells = sum(1 if not row["augs"] else len(fusion_grid) for row in tta_grid)
     # every cell on the validation split (where the setting is chosen) and the test split
     assert len(ablation) == len(params["datasets"]) * cells * 2 * 2
     assert ablation.groupby("split").size().to_dict() == {
         "test": len(ablation) // 2,
         "val": len(ablation) // 2,
     }
-    assert set(ablation["augmentations"]) == {row["name"] for row in params["tta_grid"]}
+    assert set(ablation["augmentations"]) == {row["name"] for row in tta_grid}
     _in_range(ablation)
     table2 = _ours(out, "table2_tta")
     assert set(table2["dataset"]) == {d["name"] for d in params["datasets"]}
