@@ -33,5 +33,11 @@ lint: setup
 	$(BIN)/ruff check afss_utils tests benchmarks notebooks
 	$(BIN)/ruff format --check afss_utils tests benchmarks
 
+# JupyterLab on the repository (kernels start in notebooks/; each notebook moves to the repo root).
+LAB_PORT ?= 8888
 lab: setup
-	$(BIN)/jupyter lab notebooks
+	@token=$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(16))'); \
+	echo "JupyterLab: http://127.0.0.1:$(LAB_PORT)/lab/tree/notebooks?token=$$token"; \
+	exec $(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) \
+		--ServerApp.root_dir=. --IdentityProvider.token=$$token \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
