@@ -16,6 +16,13 @@
 # %% [markdown]
 # # 00 · Datasets: synthetic spacecraft test beds
 #
+# *Reproduces:* Section IV-A (datasets) and the difficulties of **Fig. 1** of Hicsonmez et al.
+#
+# **What you will see**
+# 1. Train, validation and test splits rendered (or opened) for every dataset of the params.
+# 2. A grid of training images with their ground truth, one row per dataset (cf. Fig. 1).
+# 3. Per-dataset statistics: object size, truncation, brightness, contrast and object-background gap.
+#
 # The paper evaluates annotation-free detection and segmentation on four test beds (Section IV-A):
 # SPARK-2024, SPEED+ *Lightbox*, SPEED+ *Sunlamp* and TANGO. Of each, 500 images form an
 # **unlabelled** training set that the teacher labels and the student learns from; the remaining
@@ -48,26 +55,30 @@
 from pathlib import Path
 
 import pandas as pd
+from IPython.display import Markdown, display
 
-from afss_utils import coco, synthetic, viz
+from afss_utils import coco, narrative, synthetic, viz
 from afss_utils.config import seed_everything
 from afss_utils.datasets import open_split
 from afss_utils.tables import write_table
 
 # %% tags=["parameters"]
+# --- run ---------------------------------------------------------------------------------
 seed = 0
-out_dir = "results"
-data_dir = "data/synthetic/default"
+out_dir = "results"  # tables/, figures/
+data_dir = "data/synthetic/default"  # where the splits are written (or read, for real layouts)
+# --- datasets: one row-group of Tables I-III each (layout: synthetic | coco | speedplus | ...)
 datasets = [
     {"name": "lightbox", "layout": "synthetic", "domain": "lightbox"},
     {"name": "sunlamp", "layout": "synthetic", "domain": "sunlamp"},
     {"name": "earth", "layout": "synthetic", "domain": "earth"},
 ]
-image_size = [512, 512]
-num_train = 500
-num_val = 50
-num_test = 100
-pool_training = True
+# --- synthetic splits (images per domain) -------------------------------------------------
+image_size = [512, 512]  # W H
+num_train = 500  # unlabelled training images (the paper: 500)
+num_val = 50  # labelled validation: every setting is chosen here
+num_test = 100  # only ever reported
+pool_training = True  # stage 03 trains one student on all datasets
 
 # %% [markdown]
 # ## 1 · Train and test splits
@@ -87,6 +98,7 @@ pool_training = True
 # records in the json's `info`.
 
 # %%
+narrative.run_from_repo_root()
 seed_everything(seed)
 domains = [d["domain"] for d in datasets if d["layout"] == "synthetic"]
 
@@ -109,6 +121,7 @@ def ensure_synthetic(split: str, num_images: int, split_seed: int) -> str:
     return "generated"
 
 
+# %%
 if domains:
     plan = [("train", num_train, seed), ("val", num_val, seed + 2), ("test", num_test, seed + 1)]
     for split, n, split_seed in plan:
@@ -141,6 +154,24 @@ pd.DataFrame(
     ]
 )
 
+# %%
+n_img = {
+    split: sum(len(ds) for (_, sp), ds in splits.items() if sp == split)
+    for split in ("train", "val", "test")
+}
+display(
+    Markdown(
+        f"**What to look at:** {len(datasets)} datasets with {n_img['train']} training, "
+        f"{n_img['val']} validation and {n_img['test']} test images in all; masks: "
+        + ", ".join(
+            f"`{n}` {'yes' if ds.has_masks else 'boxes only'}"
+            for (n, sp), ds in splits.items()
+            if sp == "test"
+        )
+        + "."
+    )
+)
+
 # %% [markdown]
 # ## 2 · What the images look like
 #
@@ -164,6 +195,15 @@ fig = viz.sample_grid(
     rows, row_labels=[spec["name"] for spec in datasets], cell_size=2.0, alpha=0.15
 )
 viz.save_figure(fig, "dataset_samples", out_dir)
+
+# %%
+display(
+    Markdown(
+        f"**What to look at:** {len(rows)} rows of {len(rows[0]) if rows else 0} "
+        "training images; compare the backgrounds row by row with the table below, "
+        "which puts numbers on them."
+    )
+)
 
 # %% [markdown]
 # ## 3 · Dataset statistics
@@ -190,6 +230,9 @@ stats = pd.DataFrame(
 )
 write_table(stats, "dataset_stats", out_dir)
 stats
+
+# %%
+display(Markdown(narrative.dataset_stats(stats)))
 
 # %% [markdown]
 # ## Summary

@@ -16,18 +16,17 @@
 # %% [markdown]
 # # 04 · Visual results and what the tables do not show
 #
-# The paper closes with Figure 3: for each dataset, the input image, its ground truth, the
-# zero-shot VLM prediction and the distilled student's prediction. This notebook draws the same
-# figure from the files the earlier stages wrote, then asks four questions the paper's tables
-# leave open:
+# *Reproduces:* **Fig. 3** (Section IV-G) of Hicsonmez et al., then looks behind eq. (6).
 #
-# 1. **How good are the pseudo-labels**, image by image, before and after TTA and confidence
-#    filtering? (histogram of IoU with the hidden ground truth)
-# 2. **Is the confidence informative enough to filter on?** Eq. (6) keeps labels with
-#    $s^* \ge \theta$; that only helps if high $s^*$ means high IoU. (scatter)
-# 3. **Which $\theta$?** Images kept versus the quality of what is kept, over a sweep of
-#    thresholds, with the `mean` rule marked. (θ sweep)
-# 4. **Does relabelling keep helping?** Test AP over relabel rounds. (curve)
+# **What you will see**
+# 1. Figure 3: input, ground truth, the teacher's zero-shot prediction and the distilled student's.
+# 2. How good the pseudo-labels are before and after TTA and CF, and whether confidence tracks IoU.
+# 3. The θ sweep (images kept vs quality kept) and test AP over relabel rounds.
+#
+# The paper closes with Figure 3. This notebook draws it from the files the earlier stages wrote,
+# then asks four questions the tables leave open: how good the pseudo-labels are image by image;
+# whether the confidence is informative enough to filter on (eq. 6 keeps $s^* \ge \theta$, which
+# helps only if high $s^*$ means high IoU); which $\theta$; and whether relabelling keeps helping.
 #
 # **Inputs:** `{out_dir}/predictions/` and `{out_dir}/tables/` from notebooks 01–03.
 # **Outputs:** `{out_dir}/figures/figure3_visual_results.png`, `label_iou_histograms.png`,
@@ -39,25 +38,28 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown, display
 
-from afss_utils import coco, viz
+from afss_utils import coco, narrative, viz
 from afss_utils.config import seed_everything
 from afss_utils.datasets import open_split
 from afss_utils.distill import confidence_filter
 
 # %% tags=["parameters"]
+# --- run ---------------------------------------------------------------------------------
 seed = 0
-out_dir = "results"
+out_dir = "results"  # where notebooks 01-03 wrote predictions/ and tables/
 data_dir = "data/synthetic/default"
 datasets = [
     {"name": "lightbox", "layout": "synthetic", "domain": "lightbox"},
     {"name": "sunlamp", "layout": "synthetic", "domain": "sunlamp"},
     {"name": "earth", "layout": "synthetic", "domain": "earth"},
 ]
+# --- which files of notebook 03 to read --------------------------------------------------
 pool_training = True
 teacher = "classical_threshold"
-students = ["yolo11_seg"]
-confidence_threshold = "mean"
+students = ["yolo11_seg"]  # the first is drawn in Figure 3
+confidence_threshold = "mean"  # theta of eq. (6)
 relabel_rounds = 1
 
 # %% [markdown]
@@ -65,10 +67,10 @@ relabel_rounds = 1
 #
 # Rows are test images, three per dataset, picked at random with a fixed seed; columns are the
 # image, the ground truth (green), the teacher's zero-shot prediction and the prediction of the
-# final distilled student (the first of `students`, after confidence filtering and
-# relabelling), each with its score.
+# final distilled student (the first of `students`, after CF and relabelling), with scores.
 
 # %%
+narrative.run_from_repo_root()
 seed_everything(seed)
 out = Path(out_dir)
 pred_dir = out / "predictions"
@@ -76,33 +78,49 @@ test_sets = {spec["name"]: open_split(spec, "test", data_dir) for spec in datase
 group_of = {name: "pooled" if pool_training else name for name in test_sets}
 student = students[0]
 final = "TTA+WBF+CF+TR" if relabel_rounds else "TTA+WBF+CF"
+zs_file = {g: pred_dir / "teacher_test" / f"{g}_zero-shot.json" for g in set(group_of.values())}
+st_file = {g: pred_dir / "students" / g / student / f"{final}.json" for g in zs_file}
+tables_needed = [out / "tables" / f"{t}.csv" for t in ("pseudo_label_quality", "relabel_rounds")]
+narrative.require([*zs_file.values(), *st_file.values(), *tables_needed], "03_distillation")
+
+
+# %%
+def figure3_row(ds, image_id, zero_shot, distilled):
+    """One row of Figure 3: input, ground truth, teacher, student."""
+    image = ds.load_image(image_id)
+    return [
+        ("input", image, None),
+        ("ground truth", image, ds.annotations(image_id), viz.GT_COLOR),
+        (f"teacher ({teacher})", image, zero_shot.get(image_id, [])[:1]),
+        (f"student ({student}, {final})", image, distilled.get(image_id, [])[:1]),
+    ]
+
+
 rng = np.random.default_rng(seed)
 grid, labels = [], []
 for name, ds in test_sets.items():
-    g = group_of[name]
-    zero_shot = coco.results_by_image(pred_dir / "teacher_test" / f"{g}_zero-shot.json")
-    distilled = coco.results_by_image(pred_dir / "students" / g / student / f"{final}.json")
+    zero_shot = coco.results_by_image(zs_file[group_of[name]])
+    distilled = coco.results_by_image(st_file[group_of[name]])
     for image_id in rng.choice(ds.image_ids, size=min(3, len(ds)), replace=False):
-        image_id = int(image_id)
-        image = ds.load_image(image_id)
-        grid.append(
-            [
-                ("input", image, None),
-                ("ground truth", image, ds.annotations(image_id), viz.GT_COLOR),
-                (f"teacher ({teacher})", image, zero_shot.get(image_id, [])[:1]),
-                (f"student ({student}, {final})", image, distilled.get(image_id, [])[:1]),
-            ]
-        )
-        labels.append(f"{name} #{image_id}")
+        grid.append(figure3_row(ds, int(image_id), zero_shot, distilled))
+        labels.append(f"{name} #{int(image_id)}")
 fig = viz.sample_grid(grid, row_labels=labels, cell_size=2.2)
 viz.save_figure(fig, "figure3_visual_results", out_dir)
+
+# %%
+display(
+    Markdown(
+        f"**What to look at:** {len(grid)} test images ({', '.join(labels)}); where the "
+        "teacher's box leaks onto the background, does the student's stay on the object?"
+    )
+)
 
 # %% [markdown]
 # ## 2 · Pseudo-label quality before and after TTA and CF
 #
-# Each training image's pseudo-label is compared with the hidden ground truth (notebook 03 wrote
-# the IoUs). Three label sets: the teacher's single view, the TTA-fused labels, and the fused
-# labels that survive the confidence filter. A good refinement moves mass to the right.
+# Each training image's pseudo-label against the hidden ground truth (notebook 03 wrote the IoUs).
+# Three label sets: the teacher's single view, the TTA-fused labels, and the fused labels that
+# survive the confidence filter $s^* \ge \theta$ (eq. 6). A good refinement moves mass to the right.
 
 # %%
 quality = pd.read_csv(out / "tables" / "pseudo_label_quality.csv")
@@ -122,6 +140,8 @@ sets = {
     "TTA+WBF": tta_q,
     "TTA+WBF+CF (θ per dataset)": kept_q,
 }
+
+# %%
 fig, axes = plt.subplots(1, len(test_sets), figsize=(4.2 * len(test_sets), 3.2), squeeze=False)
 bins = np.linspace(0, 1, 21)
 for ax, name in zip(axes[0], test_sets, strict=True):
@@ -131,6 +151,10 @@ for ax, name in zip(axes[0], test_sets, strict=True):
 axes[0][0].legend(fontsize=8, loc="upper left")
 fig.tight_layout()
 viz.save_figure(fig, "label_iou_histograms", out_dir)
+
+# %%
+summary = pd.DataFrame({label: q.groupby("dataset")["box_iou"].mean() for label, q in sets.items()})
+display(Markdown(narrative.label_iou_summary(summary)))
 
 # %% [markdown]
 # ## 3 · Is the confidence informative?
@@ -152,12 +176,22 @@ for ax, name in zip(axes[0], test_sets, strict=True):
 fig.tight_layout()
 viz.save_figure(fig, "confidence_vs_iou", out_dir)
 
+# %%
+display(
+    Markdown(
+        "**What to look at:** the rank correlation of confidence and IoU: "
+        + ", ".join(f"`{n}` ρ = {r:.2f}" for n, r in rho.items())
+        + f"; filtering can help where ρ > 0 ({sum(r > 0 for r in rho.values())} of "
+        f"{len(rho)} datasets)."
+    )
+)
+
 # %% [markdown]
 # ## 4 · The θ sweep
 #
 # For thresholds from 0 to 1: the share of training images kept and the mean box IoU of the kept
-# labels. The paper's `mean` rule is one point on this curve; a threshold that keeps few images
-# of high quality trades label noise for less data.
+# labels. The paper's `mean` rule is one point on this curve (★); a threshold that keeps few
+# images of high quality trades label noise for less data.
 
 # %%
 thetas = np.linspace(0, 1, 41)
@@ -175,6 +209,16 @@ ax.legend()
 ax.grid(alpha=0.3)
 fig.tight_layout()
 viz.save_figure(fig, "theta_sweep", out_dir)
+
+# %%
+kept_share = 100 * kept_q.groupby("dataset").size() / tta_q.groupby("dataset").size()
+display(
+    Markdown(
+        "**What to look at:** at each dataset's θ (★) the filter keeps "
+        + ", ".join(f"`{n}` {kept_share.get(n, 0):.0f} % (θ = {theta[n]:.3f})" for n in test_sets)
+        + " of the training images."
+    )
+)
 
 # %% [markdown]
 # ## 5 · AP over relabelling rounds
@@ -195,16 +239,17 @@ ax.grid(alpha=0.3)
 fig.tight_layout()
 viz.save_figure(fig, "relabel_rounds", out_dir)
 
+# %%
+display(Markdown(narrative.relabel_rounds(rounds)))
+
 # %% [markdown]
 # ## Summary
 #
-# The printout reads the figures back in numbers: mean pseudo-label IoU at each refinement step,
-# the confidence–IoU rank correlation per dataset, and the share of training images the filter
-# keeps.
+# The table reads the figures back in numbers: mean pseudo-label IoU at each refinement step, the
+# confidence–IoU rank correlation per dataset, and the share of training images the filter keeps.
 
 # %%
-summary = pd.DataFrame({label: q.groupby("dataset")["box_iou"].mean() for label, q in sets.items()})
 summary["theta"] = pd.Series(theta)
-summary["kept by CF %"] = 100 * kept_q.groupby("dataset").size() / tta_q.groupby("dataset").size()
+summary["kept by CF %"] = kept_share
 summary["Spearman rho"] = pd.Series(rho)
 summary.round(3)
