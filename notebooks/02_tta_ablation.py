@@ -152,21 +152,14 @@ scale = np.array([W, H, W, H])  # three overlapping boxes, placed relative to th
 b = np.array([[0.30, 0.30, 0.60, 0.55], [0.31, 0.29, 0.62, 0.57], [0.29, 0.31, 0.59, 0.54]]) * scale
 s = np.array([0.9, 0.6, 0.75])
 b_star, s_star = (s[:, None] * b).sum(0) / s.sum(), s.mean()  # eq. (4)
-eb_box, eb_score, _ = weighted_boxes_fusion(
-    [[bj / scale] for bj in b],
-    [[sj] for sj in s],
-    [[0] for _ in s],
-    iou_thr=fusion["iou_thr"],
-    skip_box_thr=0.0,
-    conf_type="avg",
-)
+eb_box, eb_score, _ = weighted_boxes_fusion(  # one list of boxes, scores, labels per view
+    [[bj / scale] for bj in b], [[sj] for sj in s], [[0] for _ in s],
+    iou_thr=fusion["iou_thr"], skip_box_thr=0.0, conf_type="avg")
 assert np.allclose(eb_box[0] * scale, b_star) and np.isclose(eb_score[0], s_star)
 ours = fuse([Prediction(bj[None], [sj]) for bj, sj in zip(b, s, strict=True)], (H, W), base_fusion)
 assert np.allclose(ours.boxes[0], b_star, atol=1e-3) and np.isclose(ours.scores[0], s_star)
-pd.DataFrame(
-    {"b* by hand": b_star, "ensemble_boxes": eb_box[0] * scale, "fuse": ours.boxes[0]},
-    index=["x1", "y1", "x2", "y2"],
-).round(2)
+pd.DataFrame({"b* by hand": b_star, "ensemble_boxes": eb_box[0] * scale, "fuse": ours.boxes[0]},
+             index=["x1", "y1", "x2", "y2"]).round(2)
 
 # %%
 display(
@@ -193,23 +186,15 @@ for split, sets in (("val", val_sets), ("test", test_sets)):
     for d_name, d in sets.items():
         for run in tta_ablation(labeller, d, tta_sets, fusion_methods, base_fusion, prompt):
             for row in score_rows(d, run.results):
-                row.update(
-                    split=split,
-                    dataset=d_name,
-                    method=run.setting,
-                    model=run.method,
-                    views=run.views,
-                    seconds_per_image=run.seconds / max(len(d), 1),
-                )
+                row.update(split=split, dataset=d_name, method=run.setting, model=run.method,
+                           views=run.views, seconds_per_image=run.seconds / max(len(d), 1))
                 rows.append(row)
 columns = ["split", *tables.KEY_COLUMNS, *tables.METRICS, "views", "seconds_per_image"]
-ablation = pd.DataFrame(rows, columns=columns).rename(
-    columns={"method": "augmentations", "model": "fusion"}
-)
+ablation = pd.DataFrame(rows, columns=columns)
+ablation = ablation.rename(columns={"method": "augmentations", "model": "fusion"})
 tables.write_table(ablation, "tta_ablation", out_dir)
 ablation[ablation["task"] == "box"].pivot_table(
-    index=["augmentations", "fusion"], columns=["split", "dataset"], values="AP75", sort=False
-)
+    index=["augmentations", "fusion"], columns=["split", "dataset"], values="AP75", sort=False)
 
 # %%
 box = ablation[ablation["task"] == "box"]
@@ -246,24 +231,15 @@ def chosen(d_name):
     return d_val.loc[d_val["AP75"].idxmax()] if len(d_val) else pd.Series(params_setting)
 
 
+# %%
 def setting_rows(d_name, label, pick):
     """Table II rows (box and mask) of one setting of one dataset, on the test split."""
-    d = test_ablation[
-        (test_ablation["dataset"] == d_name)
-        & (test_ablation["augmentations"] == pick["augmentations"])
-        & (test_ablation["fusion"] == pick["fusion"])
-    ]
-    return [
-        {
-            "dataset": d_name,
-            "method": f"{label}: {r['augmentations']} / {r['fusion']}",
-            "model": teacher,
-            "task": r["task"],
-            **{m: r[m] for m in tables.METRICS},
-            "seconds_per_image": r["seconds_per_image"],
-        }
-        for _, r in d.iterrows()
-    ]
+    t = test_ablation
+    d = t[(t["dataset"] == d_name) & (t["augmentations"] == pick["augmentations"])
+          & (t["fusion"] == pick["fusion"])]
+    return [{"dataset": d_name, "method": f"{label}: {r['augmentations']} / {r['fusion']}",
+             "model": teacher, "task": r["task"], **{m: r[m] for m in tables.METRICS},
+             "seconds_per_image": r["seconds_per_image"]} for _, r in d.iterrows()]
 
 
 # %%

@@ -156,17 +156,8 @@ group_train = {g: pool([train_sets[n] for n in names], g) for g, names in groups
 group_test = {g: pool([test_sets[n] for n in names], g) for g, names in groups.items()}
 # image ids of each dataset inside its group: theta (eq. 6) is chosen per dataset, as the paper does
 members = {g: {n: train_sets[n].image_ids for n in names} for g, names in groups.items()}
-pd.DataFrame(
-    [
-        {
-            "group": g,
-            "datasets": ", ".join(n),
-            "train images": len(group_train[g]),
-            "test images": len(group_test[g]),
-        }
-        for g, n in groups.items()
-    ]
-)
+pd.DataFrame([{"group": g, "datasets": ", ".join(n), "train images": len(group_train[g]),
+               "test images": len(group_test[g])} for g, n in groups.items()])
 
 # %% [markdown]
 # ## 2 · Pseudo-labels for the training images (eqs. 1–5)
@@ -238,16 +229,9 @@ for g in group_train:
     for name in groups[g]:
         qd = q[q["dataset"] == name]
         keep = qd["image_id"].isin(kept_ids)
-        cf_rows.append(
-            {
-                "dataset": name,
-                "theta": thetas[name],
-                "train images": len(qd),
-                "kept": int(keep.sum()),
-                "box IoU kept": qd.loc[keep, "box_iou"].mean(),
-                "box IoU dropped": qd.loc[~keep, "box_iou"].mean(),
-            }
-        )
+        cf_rows.append({"dataset": name, "theta": thetas[name], "train images": len(qd),
+                        "kept": int(keep.sum()), "box IoU kept": qd.loc[keep, "box_iou"].mean(),
+                        "box IoU dropped": qd.loc[~keep, "box_iou"].mean()})
 cf = pd.DataFrame(cf_rows)
 cf.round(3)
 
@@ -299,27 +283,18 @@ def train_seeded_rows(g, s_name):
     for s in run_seeds:
         student = make(s_name, s)()
         records[g, s_name, "Oracle", s] = train_on_results(
-            student, gt_results(train), train, test, base / f"oracle_s{s}", **opts
-        )
+            student, gt_results(train), train, test, base / f"oracle_s{s}", **opts)
         students_of[g, s_name, "Oracle", s] = student
         records[g, s_name, "TTA+WBF", s] = train_on_results(
-            make(s_name, s)(), pseudo[g, "tta"], train, test, base / f"tta_wbf_s{s}", **opts
-        )
+            make(s_name, s)(), pseudo[g, "tta"], train, test, base / f"tta_wbf_s{s}", **opts)
 
 
+# %%
 def train_filtered_rounds(g, s_name):
     """Round 0 (TTA+WBF+CF) and the relabel rounds (TTA+WBF+CF+TR) of one group and student."""
-    rounds = run_rounds(
-        make(s_name),
-        pseudo[g, "tta"],
-        group_train[g],
-        group_test[g],
-        work / g / s_name / "cf_tr",
-        rounds=relabel_rounds,
-        theta=confidence_threshold,
-        datasets=members[g],
-        **opts,
-    )
+    rounds = run_rounds(make(s_name), pseudo[g, "tta"], group_train[g], group_test[g],
+                        work / g / s_name / "cf_tr", rounds=relabel_rounds,
+                        theta=confidence_threshold, datasets=members[g], **opts)
     records[g, s_name, "TTA+WBF+CF", seed] = rounds[0]
     if relabel_rounds:
         records[g, s_name, "TTA+WBF+CF+TR", seed] = rounds[-1]
@@ -370,20 +345,12 @@ def student_rows(g, s_name, method, s, rec):
     """Save one trained row's test predictions and score them per dataset."""
     suffix = "" if s == seed else f"_s{s}"
     coco.save_json(rec.test_results, pred_dir / "students" / g / s_name / f"{method}{suffix}.json")
-    extra = {
-        "init": rec.init,
-        "train_images": rec.train_images,
-        "epochs": rec.epochs,
-        "steps": rec.steps,
-        "train_seconds": rec.seconds,
-        "s_per_epoch": rec.seconds / rec.epochs,
-        "threads": rec.threads,
-    }
-    return [
-        {"dataset": name, "method": method, "model": MODEL_NAMES[s_name], "seed": s, **row, **extra}
-        for name in groups[g]
-        for row in score_rows(group_test[g], rec.test_results, test_sets[name].image_ids)
-    ]
+    extra = {"init": rec.init, "train_images": rec.train_images, "epochs": rec.epochs,
+             "steps": rec.steps, "train_seconds": rec.seconds,
+             "s_per_epoch": rec.seconds / rec.epochs, "threads": rec.threads}
+    head = {"method": method, "model": MODEL_NAMES[s_name], "seed": s}
+    return [{"dataset": name, **head, **row, **extra} for name in groups[g]
+            for row in score_rows(group_test[g], rec.test_results, test_sets[name].image_ids)]
 
 
 # %%
@@ -438,17 +405,9 @@ if relabel_rounds:
     relabels = coco.read_json(work / g0 / s0 / "cf_tr" / "round1" / "relabels.json")
     student_lab = [r for r in relabels if r["image_id"] == image_id][:1]
     image = train0.load_image(image_id)
-    fig = viz.sample_grid(
-        [
-            [
-                ("ground truth", image, train0.annotations(image_id), viz.GT_COLOR),
-                ("teacher TTA+WBF", image, teacher_lab),
-                ("round-0 student relabel", image, student_lab),
-            ]
-        ],
-        row_labels=[f"#{image_id}"],
-        cell_size=2.6,
-    )
+    row = [("ground truth", image, train0.annotations(image_id), viz.GT_COLOR),
+           ("teacher TTA+WBF", image, teacher_lab), ("round-0 student relabel", image, student_lab)]
+    fig = viz.sample_grid([row], row_labels=[f"#{image_id}"], cell_size=2.6)
 
 # %%
 if relabel_rounds:
