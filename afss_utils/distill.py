@@ -258,8 +258,8 @@ def yolo_label_lines(
 
     detect: ``0 cx cy w h`` normalised; obb: ``0 x1 y1 ... x4 y4`` normalised corners
     (:func:`afss_utils.obb.annotation_corners`); segment: ``0 x1 y1 x2 y2 ...`` normalised
-    polygon from the RLE mask (an annotation without a mask or with only degenerate contours becomes its box
-    rectangle, counted in ``report.box_fallbacks``).
+    polygon from the RLE mask (an annotation without a mask or with only degenerate contours
+    becomes its box rectangle, counted in ``report.box_fallbacks``).
     """
     lines = []
     for ann in anns:
