@@ -327,10 +327,12 @@ def _read_results_csv(path: Path) -> list[dict]:
 
 def _yolo_result_records(image_id: int, r: Any) -> list[dict]:
     """COCO results of one ultralytics ``Results`` (boxes already in original pixels); an OBB
-    result gives its axis-aligned hull as ``bbox`` and the (4, 2) corners as ``obb``."""
+    result gives its axis-aligned hull, clipped to the image like ground-truth and detect boxes,
+    as ``bbox`` and the (4, 2) corners as ``obb``."""
     if getattr(r, "obb", None) is not None:
-        corners = r.obb.xyxyxyxy.cpu().numpy().reshape(-1, 4, 2)
-        xyxy, scores = coco.xywh_to_xyxy(obb.corners_to_xywh(corners)), r.obb.conf.cpu().numpy()
+        corners = r.obb.xyxyxyxy.cpu().numpy().astype(float).reshape(-1, 4, 2)
+        (h, w), scores = r.orig_shape, r.obb.conf.cpu().numpy()
+        xyxy = np.clip(coco.xywh_to_xyxy(obb.corners_to_xywh(corners)), 0, [w, h, w, h])
         return [
             coco.result_record(
                 image_id, xyxy[i], float(scores[i]), obb=corners[i].round(2).ravel().tolist()

@@ -344,10 +344,15 @@ def test_yolo_obb_result_records_give_the_hull_box_and_corners():
 
     from afss_utils.students import _yolo_result_records
 
-    corners = torch.tensor([[[-1.0, 1.0], [1.0, 3.0], [3.0, 1.0], [1.0, -1.0]]])
-    r = SimpleNamespace(boxes=None, obb=SimpleNamespace(xyxyxyxy=corners, conf=torch.tensor([0.5])))
-    (rec,) = _yolo_result_records(2, r)
-    assert rec["bbox"] == pytest.approx([-1, -1, 4, 4]) and rec["score"] == pytest.approx(0.5)
-    assert rec["obb"] == pytest.approx([-1, 1, 1, 3, 3, 1, 1, -1])
+    corners = torch.tensor([[[1.0, 3.0], [3.0, 5.0], [5.0, 3.0], [3.0, 1.0]]])
+    corners = torch.cat([corners, corners - 2])  # the second pokes out of the 10 x 4 image
+    conf = torch.tensor([0.5, 0.25])
+    r = SimpleNamespace(boxes=None, obb=SimpleNamespace(xyxyxyxy=corners, conf=conf))
+    r.orig_shape = (4, 10)
+    inside, outside = _yolo_result_records(2, r)
+    assert inside["bbox"] == pytest.approx([1, 1, 4, 3]) and inside["score"] == pytest.approx(0.5)
+    assert inside["obb"] == [1, 3, 3, 5, 5, 3, 3, 1]  # plain floats, not float32 noise
+    assert outside["bbox"] == pytest.approx([0, 0, 3, 3])  # the hull is clipped, not the corners
+    assert outside["obb"] == [-1, 1, 1, 3, 3, 1, 1, -1]
     r.obb = SimpleNamespace(xyxyxyxy=torch.zeros((0, 4, 2)), conf=torch.zeros(0))
     assert _yolo_result_records(2, r) == []
