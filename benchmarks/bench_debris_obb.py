@@ -32,6 +32,7 @@ from afss_utils.debris_stage import TEST_SPLITS, make_videos, score_detector, tr
 from afss_utils.distill import pseudo_instances
 from afss_utils.fusion import FusionConfig
 from afss_utils.pseudolabel import pseudolabel
+from afss_utils.students import YoloStudent
 from afss_utils.tables import record_benchmarks
 from afss_utils.teachers import build_teacher
 
@@ -51,16 +52,41 @@ def teacher_labels(debris: dict, data: dict, work: Path, device: str) -> list[di
 
 
 def run_one(
-    detector: str, task: str, seed: int, train: dict, data: dict, debris: dict, work: Path
+    detector: str,
+    task: str,
+    seed: int,
+    train: dict,
+    data: dict,
+    debris: dict,
+    work: Path,
+    reuse: pd.DataFrame | None = None,
 ) -> list[dict]:
-    """Train one student, track its test detections -> wide rows (one per tracker + mean)."""
+    """Train one student, track its test detections -> wide rows (one per tracker + mean).
+
+    reuse: earlier rows; when one matches and its weights are on disk, they are loaded instead
+    of training again (its train seconds and load are kept), e.g. to rescore after a change to
+    the prediction records.
+    """
     seed_everything(seed)
     params = {**debris, "yolo": {**debris["yolo"], "task": task}}
-    load0 = os.getloadavg()[0]
-    student = train_yolo_detector(
-        train, data["train"].image_dir, work / f"{detector}_{task}_{seed}", params, seed
-    )
-    load = max(load0, os.getloadavg()[0])
+    out = work / f"{detector}_{task}_{seed}"
+    weights = out / "run" / "weights" / "best.pt"
+    weights = weights if weights.is_file() else weights.with_name("last.pt")
+    old = None
+    if reuse is not None and weights.is_file():
+        hit = reuse[(reuse["detector"] == detector) & (reuse["task"] == task)]
+        old = hit[hit["seed"] == seed].head(1)
+        old = None if old.empty else old.iloc[0]
+    if old is not None:
+        opts = dict(params["yolo"])
+        student = YoloStudent(task, opts.pop("model"), debris["device"], seed, None, **opts)
+        student.load(weights)
+        student.train_seconds, load = float(old["train_s"]), float(old["load_avg"])
+        print(f"{detector} {task} seed {seed}: reusing {weights}", flush=True)
+    else:
+        load0 = os.getloadavg()[0]
+        student = train_yolo_detector(train, data["train"].image_dir, out, params, seed)
+        load = max(load0, os.getloadavg()[0])
     preds = {s: student.predict(data[s]) for s in TEST_SPLITS}
     long = pd.DataFrame(score_detector(detector, preds, data, debris))
     wide = long.pivot_table(index="tracker", columns="split", values=list(METRICS), sort=False)
@@ -125,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default=str(ROOT / "params" / "default.yaml"))
     ap.add_argument("--work", default=str(ROOT / "data" / "work" / "bench_debris_obb"))
     ap.add_argument("--write", action="store_true", help="also update results/tables/benchmarks")
+    ap.add_argument(
+        "--reuse", action="store_true", help="load the weights of rows already in the csv"
+    )
     args = ap.parse_args(argv)
     quiet_ultralytics()
     params = load_params(args.params)
@@ -140,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         for task in args.tasks:
             for detector in args.detectors:
-                rows += run_one(detector, task, seed, train_sets[detector], data, debris, work)
+                reuse = pd.read_csv(OUT_CSV) if args.reuse and OUT_CSV.is_file() else None
+                rows += run_one(
+                    detector, task, seed, train_sets[detector], data, debris, work, reuse
+                )
                 table = save(rows)
     print(table[table["tracker"] == "mean"].to_string(index=False))
     if args.write:
