@@ -79,6 +79,7 @@ def run_one(
         old = None if old.empty else old.iloc[0]
     if old is not None:
         opts = dict(params["yolo"])
+        opts.pop("task")
         student = YoloStudent(task, opts.pop("model"), debris["device"], seed, None, **opts)
         student.load(weights)
         student.train_seconds, load = float(old["train_s"]), float(old["load_avg"])
