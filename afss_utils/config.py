@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import os
 import random
 import shutil
@@ -242,3 +243,11 @@ def import_ultralytics():
     # 2-core machine everything ran on one core while the other idled.
     torch_utils.NUM_THREADS = cpu_cores()
     return ultralytics
+
+
+def quiet_ultralytics(level: int = logging.WARNING) -> None:
+    """Keep ultralytics to its warnings and errors: no per-epoch tables, dataset scans, model
+    summaries or progress bars (its progress bars also switch off above INFO). Imports
+    ultralytics (offline, as :func:`import_ultralytics`); ``level=logging.INFO`` undoes it."""
+    import_ultralytics()
+    logging.getLogger("ultralytics").setLevel(level)

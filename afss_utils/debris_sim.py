@@ -20,7 +20,8 @@ the paper's median +- k·std; this module implements the paper's.
 
 Ground truth per split: a COCO instances json (``debris`` category, id 1) whose images carry
 ``video_id`` and ``frame_id`` (1-based) and whose annotations carry ``track_id``, the box and
-the two streak ``endpoints`` [x1, y1, x2, y2]; and MOTChallenge text files
+the two streak ``endpoints`` [x1, y1, x2, y2], its ``width`` and the oriented box ``obb``
+[x1, y1, ..., x4, y4] (the rectangle padded by the PSF, :mod:`afss_utils.obb`); and MOTChallenge text files
 (``mot/<split>/<video>/gt/gt.txt`` + ``seqinfo.ini``) for the MOT evaluators.
 
 CLI: ``python -m afss_utils.debris_sim --out data/debris --videos 4 --frames 10 --size 160``.
@@ -42,6 +43,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from afss_utils.coco import make_annotation, make_image, make_instances, save_json
+from afss_utils.obb import axis_pad, streak_corners
 
 __all__ = [
     "DEBRIS_CATEGORIES",
@@ -203,7 +205,9 @@ class DebrisFrame:
     """One rendered frame: (H, W) float32 counts and the visible debris' ground truth.
 
     boxes: (N, 4) xyxy pixels (the rectangle's corners, padded by the PSF); endpoints: (N, 2, 2)
-    xy pixels; centres: (N, 2); track_ids: (N,) int.
+    xy pixels; centres: (N, 2); track_ids: (N,) int; widths: (N,) streak widths in pixels;
+    obbs: (N, 4, 2) xy pixels, the oriented box: the rectangle padded so that its hull is the
+    (unclipped) box.
     """
 
     frame_id: int
@@ -212,6 +216,8 @@ class DebrisFrame:
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     endpoints: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 2)))
     centres: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    widths: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    obbs: np.ndarray = field(default_factory=lambda: np.zeros((0, 4, 2)))
 
 
 def _sky(rng: np.random.Generator, cfg: DebrisConfig) -> np.ndarray:
@@ -287,7 +293,7 @@ def render_video(seed: int | Sequence[int], cfg: DebrisConfig) -> list[DebrisFra
     for t in range(1, cfg.frames + 1):
         signal = sky.copy()
         _stamp_gaussians(signal, star_xy + drift * (t - 1), star_flux, seeing, 4)
-        ids, boxes, ends_all, centres = [], [], [], []
+        ids, boxes, ends_all, centres, widths = [], [], [], [], []
         for d in debris:
             if d.track_id in gone or (d.last_frame is not None and t > d.last_frame):
                 continue
@@ -306,6 +312,9 @@ def render_video(seed: int | Sequence[int], cfg: DebrisConfig) -> list[DebrisFra
             boxes.append([lo[0], lo[1], hi[0], hi[1]])
             ends_all.append(ends)
             centres.append([x, y])
+            widths.append(d.width)
+        pad = 1.0 + cfg.psf_sigma
+        ends_arr = np.asarray(ends_all, float).reshape(-1, 2, 2)
         image = rng.poisson(np.clip(signal, 0, None)).astype(np.float64)
         image += cfg.read_noise * rng.standard_normal((n, n))
         image[hot[:, 1], hot[:, 0]] = 60000.0
@@ -317,8 +326,10 @@ def render_video(seed: int | Sequence[int], cfg: DebrisConfig) -> list[DebrisFra
                 np.clip(image, 0, 65535).astype(np.float32),
                 np.asarray(ids, int),
                 np.asarray(boxes, float).reshape(-1, 4),
-                np.asarray(ends_all, float).reshape(-1, 2, 2),
+                ends_arr,
                 np.asarray(centres, float).reshape(-1, 2),
+                np.asarray(widths, float),
+                streak_corners(ends_arr, np.asarray(widths, float), axis_pad(ends_arr, pad)),
             )
         )
     return out
@@ -371,7 +382,9 @@ def generate_split(
                     raw_file=raw_rel,
                 )
             )
-            for tid, box, ends in zip(fr.track_ids, fr.boxes, fr.endpoints, strict=True):
+            for tid, box, ends, w, obb in zip(
+                fr.track_ids, fr.boxes, fr.endpoints, fr.widths, fr.obbs, strict=True
+            ):
                 anns.append(
                     make_annotation(
                         len(anns) + 1,
@@ -380,6 +393,8 @@ def generate_split(
                         track_id=int(tid),
                         video_id=video_id,
                         endpoints=[round(float(e), 2) for e in ends.reshape(-1)],
+                        width=round(float(w), 2),
+                        obb=[round(float(c), 2) for c in obb.reshape(-1)],
                     )
                 )
     inst = make_instances(images, anns, info=split_info(cfg, seed, videos))

@@ -3,8 +3,9 @@
 Every step reuses the study's own pieces: :func:`afss_utils.pseudolabel.pseudolabel` (teacher,
 TTA views, fusion) writes COCO results json; :func:`afss_utils.distill.confidence_filter` and
 :func:`afss_utils.distill.pseudo_instances` (``top_k=None``: a frame holds several debris) make
-the student's training set; :class:`afss_utils.students.YoloStudent` (axis-aligned boxes,
-``task='detect'``) trains on it; :func:`afss_utils.tracking.evaluate_tracking` tracks and
+the student's training set; :class:`afss_utils.students.YoloStudent` (``debris.yolo.task``:
+axis-aligned boxes, ``detect``, or oriented boxes, ``obb``, scored through their hull) trains on
+it; :func:`afss_utils.tracking.evaluate_tracking` tracks and
 scores. The table rows are (detector, tracker) and the columns the MOT metrics on the sparse and
 dense test sets, beside the SDT-Net paper's Table 2 (:data:`afss_utils.tables.PAPER_DEBRIS_TABLE2`).
 """
@@ -23,6 +24,7 @@ from afss_utils.students import YoloStudent
 from afss_utils.tracking import METRIC_NAMES, evaluate_tracking
 
 __all__ = [
+    "compare_to_teacher",
     "debris_config",
     "make_videos",
     "score_detector",
@@ -70,10 +72,15 @@ def train_yolo_detector(
     params: dict,
     seed: int,
 ) -> YoloStudent:
-    """A YOLO11 box student (``task='detect'``) trained on ``instances`` (pseudo-labels or GT)."""
+    """A YOLO11 box student trained on ``instances`` (pseudo-labels or GT); ``params['yolo']``
+    holds the model yaml, ``task`` (``detect`` | ``obb``, default detect) and ultralytics' train
+    arguments. An obb student's predictions carry the hull as ``bbox`` and the corners as ``obb``.
+    """
     opts = dict(params["yolo"])
-    model = opts.pop("model")
-    student = YoloStudent("detect", model, params.get("device", "cpu"), seed, None, **opts)
+    model, task = opts.pop("model"), opts.pop("task", "detect")
+    if task not in ("detect", "obb"):
+        raise ValueError(f"debris.yolo.task must be 'detect' or 'obb', got {task!r}")
+    student = YoloStudent(task, model, params.get("device", "cpu"), seed, None, **opts)
     return student.train(instances, image_dir, out_dir)
 
 
@@ -122,6 +129,74 @@ def tracking_table(rows: list[dict], paper: list[dict] | None = None) -> pd.Data
     wide.columns = [f"{split} {metric}" for metric, split in wide.columns]
     order = [f"{s} {m}" for s in ("sparse", "dense") for m in METRIC_NAMES]
     return wide.reindex(columns=[c for c in order if c in wide.columns]).reset_index()
+
+
+_PHRASE = {
+    "better": "**better** than",
+    "worse": "**worse** than",
+    "mixed": "**mixed** (HOTA and MOTA disagree) against",
+}
+
+
+def _verdict(d_hota: float, d_mota: float) -> str:
+    if d_hota > 0 and d_mota > 0:
+        return "better"
+    if d_hota < 0 and d_mota < 0:
+        return "worse"
+    return "mixed"
+
+
+def compare_to_teacher(
+    table: pd.DataFrame,
+    students: tuple[str, ...] = ("student", "student +CF"),
+    teachers: tuple[str, ...] = ("teacher zero-shot", "teacher TTA+fusion"),
+    oracle: str = "Oracle",
+) -> str:
+    """Markdown prose read off the tracking table: per test split (sparse, dense) and distilled
+    student, whether it tracks **better** or **worse** than each teacher, said only when HOTA
+    and MOTA (mean over the trackers) agree in sign, else **mixed**; with the numbers, and its
+    gap to the Oracle.
+
+    table: :func:`tracking_table`'s wide table (rows of other sources, e.g. the paper's, are
+    ignored); detectors that are absent are skipped.
+    """
+    if "source" in table.columns:
+        table = table[table["source"] == "ours (simulated)"]
+    if table.empty:
+        return "No tracking rows to compare."
+    mean = table.groupby("detector").mean(numeric_only=True)
+    lines = []
+    for split in TEST_SPLITS.values():
+        cols = [f"{split} HOTA", f"{split} MOTA"]
+        if not set(cols) <= set(mean.columns):
+            continue
+        for stud in (s for s in students if s in mean.index):
+            h, m = mean.loc[stud, cols]
+            parts = []
+            for teach in (t for t in teachers if t in mean.index):
+                th, tm = mean.loc[teach, cols]
+                parts.append(
+                    f"{_PHRASE[_verdict(h - th, m - tm)]} the {teach} (HOTA {h:.1f} vs {th:.1f}, "
+                    f"MOTA {m:.1f} vs {tm:.1f})"
+                )
+            if parts:
+                text = f"- **{split}**: the {stud} tracks " + "; ".join(parts)
+            else:
+                text = f"- **{split}**: the {stud} has HOTA {h:.1f}, MOTA {m:.1f}"
+            if oracle in mean.index:
+                oh, om = mean.loc[oracle, cols]
+                text += (
+                    f"; it is {oh - h:.1f} HOTA and {om - m:.1f} MOTA below the {oracle} "
+                    f"(HOTA {oh:.1f}, MOTA {om:.1f})"
+                )
+            lines.append(text + ".")
+    if not lines:
+        return "No tracking rows to compare."
+    head = (
+        "Distilled students against their teachers (mean over the trackers; better or worse "
+        "only where HOTA and MOTA agree, else mixed):"
+    )
+    return "\n".join([head, "", *lines])
 
 
 def draw_tracks(ax, image, rows, title: str = "") -> None:

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import yaml
 
-from afss_utils import coco
+from afss_utils import coco, obb
 from afss_utils.datasets import Dataset
 
 # ---------------------------------------------------------------------------- confidence filter
@@ -256,9 +256,10 @@ def yolo_label_lines(
 ) -> list[str]:
     """ultralytics label lines (class 0) for one image's COCO annotations.
 
-    detect: ``0 cx cy w h`` normalised; segment: ``0 x1 y1 x2 y2 ...`` normalised polygon from the
-    RLE mask (an annotation without a mask or with only degenerate contours becomes its box
-    rectangle, counted in ``report.box_fallbacks``).
+    detect: ``0 cx cy w h`` normalised; obb: ``0 x1 y1 ... x4 y4`` normalised corners
+    (:func:`afss_utils.obb.annotation_corners`); segment: ``0 x1 y1 x2 y2 ...`` normalised
+    polygon from the RLE mask (an annotation without a mask or with only degenerate contours
+    becomes its box rectangle, counted in ``report.box_fallbacks``).
     """
     lines = []
     for ann in anns:
@@ -267,6 +268,11 @@ def yolo_label_lines(
             continue
         if task == "detect":
             vals = [(x + w / 2) / width, (y + h / 2) / height, w / width, h / height]
+        elif task == "obb":  # 0 x1 y1 ... x4 y4: the annotation's oriented box (afss_utils.obb)
+            lines.append(
+                obb.obb_label_line(obb.annotation_corners(ann, height, width), width, height)
+            )
+            continue
         else:
             polys = []
             if "segmentation" in ann:
@@ -346,8 +352,8 @@ def export_yolo(
     final-epoch metrics, and a small one keeps that cheap). The per-split
     :class:`ExportReport` is written into ``data.yaml`` under ``afss_export``.
     """
-    if task not in ("detect", "segment"):
-        raise ValueError(f"task must be 'detect' or 'segment', got {task!r}")
+    if task not in ("detect", "segment", "obb"):
+        raise ValueError(f"task must be 'detect', 'segment' or 'obb', got {task!r}")
     out_dir = Path(out_dir).resolve()
     reports = {
         "train": _export_split(instances, Path(image_dir), out_dir, "train", task, polygon_mode)

@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from tqdm.auto import tqdm
 
-from afss_utils import coco
+from afss_utils import coco, obb
 from afss_utils.config import (
     cpu_cores,
     import_ultralytics,
@@ -72,8 +72,9 @@ class Student(Protocol):
 
 
 def yolo_model_source(model: str, task: str) -> str:
-    """The model yaml or checkpoint for ``task``: a yaml name is switched between its detect and
-    ``-seg`` variants (``yolo11n.yaml`` <-> ``yolo11n-seg.yaml``); a ``.pt`` must exist."""
+    """The model yaml or checkpoint for ``task``: a yaml name is switched between its detect,
+    ``-seg`` and ``-obb`` variants (``yolo11n.yaml`` <-> ``yolo11n-seg.yaml`` <->
+    ``yolo11n-obb.yaml``); a ``.pt`` must exist."""
     if model.endswith(".pt"):
         if not Path(model).is_file():
             raise FileNotFoundError(
@@ -84,8 +85,9 @@ def yolo_model_source(model: str, task: str) -> str:
     if not model.endswith((".yaml", ".yml")):
         raise ValueError(f"yolo.model must be a model yaml or a local .pt, got {model!r}")
     stem, ext = os.path.splitext(model)
-    stem = stem.removesuffix("-seg")
-    return f"{stem}-seg{ext}" if task == "segment" else f"{stem}{ext}"
+    stem = stem.removesuffix("-seg").removesuffix("-obb")
+    suffix = {"segment": "-seg", "obb": "-obb"}.get(task, "")
+    return f"{stem}{suffix}{ext}"
 
 
 def cpu_supports_bf16() -> bool:
@@ -168,10 +170,10 @@ class YoloStudent:
         conf: float = PREDICT_CONF,
         **train_args: Any,
     ):
-        if task not in ("detect", "segment"):
-            raise ValueError(f"task must be 'detect' or 'segment', got {task!r}")
+        if task not in ("detect", "segment", "obb"):
+            raise ValueError(f"task must be 'detect', 'segment' or 'obb', got {task!r}")
         self.task = task
-        self.name = "yolo11_seg" if task == "segment" else "yolo11_det"
+        self.name = {"segment": "yolo11_seg", "obb": "yolo11_obb"}.get(task, "yolo11_det")
         self.iou_types = ("bbox", "segm") if task == "segment" else ("bbox",)
         self.model_source = yolo_model_source(model, task)
         self.device, self.seed, self.top_k, self.conf = resolve_device(device), seed, top_k, conf
@@ -324,7 +326,19 @@ def _read_results_csv(path: Path) -> list[dict]:
 
 
 def _yolo_result_records(image_id: int, r: Any) -> list[dict]:
-    """COCO results of one ultralytics ``Results`` (boxes already in original pixels)."""
+    """COCO results of one ultralytics ``Results`` (boxes already in original pixels); an OBB
+    result gives its axis-aligned hull, clipped to the image like ground-truth and detect boxes,
+    as ``bbox`` and the (4, 2) corners as ``obb``."""
+    if getattr(r, "obb", None) is not None:
+        corners = r.obb.xyxyxyxy.cpu().numpy().astype(float).reshape(-1, 4, 2)
+        (h, w), scores = r.orig_shape, r.obb.conf.cpu().numpy()
+        xyxy = np.clip(coco.xywh_to_xyxy(obb.corners_to_xywh(corners)), 0, [w, h, w, h])
+        return [
+            coco.result_record(
+                image_id, xyxy[i], float(scores[i]), obb=corners[i].round(2).ravel().tolist()
+            )
+            for i in range(len(scores))
+        ]
     if r.boxes is None or len(r.boxes) == 0:
         return []
     boxes = r.boxes.xyxy.cpu().numpy()

@@ -193,3 +193,17 @@ def test_seed_everything_rejects_a_non_integer_seed():
 
     with pytest.raises(ParamsError, match="'seed' must be an integer, got 'abc'"):
         seed_everything("abc")
+
+
+def test_quiet_ultralytics_keeps_warnings_and_errors():
+    import logging
+
+    config.quiet_ultralytics()
+    try:
+        from ultralytics.utils import LOGGER
+
+        assert not LOGGER.isEnabledFor(logging.INFO)
+        assert LOGGER.isEnabledFor(logging.WARNING) and LOGGER.isEnabledFor(logging.ERROR)
+    finally:
+        config.quiet_ultralytics(logging.INFO)
+    assert LOGGER.isEnabledFor(logging.INFO)

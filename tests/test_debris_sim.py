@@ -20,6 +20,7 @@ from afss_utils.debris_sim import (
     write_mot,
     zscale,
 )
+from afss_utils.obb import corners_to_xywh
 
 # A clean sky makes "the endpoints are bright" a sharp test: no stars, no noise sources but Poisson.
 CLEAN = DebrisConfig(
@@ -93,6 +94,22 @@ def test_ground_truth_matches_what_was_drawn():
             assert np.allclose(steps, steps[0]) and CLEAN.speed[0] <= steps[0] <= CLEAN.speed[1]
 
 
+def test_oriented_box_holds_the_streak_and_its_hull_is_the_box():
+    for fr in render_video(3, CLEAN):
+        assert fr.obbs.shape == (len(fr.track_ids), 4, 2) and fr.widths.shape == fr.track_ids.shape
+        for box, ends, w, obb in zip(fr.boxes, fr.endpoints, fr.widths, fr.obbs, strict=True):
+            assert CLEAN.width[0] <= w <= CLEAN.width[1]
+            # the box is the obb's hull clipped to the frame
+            hull = corners_to_xywh(obb)[0]
+            lo, hi = np.clip(hull[:2], 0, CLEAN.size), np.clip(hull[:2] + hull[2:], 0, CLEAN.size)
+            np.testing.assert_allclose(box, [*lo, *hi], atol=1e-9)
+            # the obb's long side runs along the streak: both endpoints lie inside it
+            side = np.linalg.norm(obb[1] - obb[0])
+            assert (
+                side >= np.linalg.norm(ends[1] - ends[0]) > np.linalg.norm(obb[2] - obb[1]) - 1e-9
+            )
+
+
 def test_truncation_and_leaving_the_frame_end_the_track():
     cfg = replace(CLEAN, truncate_prob=1.0, frames=8, speed=(1.0, 1.5), debris=(3, 3))
     for seed in range(5):
@@ -130,7 +147,9 @@ def test_dense_split_has_more_than_three_debris_and_crossings(tmp_path):
     per_image = {}
     for a in dense["annotations"]:
         per_image[a["image_id"]] = per_image.get(a["image_id"], 0) + 1
-        assert {"track_id", "video_id", "endpoints"} <= set(a)
+        assert {"track_id", "video_id", "endpoints", "width", "obb"} <= set(a) and len(
+            a["obb"]
+        ) == 8
     assert max(per_image.values()) > 3
     im = dense["images"][0]
     assert {"video_id", "frame_id", "raw_file"} <= set(im)

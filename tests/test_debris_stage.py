@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from afss_utils.coco import load_results
 from afss_utils.config import PARAMS_DIR, load_params
-from afss_utils.debris_stage import make_videos, score_detector, tracking_table, train_yolo_detector
+from afss_utils.debris_stage import (
+    compare_to_teacher,
+    make_videos,
+    score_detector,
+    tracking_table,
+    train_yolo_detector,
+)
 from afss_utils.distill import confidence_filter, pseudo_instances
 from afss_utils.fusion import FusionConfig
 from afss_utils.pseudolabel import pseudolabel
@@ -65,3 +72,67 @@ def test_one_epoch_train_track_evaluate(tmp_path, params):
     assert len(table) == 2 * len(params["trackers"]) + len(
         {r["detector"] for r in PAPER_DEBRIS_TABLE2}
     )
+
+
+def _rows(detector, tracker, sparse, dense):
+    """Long records of one (detector, tracker): sparse/dense = (HOTA, MOTA)."""
+    return [
+        {"detector": detector, "tracker": tracker, "split": split, "HOTA": h, "MOTA": m,
+         "IDF1": 0.0, "IDS": 0, "DetA": 0.0, "AssA": 0.0}
+        for split, (h, m) in (("sparse", sparse), ("dense", dense))
+    ]  # fmt: skip
+
+
+def test_compare_to_teacher_says_better_worse_or_mixed_with_the_numbers():
+    rows = []
+    for tracker, shift in (("bytetrack", -1.0), ("ocsort", 1.0)):  # means over trackers: shift 0
+        rows += _rows("teacher zero-shot", tracker, (40 + shift, 30), (30 + shift, 20))
+        rows += _rows("teacher TTA+fusion", tracker, (50 + shift, 45), (35 + shift, 25))
+        # sparse: above both teachers; dense: HOTA up but MOTA down against TTA+fusion
+        rows += _rows("student", tracker, (60 + shift, 55), (38 + shift, 22))
+        rows += _rows("Oracle", tracker, (70 + shift, 65), (48 + shift, 40))
+    text = compare_to_teacher(tracking_table(rows, PAPER_DEBRIS_TABLE2))
+    sparse, dense = (line for line in text.splitlines() if line.startswith("- "))
+    assert sparse.startswith("- **sparse**: the student tracks **better** than the teacher zero")
+    assert "**better** than the teacher TTA+fusion (HOTA 60.0 vs 50.0, MOTA 55.0 vs 45.0)" in sparse
+    assert "10.0 HOTA and 10.0 MOTA below the Oracle (HOTA 70.0, MOTA 65.0)" in sparse
+    assert "**better** than the teacher zero-shot (HOTA 38.0 vs 30.0, MOTA 22.0 vs 20.0)" in dense
+    assert "**mixed** (HOTA and MOTA disagree) against the teacher TTA+fusion" in dense
+    assert "(HOTA 38.0 vs 35.0, MOTA 22.0 vs 25.0)" in dense and "**worse**" not in text
+    # a student below its teacher on both metrics is worse; absent detectors are skipped
+    worse = [r for r in rows if r["detector"] in ("student", "teacher TTA+fusion")]
+    for r in worse:
+        if r["detector"] == "student":
+            r.update(HOTA=r["HOTA"] - 30, MOTA=r["MOTA"] - 30)
+    text = compare_to_teacher(tracking_table(worse))
+    assert text.count("**worse** than the teacher TTA+fusion") == 2 and "Oracle" not in text
+    assert compare_to_teacher(tracking_table([])) == "No tracking rows to compare."
+
+
+def test_train_yolo_detector_rejects_an_unknown_task(params):
+    with pytest.raises(ValueError, match="debris.yolo.task"):
+        train_yolo_detector({}, ".", ".", {**params, "yolo": {**params["yolo"], "task": "seg"}}, 0)
+
+
+def test_one_epoch_obb_student_trains_predicts_and_tracks(tmp_path, params):
+    """Oriented boxes: ground truth obb labels -> yolo11n-obb one epoch -> hull boxes + corners
+    -> trackers."""
+    data = make_videos(params, tmp_path / "data", progress=False)
+    obb_params = {**params, "yolo": {**params["yolo"], "task": "obb"}}
+    student = train_yolo_detector(
+        data["train"].instances, data["train"].image_dir, tmp_path / "obb", obb_params, 0
+    )
+    assert student.task == "obb" and student.model_source.endswith("-obb.yaml")
+    label = next((tmp_path / "obb" / "dataset" / "labels" / "train").glob("*.txt"))
+    assert all(len(line.split()) == 9 for line in label.read_text().splitlines())
+    preds = {s: student.predict(data[s]) for s in ("test_sparse", "test_dense")}
+    size = params["sim"]["size"]
+    assert preds["test_sparse"], "even one epoch predicts something at conf 0.001"
+    for r in preds["test_sparse"][:20]:  # bbox: the hull of the corners, clipped to the frame
+        x, y, w, h = r["bbox"]
+        xs, ys = np.clip(r["obb"][0::2], 0, size), np.clip(r["obb"][1::2], 0, size)
+        assert (x, y, x + w, y + h) == pytest.approx(
+            (xs.min(), ys.min(), xs.max(), ys.max()), abs=0.02
+        )
+    rows = score_detector("Oracle obb", preds, data, params)
+    assert {r["split"] for r in rows} == {"sparse", "dense"}

@@ -194,6 +194,28 @@ def test_export_detect_writes_normalised_center_boxes(tmp_path: Path):
     assert (labels / "val" / "1_a.txt").read_text() == (labels / "train" / "1_a.txt").read_text()
 
 
+def test_export_obb_writes_corner_lines_from_obb_mask_or_box(tmp_path: Path):
+    diag = [[10, 10], [30, 30], [28, 32], [8, 12]]  # a thin diagonal streak's oriented box
+    extra = [
+        {**coco.make_annotation(2, 2, box_xyxy=np.array([8, 10, 30, 32])), "obb": sum(diag, [])},
+        coco.make_annotation(3, 2, box_xyxy=np.array([40, 20, 50, 60])),  # box only
+    ]
+    inst, img_dir, mask = _setup_export(tmp_path, extra)
+    export_yolo(inst, img_dir, tmp_path / "yolo", task="obb")
+    labels = tmp_path / "yolo" / "labels" / "train"
+    lines = np.array(_read_labels(labels / "2_b.txt"))
+    assert lines.shape == (2, 9) and (lines[:, 0] == 0).all()
+    np.testing.assert_allclose(lines[0, 1:].reshape(4, 2) * [128, 96], diag, atol=1e-3)
+    np.testing.assert_allclose(
+        lines[1, 1:].reshape(4, 2) * [128, 96], [[40, 20], [50, 20], [50, 60], [40, 60]], atol=1e-3
+    )
+    (line,) = _read_labels(labels / "1_a.txt")  # mask only: its minimum-area rectangle
+    ys, xs = np.nonzero(mask)
+    corners = line[1:].reshape(4, 2) * [128, 96]
+    assert corners[:, 0].min() <= xs.min() + 0.5 and corners[:, 0].max() >= xs.max() + 0.5
+    assert corners[:, 1].min() <= ys.min() + 0.5 and corners[:, 1].max() >= ys.max() + 0.5
+
+
 def test_export_segment_without_usable_mask_falls_back_to_box(tmp_path: Path):
     tiny = np.zeros((96, 128), bool)
     tiny[5, 5] = True

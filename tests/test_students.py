@@ -67,6 +67,9 @@ def test_yolo_model_source_switches_task_variant(tmp_path: Path):
     assert yolo_model_source("yolo11n-seg.yaml", "detect") == "yolo11n.yaml"
     assert yolo_model_source("yolo11n-seg.yaml", "segment") == "yolo11n-seg.yaml"
     assert yolo_model_source("yolo11s.yaml", "segment") == "yolo11s-seg.yaml"
+    assert yolo_model_source("yolo11n.yaml", "obb") == "yolo11n-obb.yaml"
+    assert yolo_model_source("yolo11n-obb.yaml", "detect") == "yolo11n.yaml"
+    assert yolo_model_source("yolo11n-seg.yaml", "obb") == "yolo11n-obb.yaml"
     weights = tmp_path / "best.pt"
     weights.write_bytes(b"x")
     assert yolo_model_source(str(weights), "detect") == str(weights)
@@ -334,3 +337,22 @@ def test_efficientdet_overfits_a_handful_of_images(tmp_path: Path):
     losses = [h["loss"] for h in student.history]
     assert losses[-1] < 0.5 * losses[0]
     assert evaluate(ds, student.predict(ds), "bbox")["AP50"] >= 50.0
+
+
+def test_yolo_obb_result_records_give_the_hull_box_and_corners():
+    from types import SimpleNamespace
+
+    from afss_utils.students import _yolo_result_records
+
+    corners = torch.tensor([[[1.0, 3.0], [3.0, 5.0], [5.0, 3.0], [3.0, 1.0]]])
+    corners = torch.cat([corners, corners - 2])  # the second pokes out of the 10 x 4 image
+    conf = torch.tensor([0.5, 0.25])
+    r = SimpleNamespace(boxes=None, obb=SimpleNamespace(xyxyxyxy=corners, conf=conf))
+    r.orig_shape = (4, 10)
+    inside, outside = _yolo_result_records(2, r)
+    assert inside["bbox"] == pytest.approx([1, 1, 4, 3]) and inside["score"] == pytest.approx(0.5)
+    assert inside["obb"] == [1, 3, 3, 5, 5, 3, 3, 1]  # plain floats, not float32 noise
+    assert outside["bbox"] == pytest.approx([0, 0, 3, 3])  # the hull is clipped, not the corners
+    assert outside["obb"] == [-1, 1, 1, 3, 3, 1, 1, -1]
+    r.obb = SimpleNamespace(xyxyxyxy=torch.zeros((0, 4, 2)), conf=torch.zeros(0))
+    assert _yolo_result_records(2, r) == []
