@@ -171,8 +171,11 @@ def setup_offline() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     yolo_dir = Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics")))
     try:
-        yolo_dir.mkdir(parents=True, exist_ok=True)
-        _install_fonts(yolo_dir)
+        # ultralytics >= 8.3 reads fonts (and settings) from $YOLO_CONFIG_DIR/Ultralytics/;
+        # older releases read $YOLO_CONFIG_DIR itself, so both get the copies.
+        for font_dir in (yolo_dir, yolo_dir / "Ultralytics"):
+            font_dir.mkdir(parents=True, exist_ok=True)
+            _install_fonts(font_dir)
     except OSError:
         # A read-only checkout must still import; ultralytics then falls back to its own dir.
         pass

@@ -35,12 +35,14 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown, display
 
 from afss_utils import tables, viz
 from afss_utils.coco import load_results
-from afss_utils.config import seed_everything
+from afss_utils.config import quiet_ultralytics, seed_everything
 from afss_utils.debris_stage import (
     TEST_SPLITS,
+    compare_to_teacher,
     draw_tracks,
     make_videos,
     score_detector,
@@ -91,6 +93,7 @@ debris = {
     },
     "yolo": {
         "model": "yolo11n.yaml",
+        "task": "detect",
         "epochs": 20,
         "imgsz": 160,
         "batch": 16,
@@ -121,6 +124,7 @@ debris = {
 # `video_id`, `frame_id`, `track_id` and endpoints; MOTChallenge `gt.txt`) is used only to score.
 
 # %%
+quiet_ultralytics()  # ultralytics' warnings and errors only, not its per-epoch log
 seed_everything(seed)
 t_stage = {}
 t0 = time.perf_counter()
@@ -176,8 +180,11 @@ print(
 # Three YOLO11n box students are trained from scratch with the same budget
 # (`debris.yolo`): on the fused pseudo-labels (**student**), on those kept by the confidence filter
 # (**student +CF**), and on the ground truth (**Oracle**, the upper bound, as in Table III).
-# Boxes are axis-aligned; ultralytics' oriented-box task would fit thin diagonal streaks better
-# and is left for a later comparison.
+# `debris.yolo.task` picks axis-aligned boxes (`detect`) or ultralytics' oriented boxes (`obb`,
+# a natural fit for thin diagonal streaks; trained on the simulator's oriented boxes for the Oracle
+# and on the minimum-area rectangle of each pseudo-label's mask for the students, and scored
+# through the axis-aligned hull of each predicted box so the trackers and metrics are unchanged).
+# `benchmarks/bench_debris_obb.py` compares the two; the default is the one it favours.
 
 # %%
 train_sets = {
@@ -282,21 +289,11 @@ viz.save_figure(fig, "debris_mota_hota", out_dir)
 # %% [markdown]
 # ## Summary
 #
-# The cell below reads the table back: whether the distilled student tracks better than its
-# teacher (HOTA and MOTA, mean over the trackers), how far the best distilled student is from the
-# Oracle, and the seconds each stage took.
+# The cell below reads the table back: whether each distilled student tracks better than its
+# teacher, alone and with TTA + fusion (HOTA and MOTA, mean over the trackers; *better* or *worse*
+# only where the two metrics agree, else *mixed*), how far it is from the Oracle, and the seconds
+# each stage took.
 
 # %%
-mean = long.groupby(["detector", "split"])[["MOTA", "HOTA"]].mean()
-for label in TEST_SPLITS.values():
-    teach = mean.loc[("teacher TTA+fusion", label)]
-    best = max(["student", "student +CF"], key=lambda d: mean.loc[(d, label), "HOTA"])
-    stud, orac = mean.loc[(best, label)], mean.loc[("Oracle", label)]
-    verdict = "tracks better than" if stud["HOTA"] > teach["HOTA"] else "does not track better than"
-    print(
-        f"{label}: the best distilled student ({best}, HOTA {stud['HOTA']:.1f}, MOTA "
-        f"{stud['MOTA']:.1f}) {verdict} its teacher (HOTA {teach['HOTA']:.1f}, MOTA "
-        f"{teach['MOTA']:.1f}); Oracle HOTA {orac['HOTA']:.1f}, MOTA {orac['MOTA']:.1f} "
-        f"(gap {orac['HOTA'] - stud['HOTA']:.1f} HOTA)"
-    )
+display(Markdown(compare_to_teacher(table)))
 pd.Series(t_stage, name="seconds").round(1)

@@ -207,3 +207,27 @@ def test_quiet_ultralytics_keeps_warnings_and_errors():
     finally:
         config.quiet_ultralytics(logging.INFO)
     assert LOGGER.isEnabledFor(logging.INFO)
+
+
+def test_ultralytics_finds_fonts_offline(tmp_path):
+    """ultralytics reads fonts from $YOLO_CONFIG_DIR/Ultralytics/; offline set-up puts them there."""
+    import subprocess
+    import sys
+
+    code = (
+        "import socket\n"
+        "def boom(*a, **k): raise OSError('network blocked')\n"
+        "socket.socket.connect = boom; socket.socket.connect_ex = boom\n"
+        "socket.create_connection = boom\n"
+        "import afss_utils\n"
+        "from ultralytics.utils.checks import check_font\n"
+        "print(check_font('Arial.ttf'))\n"
+    )
+    # sockets are blocked inside a child so ultralytics starts from a fresh config dir
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    path = out.stdout.strip().splitlines()[-1]
+    assert path == str(tmp_path / "Ultralytics" / "Arial.ttf")
