@@ -104,6 +104,19 @@ def test_batch_matches_single(teachers, image, name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_batch_of_different_sizes_matches_single(teachers, image, name):
+    # a non-square image and its rot90 in one batch (what TTA sends): each in its own frame
+    t = teachers[name]
+    turned = np.ascontiguousarray(np.rot90(image))
+    batch = t.predict_batch([image, turned, image])
+    for im, got in zip([image, turned, image], batch, strict=True):
+        single = t.predict(im)
+        np.testing.assert_allclose(got.boxes, single.boxes, atol=1e-2)
+        np.testing.assert_allclose(got.scores, single.scores, atol=1e-4)
+        assert got.masks.shape == (1, *im.shape[:2])
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_segment_boxes(teachers, image, name):
     boxes = np.array([[30, 15, 60, 30], [0, 0, W, H], [-5, -5, 500, 500]], np.float32)
     masks, scores = teachers[name].segment_boxes(image, boxes)

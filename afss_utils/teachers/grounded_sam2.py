@@ -13,15 +13,11 @@ confidence-filter on); SAM's predicted mask IoU is kept in ``Prediction.extra['m
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
-
-import numpy as np
-
 from afss_utils.teachers._hf import check_sources, load_pretrained, resolve_device, to_rgb_pil
-from afss_utils.teachers.base import Prediction, register_teacher
+from afss_utils.teachers.base import register_teacher
+from afss_utils.teachers.detector_sam2 import DetectorSam2Teacher
 
-__all__ = ["GroundedSam2Teacher", "Sam2BoxSegmenter", "clip_boxes", "grounding_dino_caption"]
+__all__ = ["GroundedSam2Teacher", "grounding_dino_caption"]
 
 
 def grounding_dino_caption(prompt: str) -> str:
@@ -30,135 +26,8 @@ def grounding_dino_caption(prompt: str) -> str:
     return text if text.endswith(".") else text + "."
 
 
-def clip_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(N, 4) xyxy pixels clipped to the image, x2 >= x1 and y2 >= y1; NaN -> 0."""
-    b = np.nan_to_num(np.asarray(boxes, dtype=np.float32).reshape(-1, 4))
-    b[:, [0, 2]] = b[:, [0, 2]].clip(0, width)
-    b[:, [1, 3]] = b[:, [1, 3]].clip(0, height)
-    b[:, 2] = np.maximum(b[:, 2], b[:, 0])
-    b[:, 3] = np.maximum(b[:, 3], b[:, 1])
-    return b
-
-
-class Sam2BoxSegmenter:
-    """SAM 2 (transformers port) prompted by boxes; the image embedding is computed once per image.
-
-    source: hub id or local directory of a Sam2Model + Sam2Processor checkpoint.
-    The last image's embedding is cached, so ``segment_boxes`` right after ``predict`` on the
-    same image does not re-run the image encoder.
-    """
-
-    def __init__(self, source: str, teacher: str, device: str = "cpu", key: str = "segmenter"):
-        from transformers import Sam2Model, Sam2Processor
-
-        self.device = resolve_device(device)
-        self.processor = load_pretrained(Sam2Processor, source, teacher, key)
-        self.model = load_pretrained(Sam2Model, source, teacher, key).to(self.device).eval()
-        self._cache: tuple[bytes, list, list] | None = None
-
-    @staticmethod
-    def _key(image: np.ndarray) -> bytes:
-        return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest() + bytes(
-            str(image.shape), "ascii"
-        )
-
-    def embed(self, images: Sequence[np.ndarray]) -> list[tuple[list, list]]:
-        """One (image_embeddings, original_size) per image; batched through the encoder."""
-        import torch
-
-        if len(images) == 1 and self._cache is not None and self._cache[0] == self._key(images[0]):
-            return [(self._cache[1], self._cache[2])]
-        inputs = self.processor(images=[to_rgb_pil(im) for im in images], return_tensors="pt")
-        with torch.inference_mode():
-            emb = self.model.get_image_embeddings(inputs["pixel_values"].to(self.device))
-        sizes = inputs["original_sizes"].tolist()
-        out = [([e[i : i + 1] for e in emb], [sizes[i]]) for i in range(len(images))]
-        self._cache = (self._key(images[-1]), *out[-1])
-        return out
-
-    def decode(
-        self, embedding: tuple[list, list], boxes: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Masks for (N, 4) xyxy pixel boxes of one embedded image -> ((N, H, W) bool, (N,) IoU)."""
-        import torch
-
-        image_embeddings, original_size = embedding
-        h, w = (int(v) for v in original_size[0])
-        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-        if len(boxes) == 0:
-            return np.zeros((0, h, w), bool), np.zeros(0, np.float32)
-        # The processor takes boxes in original pixels and rescales them to SAM's input frame.
-        prompt = self.processor(
-            input_boxes=[boxes.tolist()], original_sizes=original_size, return_tensors="pt"
-        )
-        with torch.inference_mode():
-            out = self.model(
-                input_boxes=prompt["input_boxes"].to(self.device),
-                image_embeddings=image_embeddings,
-                multimask_output=False,  # one mask per box, as Grounded-SAM-2 does
-            )
-        masks = self.processor.post_process_masks(out.pred_masks.cpu(), original_size)[0]
-        masks = masks[:, 0].numpy().astype(bool)
-        scores = out.iou_scores[0, :, 0].float().cpu().numpy().clip(0, 1)
-        return masks, scores
-
-    def segment_boxes(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """image (H, W, 3) uint8 RGB, boxes (N, 4) xyxy px -> (masks (N, H, W) bool, mask_scores (N,))."""
-        return self.decode(self.embed([image])[0], boxes)
-
-
-class _DetectorSam2Teacher:
-    """Shared flow: detector boxes per image -> top_k -> SAM 2 masks. Subclasses implement
-    ``_detect(images, prompt) -> list[(boxes (N, 4) xyxy px, scores (N,))]``."""
-
-    name = "detector_sam2"
-
-    def __init__(self, segmenter: str, top_k: int | None, device: str):
-        self.top_k = top_k
-        self.device = resolve_device(device)
-        self.sam = Sam2BoxSegmenter(segmenter, self.name, self.device)
-
-    def predict(self, image: np.ndarray, prompt: str = "spacecraft") -> Prediction:
-        """image (H, W, 3) uint8 RGB -> Prediction (boxes xyxy px, detector scores, SAM masks)."""
-        return self.predict_batch([image], prompt)[0]
-
-    def predict_batch(
-        self, images: Sequence[np.ndarray], prompt: str = "spacecraft"
-    ) -> list[Prediction]:
-        """Detector and SAM image encoder batched over ``images``; box decoding per image."""
-        images = [np.asarray(im) for im in images]
-        if not images:
-            return []
-        for im in images:
-            to_rgb_pil(im)  # validates shape/dtype with a clear error
-        detections = self._detect(images, prompt)
-        need = [i for i, (b, _) in enumerate(detections) if len(b)]
-        embeddings = (
-            dict(zip(need, self.sam.embed([images[i] for i in need]), strict=True)) if need else {}
-        )
-        out = []
-        for i, (im, (boxes, scores)) in enumerate(zip(images, detections, strict=True)):
-            h, w = im.shape[:2]
-            if len(boxes) == 0:
-                out.append(Prediction.empty(h, w))
-                continue
-            det = Prediction(clip_boxes(boxes, h, w), scores).top_k(self.top_k)
-            masks, mask_scores = self.sam.decode(embeddings[i], det.boxes)
-            out.append(Prediction(det.boxes, det.scores, masks, {"mask_scores": mask_scores}))
-        return out
-
-    def segment_boxes(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Re-prompt SAM 2 with (N, 4) xyxy px boxes -> (masks (N, H, W) bool, mask_scores (N,))."""
-        image = np.asarray(image)
-        to_rgb_pil(image)
-        return self.sam.segment_boxes(image, clip_boxes(boxes, *image.shape[:2]))
-
-    def _detect(self, images, prompt):  # pragma: no cover
-        raise NotImplementedError
-
-
 @register_teacher("grounded_sam2")
-class GroundedSam2Teacher(_DetectorSam2Teacher):
+class GroundedSam2Teacher(DetectorSam2Teacher):
     """Grounding DINO (default ``IDEA-Research/grounding-dino-tiny``) + SAM 2 (default
     ``facebook/sam2.1-hiera-tiny``); thresholds as the authors' code (box 0.35, text 0.25).
 

@@ -4,20 +4,20 @@ OWLv2 (``google/owlv2-base-patch16-ensemble``; transformers ``Owlv2ForObjectDete
 every patch-box against the text query. Its processor pads the image to a square (bottom/right)
 before resizing, so boxes come back in the padded square frame: post-processing uses
 ``target_sizes = (max(h, w), max(h, w))`` and the boxes are then clipped to the image.
-Scores, masks and ``extra['mask_scores']`` follow :mod:`afss_utils.teachers.grounded_sam2`.
+Scores, masks and ``extra['mask_scores']`` follow :mod:`afss_utils.teachers.detector_sam2`.
 """
 
 from __future__ import annotations
 
 from afss_utils.teachers._hf import check_sources, load_pretrained, resolve_device, to_rgb_pil
 from afss_utils.teachers.base import register_teacher
-from afss_utils.teachers.grounded_sam2 import _DetectorSam2Teacher
+from afss_utils.teachers.detector_sam2 import DetectorSam2Teacher
 
 __all__ = ["Owlv2Sam2Teacher"]
 
 
 @register_teacher("owlv2_sam2")
-class Owlv2Sam2Teacher(_DetectorSam2Teacher):
+class Owlv2Sam2Teacher(DetectorSam2Teacher):
     """OWLv2 + SAM 2 (default ``facebook/sam2.1-hiera-tiny``); ``box_threshold`` on OWLv2's
     sigmoid score (default 0.1, OWLv2's own default). The text query is the prompt as given.
 
