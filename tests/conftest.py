@@ -31,3 +31,17 @@ def tiny_coco(tmp_path: Path) -> Path:
         images.append(coco.make_image(i + 1, name, 32, 32, domain="ab"[i % 2]))
         anns.append(coco.make_annotation(i + 1, i + 1, mask=mask))
     return coco.save_json(coco.make_instances(images, anns), tmp_path / "annotations.json")
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a connection raises (the study must run offline): socket connect,
+    connect_ex and create_connection, which every HTTP client below urllib/requests goes through."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args[1:] if len(args) > 1 else args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)

@@ -161,7 +161,7 @@ def test_letterbox_keeps_aspect_at_top_left():
 
 
 @pytest.mark.slow
-def test_yolo_seg_one_epoch_train_predict_evaluate(shapes, tmp_path: Path):
+def test_yolo_seg_one_epoch_train_predict_evaluate(shapes, tmp_path: Path, no_network):
     student = YoloStudent(
         "segment",
         "yolo11n-seg.yaml",
@@ -228,19 +228,6 @@ def test_efficientdet_one_epoch_train_predict(shapes, tmp_path: Path):
 
 
 # ----------------------------------------------------------------------------- fast, exact checks
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any attempt to open a connection fails loudly (the study must run offline)."""
-    import socket
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args[1:] if len(args) > 1 else args}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-
-
 def _bright_box(canvas: np.ndarray) -> list[float]:
     ys, xs = np.nonzero(canvas.max(axis=2) > 128)
     return [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
