@@ -25,10 +25,14 @@ Files, for ``--out PRED.json``:
 
 Single view (no TTA) is the teacher's own output, unfused (the paper's zero-shot baseline).
 
+- ``PRED.info.json``: the header above, written with ``PRED.json``: it says whose output the
+  file is and from which inputs.
+
 Nothing of the user's is overwritten by surprise: ``--out`` (and its ``.empty.json`` /
-``.partial.jsonl``) may not be an input of the run (the annotations json or an image), and an
-existing ``--out`` is replaced only when it is a COCO results list (this tool's kind of output)
-or with ``overwrite=True`` (``--overwrite``). Both are checked before any image is labelled.
+``.partial.jsonl`` / ``.info.json``) may not be an input of the run (the annotations json or an
+image), and an existing ``--out`` is replaced only when its ``.info.json`` says this tool made it
+from the same inputs (a rerun), or with ``overwrite=True`` (``--overwrite``). Both are checked
+before any image is labelled.
 """
 
 from __future__ import annotations
@@ -91,6 +95,12 @@ def cache_path(out_path: str | os.PathLike) -> Path:
     return stem.with_name(stem.name + ".partial.jsonl")
 
 
+def info_path(out_path: str | os.PathLike) -> Path:
+    """``PRED.json`` -> ``PRED.info.json``."""
+    stem = _stem(Path(out_path))
+    return stem.with_name(stem.name + ".info.json")
+
+
 def empty_path(out_path: str | os.PathLike) -> Path:
     """``PRED.json`` -> ``PRED.empty.json``."""
     stem = _stem(Path(out_path))
@@ -140,11 +150,14 @@ def file_sha1(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_output(dataset: Dataset, out_path: Path, overwrite: bool = False) -> None:
+def check_output(
+    dataset: Dataset, out_path: Path, overwrite: bool = False, header: dict | None = None
+) -> None:
     """Raise OutputConflictError (naming the file) when writing ``out_path`` would destroy
-    something: an input of the run, or an existing file that is not a COCO results list
-    (unless ``overwrite``); OSError-like errors for an output folder that cannot be written."""
-    outputs = [out_path, empty_path(out_path), cache_path(out_path)]
+    something: an input of the run, or an existing file that this tool did not make from the same
+    inputs (``header``; unless ``overwrite``); OutputConflictError also for an output folder that
+    cannot be written."""
+    outputs = [out_path, empty_path(out_path), cache_path(out_path), info_path(out_path)]
     inputs = {p.resolve() for p in [dataset.annotation_file] if p is not None}
     inputs |= {dataset.image_path(i).resolve() for i in dataset.image_ids}
     for out in outputs:
@@ -156,15 +169,7 @@ def check_output(dataset: Dataset, out_path: Path, overwrite: bool = False) -> N
     if out_path.is_dir():
         raise OutputConflictError(f"--out {out_path} is a folder; give a .json file name")
     if out_path.exists() and not overwrite:
-        try:
-            ours = isinstance(json.loads(out_path.read_text()), list)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            ours = False
-        if not ours:
-            raise OutputConflictError(
-                f"refusing to replace {out_path}: it exists and is not a COCO results list "
-                "(pass --overwrite to replace it anyway)"
-            )
+        _check_ours(out_path, header)
     folder = out_path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -172,6 +177,31 @@ def check_output(dataset: Dataset, out_path: Path, overwrite: bool = False) -> N
         raise OutputConflictError(f"cannot create output folder {folder}: {exc.strerror}") from exc
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputConflictError(f"output folder {folder} is not writable")
+
+
+def _check_ours(out_path: Path, header: dict | None) -> None:
+    """OutputConflictError unless ``out_path`` is this tool's output of the inputs ``header``."""
+    info = info_path(out_path)
+    try:
+        found = json.loads(info.read_text())["header"]
+    except FileNotFoundError:
+        raise OutputConflictError(
+            f"refusing to replace {out_path}: it exists and was not written by this tool "
+            f"(no {info.name} beside it); choose another --out or pass --overwrite"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise OutputConflictError(
+            f"refusing to replace {out_path}: {info} is unreadable ({exc}); pass --overwrite"
+        ) from exc
+    header = json.loads(json.dumps(header))  # compare as json: tuples as lists
+    if found != header:
+        keys = sorted(
+            k for k in set(found) | set(header or {}) if found.get(k) != (header or {}).get(k)
+        )
+        raise OutputConflictError(
+            f"refusing to replace {out_path}: it holds pseudo-labels made from other inputs "
+            f"({', '.join(keys)} differ, see {info.name}); choose another --out or pass --overwrite"
+        )
 
 
 def dataset_fingerprint(dataset: Dataset) -> dict[str, Any]:
@@ -362,7 +392,6 @@ def pseudolabel(
             f"{getattr(teacher, 'name', teacher)} has none (use mask_fusion: vote)"
         )
     out_path = Path(out_path)
-    check_output(dataset, out_path, overwrite)
     header = {
         "teacher": teacher_settings(teacher),
         "tta": [a.name for a in augs],
@@ -370,6 +399,7 @@ def pseudolabel(
         "prompt": prompt,
         "dataset": dataset_fingerprint(dataset),
     }
+    check_output(dataset, out_path, overwrite, header)
     selected = dataset.image_ids if limit is None else dataset.image_ids[:limit]
     cache = _Cache(cache_path(out_path), header, restart)
     try:
@@ -397,6 +427,8 @@ def pseudolabel(
                     n_labelled += 1
                 bar.update(1)
         labelled_s = time.perf_counter() - t0
+        # the claim first: killed between the two, a rerun still knows PRED.json is its own
+        coco.save_json({"afss_pseudolabel": CACHE_VERSION, "header": header}, info_path(out_path))
         _, empty = _write_results(cache.iter_lines(selected), out_path)
         empty_file = coco.save_json(empty, empty_path(out_path))
     finally:

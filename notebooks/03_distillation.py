@@ -175,7 +175,7 @@ pseudo, quality = {}, []
 for g, train in group_train.items():
     for kind, views in (("single", []), ("tta", tta)):
         path = pred_dir / "pseudo_labels" / f"{g}_{kind}.json"
-        pseudolabel(labeller, train, path, tta=views, fusion=fusion_cfg, prompt=prompt)
+        pseudolabel(labeller, train, path, views, fusion_cfg, prompt, overwrite=True)
         pseudo[g, kind] = coco.load_results(path)
         for name in groups[g]:
             for row in label_quality(train_sets[name], pseudo[g, kind]):
@@ -333,7 +333,7 @@ rows = []
 for g, names in groups.items():
     for kind, views in (("zero-shot", []), ("TTA+WBF", tta)):
         path = pred_dir / "teacher_test" / f"{g}_{kind}.json"
-        pseudolabel(labeller, group_test[g], path, tta=views, fusion=fusion_cfg, prompt=prompt)
+        pseudolabel(labeller, group_test[g], path, views, fusion_cfg, prompt, overwrite=True)
         for name in names:
             for row in score_rows(group_test[g], path, test_sets[name].image_ids):
                 rows.append({"dataset": name, "method": f"teacher {kind}", "model": teacher, **row})

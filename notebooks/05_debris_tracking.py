@@ -162,7 +162,7 @@ t0 = time.perf_counter()
 for split, ds in data.items():
     for name, views in (("teacher zero-shot", []), ("teacher TTA+fusion", debris["tta"])):
         out = work / "labels" / f"{name.replace(' ', '_')}_{split}.json"
-        pseudolabel(teacher, ds, out, views, fusion, prompt="debris")
+        pseudolabel(teacher, ds, out, views, fusion, prompt="debris", overwrite=True)
         labels[name][split] = load_results(out)
 t_stage["teacher (+TTA)"] = time.perf_counter() - t0
 kept, theta = confidence_filter(

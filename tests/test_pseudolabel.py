@@ -450,8 +450,10 @@ def test_out_equal_to_an_input_is_refused_and_nothing_is_touched(data12, tmp_pat
     assert not cache_path(ann).exists()
 
 
-def test_existing_out_is_replaced_only_if_it_is_a_results_list(data12, tmp_path, capsys):
-    from afss_utils.pseudolabel import OutputConflictError
+def test_existing_out_is_replaced_only_if_this_tool_made_it_from_the_same_inputs(
+    data12, tmp_path, capsys
+):
+    from afss_utils.pseudolabel import OutputConflictError, info_path
 
     other = tmp_path / "notes.json"
     other.write_text('{"mine": true}')
@@ -461,10 +463,22 @@ def test_existing_out_is_replaced_only_if_it_is_a_results_list(data12, tmp_path,
     rc = main(["--dataset", str(data12.annotation_file), "--out", str(other), "--teacher",
                "classical_threshold", "--tta", "none", "--no-progress"])  # fmt: skip
     assert rc == 1 and "notes.json" in capsys.readouterr().err
+    # a results list someone else wrote (no .info.json): not ours either
+    foreign = tmp_path / "theirs.json"
+    foreign.write_text("[]")
+    with pytest.raises(OutputConflictError, match="not written by this tool"):
+        pseudolabel(FakeTeacher(), data12, foreign, progress=False)
+    assert foreign.read_text() == "[]"
     pseudolabel(FakeTeacher(), data12, other, progress=False, overwrite=True)
     first = other.read_bytes()
-    pseudolabel(FakeTeacher(), data12, other, progress=False)  # its own output: replaced
-    assert other.read_bytes() == first and first.startswith(b"[")
+    assert info_path(other).exists() and first.startswith(b"[")
+    pseudolabel(FakeTeacher(), data12, other, progress=False)  # its own output, same inputs
+    assert other.read_bytes() == first
+    with pytest.raises(OutputConflictError, match="tta differ"):  # other inputs: refused
+        pseudolabel(FakeTeacher(), data12, other, tta="vflip", progress=False)
+    assert other.read_bytes() == first
+    pseudolabel(FakeTeacher(), data12, other, tta="vflip", progress=False, overwrite=True)
+    assert json.loads(info_path(other).read_text())["header"]["tta"] == ["identity", "vflip"]
 
 
 def test_missing_or_read_only_output_folder(data12, tmp_path):
