@@ -17,16 +17,15 @@ from afss_utils.datasets import open_coco
 from afss_utils.distill import (
     confidence_filter,
     confidence_filter_by_dataset,
-    export_yolo,
     filter_report,
     images_with_labels,
-    mask_to_polygons,
     pseudo_instances,
     relabel,
     run_rounds,
     training_epochs,
 )
 from afss_utils.evaluate import evaluate
+from afss_utils.students.yolo_export import export_yolo, mask_to_polygons
 
 
 def rec(image_id: int, score: float, box=(6, 4, 22, 20), mask=None) -> dict:

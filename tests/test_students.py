@@ -291,7 +291,7 @@ def test_letterbox_round_trip_on_non_square_images():
 def test_yolo_result_records_from_a_stub_result():
     from types import SimpleNamespace
 
-    from afss_utils.students import _yolo_result_records
+    from afss_utils.students.yolo import _yolo_result_records
 
     class Boxes(SimpleNamespace):
         def __len__(self):

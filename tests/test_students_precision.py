@@ -8,15 +8,15 @@ import pytest
 import torch
 from test_students import make_shapes
 
-from afss_utils import students
 from afss_utils.datasets import open_coco
-from afss_utils.students import YoloStudent, _cpu_bf16_trainer, resolve_precision
+from afss_utils.students import YoloStudent, resolve_precision, yolo
+from afss_utils.students.yolo import _cpu_bf16_trainer
 
 
 def test_resolve_precision(monkeypatch):
-    monkeypatch.setattr(students, "cpu_supports_bf16", lambda: True)
+    monkeypatch.setattr(yolo, "cpu_supports_bf16", lambda: True)
     assert resolve_precision("auto", "cpu") == "bf16"
-    monkeypatch.setattr(students, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(yolo, "cpu_supports_bf16", lambda: False)
     assert resolve_precision("auto", "cpu") == "fp32"
     assert resolve_precision("bf16", "cpu") == "bf16"  # asked for: emulated where not native
     # on a GPU mixed precision is ultralytics' own `amp`

@@ -1,0 +1,741 @@
+"""A center-heatmap single-shot detector and classifier: the ResNet18 report's model
+(``reference/resnet18-center-detector-report.md``; public code JoestHomann/
+SpaceObjectDetectionClassification) as a third student beside YOLO11 and EfficientDet.
+
+A ``timm`` backbone (default ``resnet18``, features only, its stride-32 map: a G x G grid, 10 x 10
+at 320 px) feeds three 1x1 convolution heads:
+
+- center: 1 channel of logits, "the object's center lies in this cell";
+- box:    4 channels, sigmoid, the box ``cx, cy, w, h`` normalised to the whole (letterboxed) input;
+- class:  C channels of logits, the spacecraft type.
+
+Loss = ``center_weight`` * center + ``box_weight`` * box + ``class_weight`` * class (the report:
+3, 5, 1). center is BCE-with-logits against a Gaussian heatmap (sigma in cells, truncated at 3
+sigma) with positive cells weighted ``pos_weight`` (the report's k); box is SmoothL1 and class is
+cross-entropy, both read at the ground-truth cell only. Prediction takes the argmax cell: its box,
+its class, and its center probability as the score. Box only (no mask).
+
+Boxes: ``xyxy`` pixels unless said otherwise; the network sees letterboxed (S, S) canvases
+(:func:`afss_utils.students.training.letterbox`, image at the top-left), so a canvas box maps back to the
+original image by a division by the letterbox scale.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from afss_utils import coco
+from afss_utils.config import cpu_cores, resolve_device, seed_everything, torch_threads
+from afss_utils.datasets import Dataset
+from afss_utils.students.protocol import PREDICT_CONF
+from afss_utils.students.training import (
+    _to_tensor,
+    letterbox,
+    load_letterboxed,
+    random_flips,
+    warmup_cosine,
+)
+
+STRIDE = 32  # the backbone's last feature map: ResNet layer4 / EfficientNet stage 7
+
+
+# ---------------------------------------------------------------------------- targets
+
+
+def box_cells(boxes_xyxy: np.ndarray, size: int, grid: int) -> np.ndarray:
+    """(K, 4) xyxy canvas pixels -> (K, 2) int (row, col) of the cell holding each box center,
+    on a ``grid`` x ``grid`` grid over an (size, size) canvas."""
+    b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    col = np.clip(np.floor(cx / size * grid), 0, grid - 1).astype(int)
+    row = np.clip(np.floor(cy / size * grid), 0, grid - 1).astype(int)
+    return np.stack([row, col], axis=1)
+
+
+def heatmap_target(cells: np.ndarray, grid: int, sigma: float) -> np.ndarray:
+    """(grid, grid) float32 center target: a Gaussian ``exp(-d^2 / 2 sigma^2)`` of the distance
+    ``d`` (in cells) to each (row, col) in ``cells`` (K, 2), exactly 1 at those cells, 0 beyond
+    a radius of 3 sigma; overlapping objects take the maximum. No cells: all zeros."""
+    if sigma <= 0:
+        raise ValueError(f"center.sigma must be > 0 (in cells), got {sigma}")
+    rows, cols = np.mgrid[0:grid, 0:grid]
+    out = np.zeros((grid, grid), dtype=np.float32)
+    for r, c in np.asarray(cells, dtype=int).reshape(-1, 2):
+        d2 = (rows - r) ** 2 + (cols - c) ** 2
+        g = np.exp(-d2 / (2 * sigma**2))
+        g[d2 > (3 * sigma) ** 2] = 0.0
+        out = np.maximum(out, g.astype(np.float32))
+    return out
+
+
+def encode_boxes(boxes_xyxy: np.ndarray, size: int) -> np.ndarray:
+    """(K, 4) xyxy canvas pixels -> (K, 4) float32 ``cx, cy, w, h`` normalised by ``size``."""
+    b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    out = np.stack(
+        [(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]],
+        axis=1,
+    )
+    return (out / size).astype(np.float32)
+
+
+def decode_boxes(cxcywh: np.ndarray, size: int, scale: float, width: int, height: int):
+    """(K, 4) normalised ``cx, cy, w, h`` -> (K, 4) xyxy pixels of the original (height, width)
+    image (canvas pixels / letterbox ``scale``), clipped to the image."""
+    c = np.asarray(cxcywh, dtype=np.float64).reshape(-1, 4) * size
+    b = np.stack(
+        [
+            c[:, 0] - c[:, 2] / 2,
+            c[:, 1] - c[:, 3] / 2,
+            c[:, 0] + c[:, 2] / 2,
+            c[:, 1] + c[:, 3] / 2,
+        ],
+        axis=1,
+    )
+    b = b / scale
+    b[:, [0, 2]] = b[:, [0, 2]].clip(0, width)
+    b[:, [1, 3]] = b[:, [1, 3]].clip(0, height)
+    return b
+
+
+@dataclass
+class CenterDetection:
+    """One decoded detection: ``box`` (4,) xyxy original pixels, ``score`` = sigmoid of the
+    center logit, ``cell`` (row, col), ``label`` = class index (argmax of the class head)."""
+
+    box: np.ndarray
+    score: float
+    cell: tuple[int, int]
+    label: int
+
+
+def decode(
+    center_logits: np.ndarray,
+    box_map: np.ndarray,
+    class_logits: np.ndarray | None,
+    size: int,
+    scale: float,
+    width: int,
+    height: int,
+    top_k: int | None = 1,
+) -> list[CenterDetection]:
+    """One image's head outputs -> its detections, best first.
+
+    center_logits (G, G); box_map (4, G, G) sigmoid ``cx, cy, w, h`` / ``size``; class_logits
+    (C, G, G) or None. The ``top_k`` most probable cells (None: all) each give one box read at
+    that cell (the report uses the argmax cell only: ``top_k=1``).
+    """
+    grid = center_logits.shape[-1]
+    flat = np.asarray(center_logits, dtype=np.float64).reshape(-1)
+    order = np.argsort(-flat, kind="stable")[: top_k or len(flat)]
+    out = []
+    for k in order:
+        r, c = divmod(int(k), grid)
+        box = decode_boxes(box_map[:, r, c], size, scale, width, height)[0]
+        if box[2] <= box[0] or box[3] <= box[1]:
+            continue
+        label = 0 if class_logits is None else int(np.argmax(class_logits[:, r, c]))
+        score = 1.0 / (1.0 + math.exp(-flat[k]))
+        out.append(CenterDetection(box, score, (r, c), label))
+    return out
+
+
+# ---------------------------------------------------------------------------- model and loss
+
+
+def build_model(backbone: str = "resnet18", num_classes: int = 1, weights: str | None = None):
+    """The network: ``timm`` ``backbone`` (features only, stride 32) + three 1x1 heads. Random
+    init unless ``weights`` names a local backbone state dict (timm naming), or is
+    ``imagenet_lite0`` for the offline EfficientNet-Lite0 checkpoint (backbone
+    ``tf_efficientnet_lite0``, see :mod:`afss_utils.backbones`). Forward: (B, 3, S, S) ->
+    dict ``center`` (B, 1, G, G) logits, ``box`` (B, 4, G, G) in (0, 1), ``cls`` (B, C, G, G)."""
+    import timm
+    import torch
+    from torch import nn
+
+    class CenterNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = timm.create_model(
+                backbone, pretrained=False, features_only=True, out_indices=(-1,)
+            )
+            info = self.backbone.feature_info
+            if info.reduction()[-1] != STRIDE:
+                raise ValueError(
+                    f"center.backbone {backbone!r}: last feature stride {info.reduction()[-1]}, "
+                    f"need {STRIDE}"
+                )
+            ch = info.channels()[-1]
+            self.center = nn.Conv2d(ch, 1, 1)
+            self.box = nn.Conv2d(ch, 4, 1)
+            self.cls = nn.Conv2d(ch, num_classes, 1)
+            # start the center head at a low "object here" probability (one positive cell of
+            # G*G), as detection heads do, so early training is not swamped by the negatives
+            nn.init.constant_(self.center.bias, -math.log(99.0))
+
+        def forward(self, x):
+            f = self.backbone(x)[-1]
+            return {
+                "center": self.center(f),
+                "box": torch.sigmoid(self.box(f)),
+                "cls": self.cls(f),
+            }
+
+    net = CenterNet()
+    if weights:
+        if weights == "imagenet_lite0":
+            from afss_utils.backbones import efficientnet_lite0_state_dict
+
+            state = efficientnet_lite0_state_dict()
+        else:
+            if not Path(weights).is_file():
+                raise FileNotFoundError(f"center.weights: no such backbone state dict: {weights}")
+            state = torch.load(weights, map_location="cpu")
+        missing, unexpected = net.backbone.load_state_dict(state, strict=False)
+        if missing:
+            raise ValueError(
+                f"center.weights {weights}: backbone {backbone!r} lacks {len(missing)} tensors "
+                f"(e.g. {missing[:3]})"
+            )
+    return net
+
+
+@dataclass
+class LossWeights:
+    """The report's loss: ``center * center_loss + box * box_loss + cls * class_loss``, Gaussian
+    ``sigma`` (cells) and positive-cell weight ``pos_weight`` (k)."""
+
+    center: float = 3.0
+    box: float = 5.0
+    cls: float = 1.0
+    sigma: float = 0.5
+    pos_weight: float = 25.0
+
+
+def center_loss(
+    outputs: dict, heatmaps, cells: list[np.ndarray], labels: list[np.ndarray], w: LossWeights
+) -> dict:
+    """The three losses and their weighted sum for a batch: dict ``loss``, ``center``, ``box``,
+    ``cls`` (scalar tensors).
+
+    outputs: the model's dict plus ``box_target`` (sum K, 4) normalised ``cx, cy, w, h`` (the
+    images' :func:`encode_boxes` rows, concatenated); heatmaps (B, G, G) float tensor
+    (:func:`heatmap_target`); cells per image (K, 2) (row, col); labels per image (K,) class
+    indices. Box and class terms are read at the ground-truth cells only.
+
+    The center term is BCE minus the heatmap's own entropy (a KL divergence): the same gradient
+    as the report's BCE, but exactly 0 for a perfect prediction, so its value reads as a distance.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    logits = outputs["center"][:, 0]
+    t = heatmaps.to(logits.dtype)
+    weight = torch.where(t >= 1.0, torch.full_like(t, w.pos_weight), torch.ones_like(t))
+    bce = F.binary_cross_entropy_with_logits(logits, t, reduction="none")
+    tc = t.clamp(1e-7, 1 - 1e-7)
+    entropy = -(t * torch.log(tc) + (1 - t) * torch.log(1 - tc))
+    l_center = (weight * (bce - entropy)).mean()
+
+    b_idx = torch.cat([torch.full((len(c),), i, dtype=torch.long) for i, c in enumerate(cells)])
+    rc = torch.from_numpy(np.concatenate([c.reshape(-1, 2) for c in cells]).astype(np.int64))
+    zero = logits.sum() * 0.0
+    if len(b_idx):
+        pred_box = outputs["box"][b_idx, :, rc[:, 0], rc[:, 1]]
+        l_box = F.smooth_l1_loss(pred_box, outputs["box_target"].to(pred_box.dtype))
+        lab = torch.from_numpy(np.concatenate(labels).astype(np.int64)).to(logits.device)
+        pred_cls = outputs["cls"][b_idx, :, rc[:, 0], rc[:, 1]]
+        l_cls = F.cross_entropy(pred_cls, lab) if w.cls > 0 else zero
+    else:
+        l_box = l_cls = zero
+    total = w.center * l_center + w.box * l_box + w.cls * l_cls
+    return {"loss": total, "center": l_center, "box": l_box, "cls": l_cls}
+
+
+def image_labels(instances: dict) -> tuple[list[np.ndarray], list[dict]]:
+    """Per image (in ``instances["images"]`` order) the (K,) class indices of its annotations
+    (json order, as :func:`afss_utils.students.load_letterboxed` gives the boxes), and the
+    categories sorted by id (class index i = ``categories[i]``)."""
+    cats = sorted(instances.get("categories") or list(coco.CATEGORIES), key=lambda c: c["id"])
+    index = {c["id"]: i for i, c in enumerate(cats)}
+    by_image: dict[int, list[int]] = {img["id"]: [] for img in instances["images"]}
+    for a in instances["annotations"]:
+        cid = a.get("category_id", cats[0]["id"])
+        if cid not in index:
+            raise ValueError(f"annotation {a.get('id')}: category_id {cid} not in categories")
+        by_image[a["image_id"]].append(index[cid])
+    return [np.array(by_image[img["id"]], dtype=np.int64) for img in instances["images"]], cats
+
+
+# ---------------------------------------------------------------------------- student
+
+
+class CenterNetStudent:
+    """The report's center-heatmap detector/classifier as a study student (:class:`Student`).
+
+    Trained with its own small loop on letterboxed canvases cached in memory, random flips,
+    AdamW and linear warm-up + cosine decay (the pieces EfficientDet uses). The class head
+    trains only when the training json has more than one category: pseudo-labels carry the one
+    ``spacecraft`` category, so the detector then trains with the class loss off.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        weights: str | None = None,
+        epochs: int = 30,
+        imgsz: int = 320,
+        batch: int = 32,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-2,
+        center_weight: float = 3.0,
+        box_weight: float = 5.0,
+        class_weight: float = 1.0,
+        sigma: float = 0.5,
+        pos_weight: float = 25.0,
+        warmup_epochs: float = 1.0,
+        steps: int = 1000,
+        device: str = "cpu",
+        seed: int = 0,
+        top_k: int | None = 1,
+        conf: float = PREDICT_CONF,
+    ):
+        if imgsz % STRIDE:
+            raise ValueError(f"center.imgsz must be a multiple of {STRIDE}, got {imgsz}")
+        self.name, self.iou_types = f"center_{backbone}", ("bbox",)
+        self.backbone, self.weights = backbone, weights
+        self.epochs, self.imgsz, self.batch, self.steps = epochs, imgsz, batch, steps
+        self.lr, self.weight_decay, self.warmup_epochs = lr, weight_decay, warmup_epochs
+        self.loss_weights = LossWeights(center_weight, box_weight, class_weight, sigma, pos_weight)
+        self.device, self.seed, self.top_k, self.conf = resolve_device(device), seed, top_k, conf
+        self.net = None
+        self.categories: list[dict] = list(coco.CATEGORIES)
+        self.train_seconds: float | None = None
+        self.history: list[dict] = []
+
+    @property
+    def grid(self) -> int:
+        return self.imgsz // STRIDE
+
+    def steps_per_epoch(self, n_images: int) -> int:
+        return max(1, n_images // self.batch)  # the training loop drops the ragged batch
+
+    @classmethod
+    def from_params(cls, params: dict, **overrides: Any) -> CenterNetStudent:
+        # notebooks that predate this student pass no "center" section: use the defaults
+        opts = {**params.get("center", {}), **overrides}
+        return cls(
+            device=params.get("device", "cpu"),
+            seed=params.get("seed", 0),
+            top_k=params.get("top_k", 1),
+            **opts,
+        )
+
+    def train(
+        self,
+        train_instances: dict,
+        image_dir: str | os.PathLike,
+        out_dir: str | os.PathLike,
+        val: tuple[dict, str | os.PathLike] | None = None,
+        epochs: int | None = None,
+    ) -> CenterNetStudent:
+        """Train on ``train_instances`` for ``epochs`` (default ``self.epochs``; ``val`` is
+        accepted for the interface and unused: fixed schedule, no model selection). Saves
+        ``out_dir/weights.pt`` (with the categories)."""
+        import torch
+
+        epochs = epochs or self.epochs
+        seed_everything(self.seed)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not train_instances["images"]:
+            raise ValueError(f"{self.name}: empty training set")
+        labels, self.categories = image_labels(train_instances)
+        weights = self.loss_weights
+        if len(self.categories) < 2:
+            weights = LossWeights(**{**vars(weights), "cls": 0.0})
+        canvases, boxes, extents = load_letterboxed(
+            train_instances, image_dir, self.imgsz, desc=f"{self.name} load"
+        )
+        device = torch.device(self.device)
+        net = build_model(self.backbone, len(self.categories), self.weights).to(device)
+        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        # floor, so every batch holds >= `batch` images (BatchNorm on a ragged batch of one)
+        steps_per_epoch = self.steps_per_epoch(len(canvases))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, warmup_cosine(epochs * steps_per_epoch, int(self.warmup_epochs * steps_per_epoch))
+        )
+        rng = np.random.default_rng(self.seed)
+        self.history = []
+        t0 = time.perf_counter()
+        # importing ultralytics sets OMP_NUM_THREADS=1, which would leave torch on one thread
+        with torch_threads(cpu_cores()):
+            bar = tqdm(range(epochs), desc=f"{self.name} train")
+            for epoch in bar:
+                net.train()
+                sums: dict[str, float] = {}
+                for idx in np.array_split(rng.permutation(len(canvases)), steps_per_epoch):
+                    if len(idx) == 1:  # BatchNorm needs two samples
+                        idx = np.repeat(idx, 2)
+                    x, heat, cells, box_t, labs = self._batch(
+                        canvases, boxes, extents, labels, idx, rng
+                    )
+                    out = net(x.to(device))
+                    out["box_target"] = box_t.to(device)
+                    losses = center_loss(out, heat.to(device), cells, labs, weights)
+                    opt.zero_grad(set_to_none=True)
+                    losses["loss"].backward()
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+                    opt.step()
+                    sched.step()
+                    for k, v in losses.items():
+                        sums[k] = sums.get(k, 0.0) + float(v.detach()) / steps_per_epoch
+                self.history.append({"epoch": epoch + 1, **sums})
+                bar.set_postfix(loss=f"{sums['loss']:.3f}")
+        self.train_seconds = time.perf_counter() - t0
+        self.net = net.eval()
+        torch.save(
+            {"state_dict": net.state_dict(), "categories": self.categories}, out_dir / "weights.pt"
+        )
+        return self
+
+    def _batch(self, canvases, boxes, extents, labels, idx, rng):
+        """Flipped canvases (B, 3, S, S) tensor, heatmaps (B, G, G), per-image GT cells, the
+        (sum K, 4) normalised box targets and per-image labels."""
+        import torch
+
+        imgs, heat, cells, box_t, labs = [], [], [], [], []
+        for i in idx:
+            img, b = random_flips(canvases[i], boxes[i], extents[i], rng)
+            c = box_cells(b, self.imgsz, self.grid)
+            imgs.append(img)
+            heat.append(heatmap_target(c, self.grid, self.loss_weights.sigma))
+            cells.append(c)
+            box_t.append(encode_boxes(b, self.imgsz))
+            labs.append(labels[i])
+        return (
+            _to_tensor(np.stack(imgs)),
+            torch.from_numpy(np.stack(heat)),
+            cells,
+            torch.from_numpy(np.concatenate(box_t).reshape(-1, 4)),
+            labs,
+        )
+
+    def forward_images(self, images: list[np.ndarray]) -> tuple[dict, list[float]]:
+        """Head outputs as numpy for (H, W, 3) uint8 images, and each image's letterbox scale."""
+        import torch
+
+        if self.net is None:
+            raise RuntimeError(f"{self.name}: train() (or load()) before predict()")
+        boxed = [letterbox(im, self.imgsz) for im in images]
+        x = _to_tensor(np.stack([c for c, _ in boxed])).to(torch.device(self.device))
+        with torch.no_grad(), torch_threads(cpu_cores()):
+            out = self.net.eval()(x)
+        return {k: v.float().cpu().numpy() for k, v in out.items()}, [s for _, s in boxed]
+
+    def predict(self, dataset: Dataset, batch: int | None = None) -> list[dict]:
+        """COCO results, ``top_k`` per image: ``bbox`` xywh original pixels, ``score`` the
+        center probability, ``category_id`` the class head's category (1 ``spacecraft`` for a
+        detector), plus ``cell`` [row, col] and ``class_name``."""
+        ids, batch = dataset.image_ids, batch or self.batch
+        out: list[dict] = []
+        for start in tqdm(range(0, len(ids), batch), desc=f"{self.name} predict", leave=False):
+            chunk = ids[start : start + batch]
+            images = [dataset.load_image(i) for i in chunk]
+            heads, scales = self.forward_images(images)
+            for j, (image_id, im) in enumerate(zip(chunk, images, strict=True)):
+                dets = decode(
+                    heads["center"][j, 0],
+                    heads["box"][j],
+                    heads["cls"][j],
+                    self.imgsz,
+                    scales[j],
+                    im.shape[1],
+                    im.shape[0],
+                    self.top_k,
+                )
+                for d in dets:
+                    if d.score < self.conf:
+                        continue
+                    cat = self.categories[d.label]
+                    out.append(
+                        coco.result_record(
+                            image_id,
+                            d.box,
+                            d.score,
+                            category_id=cat["id"],
+                            class_name=cat["name"],
+                            cell=list(d.cell),
+                        )
+                    )
+        return out
+
+    def load(self, weights: str | os.PathLike) -> CenterNetStudent:
+        import torch
+
+        ckpt = torch.load(weights, map_location="cpu")
+        self.categories = ckpt["categories"]
+        self.net = build_model(self.backbone, len(self.categories))
+        self.net.load_state_dict(ckpt["state_dict"])
+        self.net.eval()
+        return self
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def classification_metrics(gt: dict, predictions: list[dict], grid: int, imgsz: int) -> dict:
+    """Type-classification and center metrics of top-1 ``predictions`` against ``gt`` (COCO
+    instances with several categories, one object per image; the report's setting).
+
+    Returns ``accuracy`` (predicted category of the top detection == GT category, over all GT
+    images; an image without a detection counts wrong), ``per_class`` {name: accuracy},
+    ``cell_accuracy`` (top detection's cell == the GT box center's cell on the letterboxed
+    ``imgsz`` canvas, exact cell as the report), and ``confusion`` (C, C) counts [gt, pred] in
+    category-id order with ``labels`` the category names. All in [0, 1]; no images: zeros."""
+    cats = sorted(gt["categories"], key=lambda c: c["id"])
+    index = {c["id"]: i for i, c in enumerate(cats)}
+    images = {img["id"]: img for img in gt["images"]}
+    first_ann: dict[int, dict] = {}
+    for a in gt["annotations"]:
+        first_ann.setdefault(a["image_id"], a)
+    best: dict[int, dict] = {}
+    for p in predictions:
+        if p["image_id"] not in best or p["score"] > best[p["image_id"]]["score"]:
+            best[p["image_id"]] = p
+    conf = np.zeros((len(cats), len(cats)), dtype=int)
+    correct, cell_ok, n = 0, 0, 0
+    per_class_n = np.zeros(len(cats), int)
+    per_class_ok = np.zeros(len(cats), int)
+    for image_id, a in first_ann.items():
+        n += 1
+        g = index[a["category_id"]]
+        per_class_n[g] += 1
+        p = best.get(image_id)
+        if p is None:
+            continue
+        k = index.get(p["category_id"])
+        if k is not None:
+            conf[g, k] += 1
+            if k == g:
+                correct += 1
+                per_class_ok[g] += 1
+        img = images[image_id]
+        scale = imgsz / max(img["width"], img["height"])
+        gcell = box_cells(coco.xywh_to_xyxy(np.array([a["bbox"]])) * scale, imgsz, grid)[0]
+        pcell = p.get("cell")
+        if pcell is None:
+            pb = coco.xywh_to_xyxy(np.array([p["bbox"]])) * scale
+            pcell = box_cells(pb, imgsz, grid)[0]
+        cell_ok += int(tuple(pcell) == tuple(gcell))
+    return {
+        "accuracy": correct / n if n else 0.0,
+        "cell_accuracy": cell_ok / n if n else 0.0,
+        "per_class": {
+            c["name"]: (per_class_ok[i] / per_class_n[i] if per_class_n[i] else float("nan"))
+            for i, c in enumerate(cats)
+        },
+        "confusion": conf,
+        "labels": [c["name"] for c in cats],
+        "num_images": n,
+    }
+
+
+# ---------------------------------------------------------------------------- grid search
+
+
+def staged_grid(grid: dict) -> list[list[str]]:
+    """The report's stages (each searched with the best values of the previous ones; the
+    others at their middle value): (lr, weight_decay), (sigma, pos_weight), (pos_weight,
+    box_weight). Only keys present in ``grid`` are searched; a stage with none is skipped."""
+    stages = [["lr", "weight_decay"], ["sigma", "pos_weight"], ["pos_weight", "box_weight"]]
+    return [[k for k in s if k in grid] for s in stages if any(k in grid for k in s)]
+
+
+def grid_search(
+    make_student,
+    train: tuple[dict, str | os.PathLike],
+    val: Dataset,
+    grid: dict[str, list],
+    out_dir: str | os.PathLike,
+    max_trials: int | None = None,
+    epochs: int | None = None,
+) -> tuple[dict, list[dict]]:
+    """The report's staged grid search over a **validation** split.
+
+    make_student(**hyper) -> a fresh :class:`CenterNetStudent`; train = (instances, image_dir);
+    grid {key: values} over ``lr, weight_decay, sigma, pos_weight, box_weight``. Each trial
+    trains, predicts ``val`` and is scored by validation box AP (ties: cell accuracy). Keys not
+    yet searched sit at their middle value. Trials already run (same hyper-parameters) are not
+    repeated. ``max_trials`` stops early. Returns (best hyper-parameters, one row per trial).
+    """
+    unknown = set(grid) - {"lr", "weight_decay", "sigma", "pos_weight", "box_weight"}
+    if unknown:
+        raise KeyError(f"classification grid: unknown keys {sorted(unknown)}")
+    best = {k: v[len(v) // 2] for k, v in grid.items() if v}
+    rows: list[dict] = []
+    done: dict[tuple, dict] = {}
+    val_gt = val.instances
+    for s, keys in enumerate(staged_grid(grid), 1):
+        stage_rows = []
+        for values in itertools.product(*(grid[k] for k in keys)):
+            hyper = {**best, **dict(zip(keys, values, strict=True))}
+            key = tuple(sorted(hyper.items()))
+            if key in done:
+                stage_rows.append(done[key])
+                continue
+            if max_trials is not None and len(rows) >= max_trials:
+                break
+            student = make_student(**hyper)
+            student.train(
+                train[0], train[1], Path(out_dir) / f"trial{len(rows) + 1:02d}", epochs=epochs
+            )
+            preds = student.predict(val)
+            ap = agnostic_box_ap(val_gt, preds)
+            m = classification_metrics(val_gt, preds, student.grid, student.imgsz)
+            row = {
+                "trial": len(rows) + 1,
+                "stage": s,
+                **hyper,
+                "val_AP": ap["AP"],
+                "val_AP50": ap["AP50"],
+                "val_accuracy": m["accuracy"],
+                "val_cell_accuracy": m["cell_accuracy"],
+            }
+            rows.append(row)
+            done[key] = row
+            stage_rows.append(row)
+        if stage_rows:
+            top = max(stage_rows, key=lambda r: (r["val_AP"], r["val_cell_accuracy"]))
+            best = {k: top[k] for k in best}
+    return best, rows
+
+
+# ---------------------------------------------------------------------------- experiment helpers
+
+
+def type_split(
+    data_dir: str | os.PathLike,
+    split: str,
+    domains: list[str],
+    num_images: int,
+    seed: int,
+    size: tuple[int, int],
+) -> Dataset:
+    """The type-classification ``split`` (``train``/``val``/``test``): a synthetic set drawing
+    **all** spacecraft types, ``num_images`` per domain, under ``data_dir/split``, rendered once
+    (re-rendered when its recorded settings differ), opened with one category per type."""
+    from afss_utils import synthetic
+
+    root = Path(data_dir) / split
+    ann = root / "annotations.json"
+    want = {
+        "domains": list(domains),
+        "num_images_per_domain": int(num_images),
+        "seed": int(seed),
+        "size": [int(size[0]), int(size[1])],
+        "renderer_version": synthetic.RENDERER_VERSION,
+        "models": list(synthetic.MODELS),
+    }
+    info = coco.read_json(ann).get("info", {}) if ann.is_file() else {}
+    if any(info.get(k) != v for k, v in want.items()):
+        synthetic.generate(root, domains, num_images, seed, size, models=list(synthetic.MODELS))
+    typed = synthetic.with_type_categories(coco.read_json(ann))
+    return Dataset(f"types_{split}", typed, root / "images", ann)
+
+
+def agnostic_box_ap(gt: dict, predictions: list[dict]) -> dict[str, float]:
+    """Box AP/AP50/AP75 (percent) ignoring classes: localisation alone, as for the detectors."""
+    from afss_utils.evaluate import evaluate
+
+    one = dict(coco.CATEGORIES[0])
+    gt1 = {
+        **gt,
+        "annotations": [{**a, "category_id": one["id"]} for a in gt["annotations"]],
+        "categories": [one],
+    }
+    return evaluate(gt1, [{**p, "category_id": one["id"]} for p in predictions])
+
+
+def plot_heatmaps(student: CenterNetStudent, dataset: Dataset, image_ids: list[int]):
+    """The report's Fig. 3.1: per image, the center probability of every grid cell over the
+    letterboxed input, the argmax cell's box (green) beside the ground truth (white dashed) and
+    its predicted type. Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    n = max(1, len(image_ids))
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), squeeze=False)
+    images = [dataset.load_image(i) for i in image_ids]
+    heads, scales = student.forward_images(images) if images else ({}, [])
+    s, g = student.imgsz, student.grid
+    for j, (ax, image_id) in enumerate(zip(axes[0], image_ids, strict=False)):
+        canvas, scale = letterbox(images[j], s)
+        prob = 1 / (1 + np.exp(-heads["center"][j, 0]))
+        ax.imshow(canvas)
+        ax.imshow(prob, extent=(0, s, s, 0), cmap="magma", alpha=0.45, vmin=0, vmax=1)
+        for k in range(1, g):
+            ax.axhline(k * s / g, color="w", lw=0.3)
+            ax.axvline(k * s / g, color="w", lw=0.3)
+        for r in range(g):
+            for c in range(g):
+                ax.text(
+                    (c + 0.5) * s / g,
+                    (r + 0.5) * s / g,
+                    f"{prob[r, c]:.2f}",
+                    color="w",
+                    fontsize=5,
+                    ha="center",
+                    va="center",
+                )
+        (det,) = decode(heads["center"][j, 0], heads["box"][j], heads["cls"][j], s, 1.0, s, s) or (
+            None,
+        )
+        for a in dataset.annotations(image_id):
+            x, y, w, h = np.array(a["bbox"]) * scale
+            ax.add_patch(plt.Rectangle((x, y), w, h, fill=False, ec="w", ls="--", lw=1))
+        title = dataset.image_info(image_id).get("model", "")
+        if det is not None:
+            x0, y0, x1, y1 = det.box
+            ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="lime", lw=1.5))
+            title = f"GT {title} / pred {student.categories[det.label]['name']}"
+        ax.set_title(title, fontsize=8)
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(metrics: dict, title: str = ""):
+    """The (C, C) confusion matrix of :func:`classification_metrics`, rows ground truth,
+    columns prediction, each row normalised; counts written in the cells."""
+    import matplotlib.pyplot as plt
+
+    conf, labels = np.asarray(metrics["confusion"]), metrics["labels"]
+    rows = conf / np.maximum(conf.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(labels), 0.8 + 0.6 * len(labels)))
+    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for k in range(len(labels)):
+            ax.text(
+                k,
+                i,
+                str(conf[i, k]),
+                ha="center",
+                va="center",
+                color="w" if rows[i, k] > 0.5 else "k",
+                fontsize=8,
+            )
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted type")
+    ax.set_ylabel("true type")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
