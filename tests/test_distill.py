@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import yaml
 from pycocotools import mask as mask_utils
-from test_students import make_shapes
 
 from afss_utils import coco
 from afss_utils.datasets import open_coco
@@ -360,7 +359,7 @@ def test_relabel_keeps_top_prediction_per_image(tiny_coco: Path):
 
 
 @pytest.mark.slow
-def test_run_rounds_with_yolo_on_tiny_shapes(tmp_path: Path):
+def test_run_rounds_with_yolo_on_tiny_shapes(tmp_path: Path, make_shapes):
     from afss_utils.students import YoloStudent
 
     ds = open_coco(make_shapes(tmp_path / "shapes", n=8))

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_students import make_shapes
 
 from afss_utils.datasets import open_coco
 from afss_utils.students import YoloStudent, resolve_precision, yolo
@@ -53,7 +52,7 @@ def test_bf16_trainer_runs_the_forward_in_bf16_and_returns_float32():
 
 
 @pytest.mark.slow
-def test_yolo_bf16_training_saves_plain_checkpoints(tmp_path: Path):
+def test_yolo_bf16_training_saves_plain_checkpoints(tmp_path: Path, make_shapes):
     ds = open_coco(make_shapes(tmp_path / "shapes", n=8))
     s = YoloStudent(
         "segment", epochs=2, imgsz=64, batch=4, nbs=4, workers=0, precision="bf16", save_period=1
