@@ -110,7 +110,7 @@ def speed(configs: list[str], repeats: int, images: int) -> list[dict]:
 def center_speed(config: str, ds, tmp: Path, repeats: int) -> dict:
     """Seconds per optimiser step of the center-heatmap student (``center:imgsz``, ResNet18,
     batch 16, its own loop), over two epochs of ``ds`` including the first, median of repeats."""
-    from afss_utils.centernet import CenterNetStudent
+    from afss_utils.students.centernet import CenterNetStudent
 
     imgsz = int(config.split(":")[1])
     per_step, loads = [], []

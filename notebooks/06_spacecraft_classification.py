@@ -54,7 +54,7 @@ from pathlib import Path
 import pandas as pd
 
 from afss_utils import tables, viz
-from afss_utils.centernet import (
+from afss_utils.students.centernet import (
     CenterNetStudent,
     agnostic_box_ap,
     classification_metrics,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_tta import BrightTeacher  # counts its calls: views must be predicted once
 
 from afss_utils.ablation import NO_FUSION, tta_ablation
 from afss_utils.datasets import open_coco
@@ -19,9 +18,9 @@ GRID = [
 ]
 
 
-def test_grid_cells_views_and_exact_geometry(tiny_coco):
+def test_grid_cells_views_and_exact_geometry(tiny_coco, bright_teacher_cls):
     ds = open_coco(tiny_coco)
-    teacher = BrightTeacher()
+    teacher = bright_teacher_cls()  # counts its calls: views must be predicted once
     runs = tta_ablation(teacher, ds, GRID, ["wbf", "nms"], FusionConfig(), progress=False)
     cells = [(r.setting, r.method, r.views) for r in runs]
     assert cells == [
@@ -40,12 +39,12 @@ def test_grid_cells_views_and_exact_geometry(tiny_coco):
         assert evaluate(ds, run.results, "segm")["AP"] == pytest.approx(100.0)
 
 
-def test_empty_dataset_and_no_detection(tiny_coco, tmp_path):
+def test_empty_dataset_and_no_detection(tiny_coco, tmp_path, bright_teacher_cls):
     ds = open_coco(tiny_coco)
-    runs = tta_ablation(BrightTeacher(), ds.subset([]), GRID, ["wbf"], progress=False)
+    runs = tta_ablation(bright_teacher_cls(), ds.subset([]), GRID, ["wbf"], progress=False)
     assert all(r.results == [] for r in runs)
 
-    class Blind(BrightTeacher):
+    class Blind(bright_teacher_cls):
         def predict(self, image, prompt="spacecraft"):
             return Prediction.empty(*image.shape[:2])
 
@@ -54,18 +53,25 @@ def test_empty_dataset_and_no_detection(tiny_coco, tmp_path):
     assert np.isfinite([r.seconds for r in runs]).all()
 
 
-class BatchSizeTeacher(BrightTeacher):
-    """Batches views, and its score depends on the batch (as a VLM's output does on the padding
-    of differently sized views), so a cell made from other batches than the labeller's differs."""
+@pytest.fixture
+def batch_size_teacher_cls(bright_teacher_cls):
+    """A teacher that batches views, and its score depends on the batch (as a VLM's output does
+    on the padding of differently sized views), so a cell made from other batches than the
+    labeller's differs."""
 
-    def predict_batch(self, images, prompt="spacecraft"):
-        preds = [self.predict(im, prompt) for im in images]
-        for p in preds:
-            p.scores = p.scores - 0.01 * len(images)
-        return preds
+    class BatchSizeTeacher(bright_teacher_cls):
+        def predict_batch(self, images, prompt="spacecraft"):
+            preds = [self.predict(im, prompt) for im in images]
+            for p in preds:
+                p.scores = p.scores - 0.01 * len(images)
+            return preds
+
+    return BatchSizeTeacher
 
 
-def test_ablation_cell_equals_the_pseudolabel_file_of_the_params_setting(tiny_coco, tmp_path):
+def test_ablation_cell_equals_the_pseudolabel_file_of_the_params_setting(
+    tiny_coco, tmp_path, batch_size_teacher_cls
+):
     from afss_utils import coco
     from afss_utils.config import load_params
     from afss_utils.pseudolabel import pseudolabel
@@ -78,14 +84,14 @@ def test_ablation_cell_equals_the_pseudolabel_file_of_the_params_setting(tiny_co
         {"name": "params", "augs": list(params["tta"])},
         {"name": "more", "augs": ["hflip", "rot90"]},
     ]
-    runs = tta_ablation(BatchSizeTeacher(), ds, grid, [fusion.method], fusion, progress=False)
+    runs = tta_ablation(batch_size_teacher_cls(), ds, grid, [fusion.method], fusion, progress=False)
     cell = next(r for r in runs if r.setting == "params")
     out = pseudolabel(
-        BatchSizeTeacher(), ds, tmp_path / "p.json", params["tta"], fusion, progress=False
+        batch_size_teacher_cls(), ds, tmp_path / "p.json", params["tta"], fusion, progress=False
     ).out_path
     assert cell.results and coco.load_results(out) == json_roundtrip(cell.results)
     single = pseudolabel(
-        BatchSizeTeacher(), ds, tmp_path / "s.json", "none", fusion, progress=False
+        batch_size_teacher_cls(), ds, tmp_path / "s.json", "none", fusion, progress=False
     )
     assert coco.load_results(single.out_path) == json_roundtrip(runs[0].results)
 

@@ -39,7 +39,7 @@ def test_synthetic_replaces_its_own_dataset_whole_or_not_at_all(tmp_path, monkey
     synthetic.generate(out, "lightbox", 2, 0, SIZE, progress=False, workers=1)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
-    real, calls = synthetic._make_one, []
+    real, calls = synthetic.dataset._make_one, []
 
     def dies_on_the_second(job):
         calls.append(job)
@@ -47,7 +47,7 @@ def test_synthetic_replaces_its_own_dataset_whole_or_not_at_all(tmp_path, monkey
             raise KeyboardInterrupt  # a kill mid-way
         return real(job)
 
-    monkeypatch.setattr(synthetic, "_make_one", dies_on_the_second)
+    monkeypatch.setattr(synthetic.dataset, "_make_one", dies_on_the_second)
     with pytest.raises(KeyboardInterrupt):
         synthetic.generate(out, "lightbox", 3, 7, SIZE, progress=False, workers=1)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

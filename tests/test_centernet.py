@@ -10,7 +10,11 @@ import pytest
 import torch
 
 from afss_utils import coco
-from afss_utils.centernet import (
+from afss_utils.config import load_params
+from afss_utils.datasets import open_coco
+from afss_utils.evaluate import evaluate
+from afss_utils.students import Student, build_student, letterbox
+from afss_utils.students.centernet import (
     CenterNetStudent,
     LossWeights,
     box_cells,
@@ -23,10 +27,6 @@ from afss_utils.centernet import (
     heatmap_target,
     staged_grid,
 )
-from afss_utils.config import load_params
-from afss_utils.datasets import open_coco
-from afss_utils.evaluate import evaluate
-from afss_utils.students import Student, build_student, letterbox
 
 
 def make_rects(root: Path, n: int = 8, size=(96, 64), classes: int = 1, seed: int = 0) -> Path:

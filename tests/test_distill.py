@@ -10,23 +10,21 @@ import numpy as np
 import pytest
 import yaml
 from pycocotools import mask as mask_utils
-from test_students import make_shapes
 
 from afss_utils import coco
 from afss_utils.datasets import open_coco
 from afss_utils.distill import (
     confidence_filter,
     confidence_filter_by_dataset,
-    export_yolo,
     filter_report,
     images_with_labels,
-    mask_to_polygons,
     pseudo_instances,
     relabel,
     run_rounds,
     training_epochs,
 )
 from afss_utils.evaluate import evaluate
+from afss_utils.students.yolo_export import export_yolo, mask_to_polygons
 
 
 def rec(image_id: int, score: float, box=(6, 4, 22, 20), mask=None) -> dict:
@@ -383,7 +381,7 @@ def test_relabel_keeps_top_prediction_per_image(tiny_coco: Path):
 
 
 @pytest.mark.slow
-def test_run_rounds_with_yolo_on_tiny_shapes(tmp_path: Path):
+def test_run_rounds_with_yolo_on_tiny_shapes(tmp_path: Path, make_shapes):
     from afss_utils.students import YoloStudent
 
     ds = open_coco(make_shapes(tmp_path / "shapes", n=8))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -26,37 +25,8 @@ from afss_utils.students import (
 )
 
 
-def make_shapes(root: Path, n: int = 8, size: int = 64, seed: int = 0) -> Path:
-    """A tiny COCO set: ``n`` (size x size) RGB images, one bright filled shape each (ellipse,
-    rectangle or triangle) on dark noise, with its exact mask. Returns the annotations path."""
-    rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    images, anns = [], []
-    for i in range(n):
-        img = rng.integers(0, 40, (size, size, 3), dtype=np.uint8)
-        mask = np.zeros((size, size), np.uint8)
-        cx, cy = rng.integers(size // 3, 2 * size // 3, 2)
-        r = int(rng.integers(size // 6, size // 3))
-        kind = i % 3
-        if kind == 0:
-            cv2.ellipse(mask, (int(cx), int(cy)), (r, r * 2 // 3), 0, 0, 360, 1, -1)
-        elif kind == 1:
-            cv2.rectangle(
-                mask, (int(cx - r), int(cy - r // 2)), (int(cx + r), int(cy + r // 2)), 1, -1
-            )
-        else:
-            pts = np.array([[cx, cy - r], [cx + r, cy + r], [cx - r, cy + r]], np.int32)
-            cv2.fillPoly(mask, [pts], 1)
-        img[mask.astype(bool)] = rng.integers(150, 255, 3)
-        name = f"shape_{i:02d}.png"
-        cv2.imwrite(str(root / "images" / name), img[..., ::-1])
-        images.append(coco.make_image(i + 1, name, size, size, domain="ab"[i % 2]))
-        anns.append(coco.make_annotation(i + 1, i + 1, mask=mask.astype(bool)))
-    return coco.save_json(coco.make_instances(images, anns), root / "annotations.json")
-
-
 @pytest.fixture
-def shapes(tmp_path: Path):
+def shapes(tmp_path: Path, make_shapes):
     return open_coco(make_shapes(tmp_path / "shapes"))
 
 
@@ -281,7 +251,7 @@ def test_letterbox_round_trip_on_non_square_images():
 def test_yolo_result_records_from_a_stub_result():
     from types import SimpleNamespace
 
-    from afss_utils.students import _yolo_result_records
+    from afss_utils.students.yolo import _yolo_result_records
 
     class Boxes(SimpleNamespace):
         def __len__(self):
@@ -315,7 +285,7 @@ def test_efficientdet_creation_touches_no_network(no_network):
 
 
 @pytest.mark.slow
-def test_efficientdet_overfits_a_handful_of_images(tmp_path: Path):
+def test_efficientdet_overfits_a_handful_of_images(tmp_path: Path, make_shapes):
     """The student learns at all: 4 shapes, 30 epochs from scratch (seed 0) reach AP50 100 on
     their own training images (measured; ~70 s on 2 busy cores), far above an untrained net."""
     ds = open_coco(make_shapes(tmp_path / "four", n=4))
@@ -329,7 +299,7 @@ def test_efficientdet_overfits_a_handful_of_images(tmp_path: Path):
 def test_yolo_obb_result_records_give_the_hull_box_and_corners():
     from types import SimpleNamespace
 
-    from afss_utils.students import _yolo_result_records
+    from afss_utils.students.yolo import _yolo_result_records
 
     corners = torch.tensor([[[1.0, 3.0], [3.0, 5.0], [5.0, 3.0], [3.0, 1.0]]])
     corners = torch.cat([corners, corners - 2])  # the second pokes out of the 10 x 4 image

@@ -6,17 +6,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_students import make_shapes
 
-from afss_utils import students
 from afss_utils.datasets import open_coco
-from afss_utils.students import YoloStudent, _cpu_bf16_trainer, resolve_precision
+from afss_utils.students import YoloStudent, resolve_precision, yolo
+from afss_utils.students.yolo import _cpu_bf16_trainer
 
 
 def test_resolve_precision(monkeypatch):
-    monkeypatch.setattr(students, "cpu_supports_bf16", lambda: True)
+    monkeypatch.setattr(yolo, "cpu_supports_bf16", lambda: True)
     assert resolve_precision("auto", "cpu") == "bf16"
-    monkeypatch.setattr(students, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(yolo, "cpu_supports_bf16", lambda: False)
     assert resolve_precision("auto", "cpu") == "fp32"
     assert resolve_precision("bf16", "cpu") == "bf16"  # asked for: emulated where not native
     # on a GPU mixed precision is ultralytics' own `amp`
@@ -53,7 +52,7 @@ def test_bf16_trainer_runs_the_forward_in_bf16_and_returns_float32():
 
 
 @pytest.mark.slow
-def test_yolo_bf16_training_saves_plain_checkpoints(tmp_path: Path):
+def test_yolo_bf16_training_saves_plain_checkpoints(tmp_path: Path, make_shapes):
     ds = open_coco(make_shapes(tmp_path / "shapes", n=8))
     s = YoloStudent(
         "segment", epochs=2, imgsz=64, batch=4, nbs=4, workers=0, precision="bf16", save_period=1

@@ -41,34 +41,6 @@ def rect_image(
     return image, mask
 
 
-class BrightTeacher:
-    """Detects the bright pixels of whatever view it is given: box = their tight box."""
-
-    name = "bright"
-    top_k = 1
-
-    def __init__(self):
-        self.calls = 0
-
-    def predict(self, image, prompt="spacecraft"):
-        self.calls += 1
-        mask = image.max(axis=2) > 128
-        box = mask_to_xyxy(mask)
-        if box is None:
-            return Prediction.empty(*image.shape[:2])
-        return Prediction(box[None], [0.9], mask[None], {"mask_scores": [0.5]})
-
-
-class BatchTeacher(BrightTeacher):
-    def __init__(self):
-        super().__init__()
-        self.batches = []
-
-    def predict_batch(self, images, prompt="spacecraft"):
-        self.batches.append(len(images))
-        return [self.predict(im, prompt) for im in images]
-
-
 # ----------------------------------------------------------------------------- conventions
 def test_hflip_box_uses_half_open_pixel_convention():
     box = np.array([[2.0, 3.0, 7.0, 9.0]])
@@ -98,9 +70,9 @@ def test_view_image_and_box_map_agree(name, shape):
 
 
 @pytest.mark.parametrize("name", GEOMETRIC + PHOTOMETRIC)
-def test_predict_views_map_back_to_original_frame(name):
+def test_predict_views_map_back_to_original_frame(name, bright_teacher_cls):
     image, mask = rect_image((30, 44), (6, 4, 25, 19))
-    teacher = BrightTeacher()
+    teacher = bright_teacher_cls()
     (ident, pred) = predict_views(
         teacher, image, parse_tta([name]) if name != "identity" else [Identity(), Identity()]
     )
@@ -116,7 +88,16 @@ def test_predict_views_map_back_to_original_frame(name):
     np.testing.assert_allclose(pred.extra["mask_scores"], [0.5])
 
 
-def test_predict_views_uses_predict_batch_when_present():
+def test_predict_views_uses_predict_batch_when_present(bright_teacher_cls):
+    class BatchTeacher(bright_teacher_cls):
+        def __init__(self):
+            super().__init__()
+            self.batches = []
+
+        def predict_batch(self, images, prompt="spacecraft"):
+            self.batches.append(len(images))
+            return [self.predict(im, prompt) for im in images]
+
     image, _ = rect_image((16, 20), (2, 2, 9, 9))
     teacher = BatchTeacher()
     preds = predict_views(teacher, image, parse_tta("vflip,rot90"))
@@ -266,8 +247,8 @@ def test_unknown_or_malformed_names_are_errors(bad):
         parse_tta([bad])
 
 
-def test_teacher_returning_wrong_count_is_an_error():
-    class Bad(BrightTeacher):
+def test_teacher_returning_wrong_count_is_an_error(bright_teacher_cls):
+    class Bad(bright_teacher_cls):
         def predict_batch(self, images, prompt="spacecraft"):
             return []
 

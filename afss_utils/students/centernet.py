@@ -16,7 +16,7 @@ cross-entropy, both read at the ground-truth cell only. Prediction takes the arg
 its class, and its center probability as the score. Box only (no mask).
 
 Boxes: ``xyxy`` pixels unless said otherwise; the network sees letterboxed (S, S) canvases
-(:func:`afss_utils.students.letterbox`, image at the top-left), so a canvas box maps back to the
+(:func:`afss_utils.students.training.letterbox`, image at the top-left), so a canvas box maps back to the
 original image by a division by the letterbox scale.
 """
 
@@ -36,8 +36,8 @@ from tqdm.auto import tqdm
 from afss_utils import coco
 from afss_utils.config import cpu_cores, resolve_device, seed_everything, torch_threads
 from afss_utils.datasets import Dataset
-from afss_utils.students import (
-    PREDICT_CONF,
+from afss_utils.students.protocol import PREDICT_CONF
+from afss_utils.students.training import (
     _to_tensor,
     letterbox,
     load_letterboxed,

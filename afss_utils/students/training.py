@@ -1,0 +1,100 @@
+"""Pieces the hand-written training loops (EfficientDet, CenterNet) share: letterboxed images
+cached in memory, random flips, the warmup-cosine learning-rate schedule, ImageNet normalisation.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from afss_utils import coco
+from afss_utils.datasets import read_image
+
+
+def load_letterboxed(
+    instances: dict, image_dir: str | os.PathLike, size: int, desc: str = "load"
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Letterbox every image of a COCO instances dict once, to keep in memory (decoding images
+    every epoch dominates training on a CPU).
+
+    Returns (N, S, S, 3) uint8 canvases, per-image (K, 4) float xyxy boxes in the canvas frame
+    (annotations in their json order) and the (N, 2) int w, h extent of each resized image
+    inside its canvas (top-left, see :func:`letterbox`). Images follow ``instances["images"]``.
+    """
+    image_dir = Path(image_dir)
+    by_image: dict[int, list[list[float]]] = {img["id"]: [] for img in instances["images"]}
+    for a in instances["annotations"]:
+        by_image[a["image_id"]].append(a["bbox"])
+    canvases, boxes, extents = [], [], []
+    for img in tqdm(instances["images"], desc=desc, leave=False):
+        image = read_image(image_dir / img["file_name"])
+        canvas, scale = letterbox(image, size)
+        canvases.append(canvas)
+        boxes.append(coco.xywh_to_xyxy(np.array(by_image[img["id"]]).reshape(-1, 4)) * scale)
+        extents.append(
+            (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        )
+    if not canvases:
+        return np.zeros((0, size, size, 3), np.uint8), [], np.zeros((0, 2), int)
+    return np.stack(canvases), boxes, np.array(extents)
+
+
+def random_flips(
+    canvas: np.ndarray, boxes: np.ndarray, extent: tuple[int, int], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Horizontal and vertical flips, each with probability 0.5, of a letterboxed (S, S, 3)
+    canvas and its (K, 4) xyxy boxes. The flip axis is the image's own ``extent`` (w, h), not
+    the padded canvas, so the image stays top-left as at inference. Returns copies."""
+    img, b = canvas.copy(), boxes.copy()
+    w_img, h_img = extent
+    if rng.random() < 0.5:
+        img[:, :w_img] = img[:, :w_img][:, ::-1]
+        b[:, [0, 2]] = w_img - b[:, [2, 0]]
+    if rng.random() < 0.5:
+        img[:h_img] = img[:h_img][::-1]
+        b[:, [1, 3]] = h_img - b[:, [3, 1]]
+    return img, b
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """``LambdaLR`` factor: linear warm-up over ``warmup_steps``, then cosine decay to 0 at
+    ``total_steps``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return factor
+
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    """Resize (H, W, 3) uint8 so its longer side is ``size`` and pad bottom/right with zeros to
+    (size, size, 3). Returns the canvas and the scale (resized px = original px * scale); the
+    image sits at the top-left, so mapping back is a division by the scale."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    canvas = np.zeros((size, size, 3), dtype=np.uint8)
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    canvas[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=interp)
+    return canvas, scale
+
+
+def _to_tensor(canvases: np.ndarray):
+    import torch
+
+    x = (canvases.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()

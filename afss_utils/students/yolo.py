@@ -1,0 +1,310 @@
+"""YOLO11 students (ultralytics: detect, segment or obb): bf16 CPU trainer, result conversion."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from afss_utils import coco, obb
+from afss_utils.config import (
+    cpu_cores,
+    import_ultralytics,
+    resolve_device,
+    torch_threads,
+)
+from afss_utils.datasets import Dataset
+from afss_utils.students.protocol import PREDICT_CONF
+from afss_utils.students.yolo_export import export_yolo
+
+# ---------------------------------------------------------------------------- YOLO11
+
+
+def yolo_model_source(model: str, task: str) -> str:
+    """The model yaml or checkpoint for ``task``: a yaml name is switched between its detect,
+    ``-seg`` and ``-obb`` variants (``yolo11n.yaml`` <-> ``yolo11n-seg.yaml`` <->
+    ``yolo11n-obb.yaml``); a ``.pt`` must exist."""
+    if model.endswith(".pt"):
+        if not Path(model).is_file():
+            raise FileNotFoundError(
+                f"YOLO checkpoint not found: {model} (set params yolo.model to a local .pt or a "
+                "model yaml such as yolo11n-seg.yaml to train from scratch)"
+            )
+        return model
+    if not model.endswith((".yaml", ".yml")):
+        raise ValueError(f"yolo.model must be a model yaml or a local .pt, got {model!r}")
+    stem, ext = os.path.splitext(model)
+    stem = stem.removesuffix("-seg").removesuffix("-obb")
+    suffix = {"segment": "-seg", "obb": "-obb"}.get(task, "")
+    return f"{stem}{suffix}{ext}"
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX), where autocast to
+    bf16 roughly halves a YOLO11n training step; elsewhere it is emulated and slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``'bf16'`` or ``'fp32'`` for CPU training; ``'auto'`` picks bf16 where the CPU has it.
+    On CUDA, mixed precision is ultralytics' own ``amp`` argument, so this returns ``'fp32'``."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"yolo.precision must be auto, bf16 or fp32, got {precision!r}")
+    if not str(device).startswith("cpu"):
+        return "fp32"
+    if precision == "auto":
+        return "bf16" if cpu_supports_bf16() else "fp32"
+    return precision
+
+
+def _as_float32(x: Any) -> Any:
+    """Cast the floating tensors of a (nested) model output back to float32."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return x.float() if x.is_floating_point() else x
+    if isinstance(x, (list, tuple)):
+        return type(x)(_as_float32(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _as_float32(v) for k, v in x.items()}
+    return x
+
+
+def _cpu_bf16_trainer(base: type) -> type:
+    """An ultralytics trainer class that runs the network's forward pass under CPU bf16
+    autocast and the loss in float32 (ultralytics' own ``amp='bf16'`` is CUDA-only).
+
+    Only the training model is wrapped, after the EMA copy is made, so the EMA weights that are
+    validated and saved (and every checkpoint) stay plain float32 ultralytics models.
+    """
+    import torch
+
+    class CpuBf16Trainer(base):
+        def _setup_train(self):
+            super()._setup_train()
+            net = self.model.module if hasattr(self.model, "module") else self.model
+            inner = net.predict
+
+            def predict(*args, **kwargs):
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    out = inner(*args, **kwargs)
+                return _as_float32(out)
+
+            net.predict = predict
+
+    CpuBf16Trainer.__name__ = CpuBf16Trainer.__qualname__ = f"CpuBf16{base.__name__}"
+    return CpuBf16Trainer
+
+
+class YoloStudent:
+    """YOLO11 via ultralytics; ``task='segment'`` gives both box and mask predictions.
+
+    Options are ultralytics' own train arguments (epochs, imgsz, batch, patience, workers, amp,
+    plots, save_period), plus ``precision`` (auto | bf16 | fp32: bf16 autocast when training on
+    a CPU that has it). ``train`` writes the exported dataset to ``out_dir/dataset`` and the run
+    (weights, results.csv) to ``out_dir/run``.
+    """
+
+    def __init__(
+        self,
+        task: str = "segment",
+        model: str = "yolo11n-seg.yaml",
+        device: str = "cpu",
+        seed: int = 0,
+        top_k: int | None = 1,
+        conf: float = PREDICT_CONF,
+        **train_args: Any,
+    ):
+        if task not in ("detect", "segment", "obb"):
+            raise ValueError(f"task must be 'detect', 'segment' or 'obb', got {task!r}")
+        self.task = task
+        self.name = {"segment": "yolo11_seg", "obb": "yolo11_obb"}.get(task, "yolo11_det")
+        self.iou_types = ("bbox", "segm") if task == "segment" else ("bbox",)
+        self.model_source = yolo_model_source(model, task)
+        self.device, self.seed, self.top_k, self.conf = resolve_device(device), seed, top_k, conf
+        self.precision = resolve_precision(train_args.pop("precision", "auto"), self.device)
+        self.steps = int(train_args.pop("steps", 1000))
+        self.train_args = {"epochs": 30, "imgsz": 320, "batch": 16, **train_args}
+        self.model = None
+        self.weights: Path | None = None
+        self.train_seconds: float | None = None
+        self.history: list[dict] = []
+
+    @property
+    def epochs(self) -> int:
+        return self.train_args["epochs"]
+
+    @property
+    def batch(self) -> int:
+        return self.train_args["batch"]
+
+    def steps_per_epoch(self, n_images: int) -> int:
+        # ultralytics keeps the ragged last batch and accumulates gradients over nbs images
+        batches = math.ceil(n_images / self.batch)
+        accumulate = max(1, round(self.train_args.get("nbs", 64) / self.batch))
+        return max(1, batches // accumulate)
+
+    @classmethod
+    def from_params(cls, params: dict, task: str) -> YoloStudent:
+        opts = dict(params["yolo"])
+        return cls(
+            task,
+            opts.pop("model"),
+            params.get("device", "cpu"),
+            params.get("seed", 0),
+            params.get("top_k", 1),
+            **opts,
+        )
+
+    def train(
+        self,
+        train_instances: dict,
+        image_dir: str | os.PathLike,
+        out_dir: str | os.PathLike,
+        val: tuple[dict, str | os.PathLike] | None = None,
+        epochs: int | None = None,
+    ) -> YoloStudent:
+        ultralytics = import_ultralytics()
+        out_dir = Path(out_dir).resolve()
+        data = export_yolo(train_instances, image_dir, out_dir / "dataset", self.task, val)
+        model = ultralytics.YOLO(self.model_source, task=self.task)
+        trainer = None
+        if self.precision == "bf16":
+            trainer = _cpu_bf16_trainer(model.task_map[self.task]["trainer"])
+        t0 = time.perf_counter()
+        model.train(
+            data=str(data),
+            project=str(out_dir),
+            name="run",
+            exist_ok=True,
+            device=self.device,
+            seed=self.seed,
+            verbose=False,
+            trainer=trainer,
+            # without a real validation set, validating every epoch only costs time
+            val=val is not None,
+            **{**self.train_args, "epochs": epochs or self.epochs},
+        )
+        self.train_seconds = time.perf_counter() - t0
+        self.model = model  # ultralytics reloads best.pt (last.pt without val) after training
+        self.weights = Path(
+            model.trainer.best if model.trainer.best.exists() else model.trainer.last
+        )
+        self.history = _read_results_csv(Path(model.trainer.save_dir) / "results.csv")
+        return self
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """``(epochs trained, path)`` of the periodic checkpoints of the last training
+        (ultralytics' ``save_period``), oldest first, then the final weights."""
+        if self.weights is None:
+            return []
+        found = []
+        for p in self.weights.parent.glob("epoch*.pt"):
+            # ultralytics names a checkpoint by its 0-based epoch index
+            found.append((int(p.stem.removeprefix("epoch")) + 1, p))
+        last = self.weights.parent / "last.pt"
+        if last.exists() and self.history:
+            found.append((int(self.history[-1]["epoch"]), last))
+        return sorted(found)
+
+    def predict(self, dataset: Dataset, batch: int = 16) -> list[dict]:
+        if self.model is None:
+            raise RuntimeError(f"{self.name}: train() (or load()) before predict()")
+        ids = dataset.image_ids
+        out: list[dict] = []
+        # ONNX Runtime has its own thread pool; torch (pre- and post-processing only) spinning on
+        # the same cores halves its speed (46 -> 26 FPS for YOLO11n at 320 px on 2 cores)
+        onnx = self.weights is not None and self.weights.suffix == ".onnx"
+        with (
+            torch_threads(1 if onnx else cpu_cores()),
+            tqdm(total=len(ids), desc=f"{self.name} predict", leave=False) as bar,
+        ):
+            for start in range(0, len(ids), batch):
+                chunk = ids[start : start + batch]
+                results = self.model.predict(
+                    [str(dataset.image_path(i)) for i in chunk],
+                    imgsz=self.train_args["imgsz"],
+                    conf=self.conf,
+                    max_det=self.top_k or 300,
+                    device=self.device,
+                    retina_masks=True,
+                    verbose=False,  # masks at the original resolution
+                )
+                for image_id, r in zip(chunk, results, strict=True):
+                    out.extend(_yolo_result_records(image_id, r))
+                bar.update(len(chunk))
+        return out
+
+    def export_onnx(self) -> Path:
+        """Export the trained weights to ONNX next to them (``best.onnx``) and return its path.
+
+        ``load()`` the file to predict through ONNX Runtime: on a CPU it runs YOLO11n about twice
+        as fast as PyTorch (benchmarks/bench_students.py), with the same boxes and masks.
+        """
+        if self.weights is None:
+            raise RuntimeError(f"{self.name}: train() (or load() a .pt) before export_onnx()")
+        if self.weights.suffix != ".pt":
+            raise ValueError(f"{self.name}: can only export a .pt checkpoint, not {self.weights}")
+        model = import_ultralytics().YOLO(str(self.weights), task=self.task)
+        path = model.export(
+            format="onnx", imgsz=self.train_args["imgsz"], device=self.device, verbose=False
+        )
+        return Path(path)
+
+    def load(self, weights: str | os.PathLike) -> YoloStudent:
+        """Use trained weights (a previous run's ``best.pt``, or its ``export_onnx()`` file)
+        instead of training."""
+        self.model = import_ultralytics().YOLO(str(weights), task=self.task)
+        self.weights = Path(weights)
+        return self
+
+
+def _read_results_csv(path: Path) -> list[dict]:
+    """ultralytics' per-epoch ``results.csv`` as a list of dicts (column names stripped)."""
+    if not path.is_file():
+        return []
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    df.columns = [c.strip() for c in df.columns]
+    return df.to_dict("records")
+
+
+def _yolo_result_records(image_id: int, r: Any) -> list[dict]:
+    """COCO results of one ultralytics ``Results`` (boxes already in original pixels); an OBB
+    result gives its axis-aligned hull, clipped to the image like ground-truth and detect boxes,
+    as ``bbox`` and the (4, 2) corners as ``obb``."""
+    if getattr(r, "obb", None) is not None:
+        corners = r.obb.xyxyxyxy.cpu().numpy().astype(float).reshape(-1, 4, 2)
+        (h, w), scores = r.orig_shape, r.obb.conf.cpu().numpy()
+        xyxy = np.clip(coco.xywh_to_xyxy(obb.corners_to_xywh(corners)), 0, [w, h, w, h])
+        return [
+            coco.result_record(
+                image_id, xyxy[i], float(scores[i]), obb=corners[i].round(2).ravel().tolist()
+            )
+            for i in range(len(scores))
+        ]
+    if r.boxes is None or len(r.boxes) == 0:
+        return []
+    boxes = r.boxes.xyxy.cpu().numpy()
+    scores = r.boxes.conf.cpu().numpy()
+    masks = None
+    if r.masks is not None:
+        masks = r.masks.data.cpu().numpy() > 0.5
+        if masks.shape[1:] != tuple(r.orig_shape):
+            raise RuntimeError(f"mask shape {masks.shape[1:]} != image shape {r.orig_shape}")
+    return [
+        coco.result_record(
+            image_id, boxes[i], float(scores[i]), None if masks is None else masks[i]
+        )
+        for i in range(len(scores))
+    ]
