@@ -86,44 +86,15 @@ def evaluate(
     preds, pred_name = _load_predictions(predictions)
     images = {img["id"]: img for img in instances["images"]}
 
-    unknown = sorted({p["image_id"] for p in preds} - images.keys(), key=str)
-    if unknown:
-        raise ValueError(
-            f"{pred_name}: {len(unknown)} predicted image ids are not in the ground truth {gt_name} "
-            f"(e.g. {unknown[:5]}); were the predictions made on another split?"
-        )
-    if image_ids is None:
-        eval_ids = list(images)
-    else:
-        eval_ids = list(dict.fromkeys(image_ids))
-        missing = [i for i in eval_ids if i not in images]
-        if missing:
-            raise ValueError(f"image_ids not in the ground truth {gt_name}: {missing[:5]}")
-        keep = set(eval_ids)
-        preds = [p for p in preds if p["image_id"] in keep]
+    preds, eval_ids = _restrict_to_images(preds, pred_name, images, gt_name, image_ids)
     keep = set(eval_ids)
     gt_anns = [a for a in instances["annotations"] if a["image_id"] in keep]
     if not gt_anns:
         raise ValueError(
             f"{gt_name}: no ground-truth annotations on the evaluated images; AP is undefined"
         )
-
     if iou_type == "segm":
-        if not all("segmentation" in a for a in gt_anns):
-            raise ValueError(
-                f"{gt_name}: ground truth lacks 'segmentation'; mask AP needs GT masks"
-            )
-        for i, p in enumerate(preds):
-            seg = p.get("segmentation")
-            if not isinstance(seg, (dict, list)) or not seg:
-                raise ValueError(f"{pred_name}: [{i}].segmentation is missing; mask AP needs masks")
-            img = images[p["image_id"]]
-            if isinstance(seg, dict) and list(seg.get("size", [])) != [img["height"], img["width"]]:
-                raise ValueError(
-                    f"{pred_name}: [{i}].segmentation size {seg.get('size')} differs from image "
-                    f"{p['image_id']} ({img['height']}x{img['width']} HxW)"
-                )
-            p.pop("bbox", None)  # loadRes then derives area and box from the mask
+        _prepare_mask_predictions(preds, pred_name, images, gt_anns, gt_name)
     if not preds:
         return _zeros()
     categories = instances.get("categories", [])
@@ -133,6 +104,65 @@ def evaluate(
             p["category_id"] = categories[0]["id"]
     else:
         _check_categories(preds, pred_name, gt_anns, categories, gt_name)
+    _check_gt_boxes(gt_anns, gt_name)
+    stats = _cocoeval_stats(instances, preds, iou_type, eval_ids)
+    if any(float(stats[k]) < 0 for k in range(len(METRICS))):
+        # COCOeval's -1: no category had both ground truth and a place in the evaluation.
+        raise ValueError(
+            f"{gt_name}: COCOeval found no ground truth for the evaluated categories "
+            f"(predicted ids {sorted({p['category_id'] for p in preds})}); AP is undefined"
+        )
+    # Rounded so that a perfect score reads 100.0, not 99.99999999999997 (float sums in COCOeval).
+    return {m: round(float(stats[k]) * 100.0, 6) for k, m in enumerate(METRICS)}
+
+
+def _restrict_to_images(
+    preds: list[dict],
+    pred_name: str,
+    images: dict[int, dict],
+    gt_name: str,
+    image_ids: Iterable[int] | None,
+) -> tuple[list[dict], list[int]]:
+    """The predictions on the evaluated images and those images' ids (all GT images when
+    ``image_ids`` is None); ValueError for predicted or requested ids the GT does not have."""
+    unknown = sorted({p["image_id"] for p in preds} - images.keys(), key=str)
+    if unknown:
+        raise ValueError(
+            f"{pred_name}: {len(unknown)} predicted image ids are not in the ground truth {gt_name} "
+            f"(e.g. {unknown[:5]}); were the predictions made on another split?"
+        )
+    if image_ids is None:
+        return preds, list(images)
+    eval_ids = list(dict.fromkeys(image_ids))
+    missing = [i for i in eval_ids if i not in images]
+    if missing:
+        raise ValueError(f"image_ids not in the ground truth {gt_name}: {missing[:5]}")
+    keep = set(eval_ids)
+    return [p for p in preds if p["image_id"] in keep], eval_ids
+
+
+def _prepare_mask_predictions(
+    preds: list[dict], pred_name: str, images: dict[int, dict], gt_anns: list[dict], gt_name: str
+) -> None:
+    """For mask AP: check GT and predictions carry segmentations of the image's size, and drop
+    the predictions' ``bbox`` in place so ``loadRes`` derives area and box from the mask."""
+    if not all("segmentation" in a for a in gt_anns):
+        raise ValueError(f"{gt_name}: ground truth lacks 'segmentation'; mask AP needs GT masks")
+    for i, p in enumerate(preds):
+        seg = p.get("segmentation")
+        if not isinstance(seg, (dict, list)) or not seg:
+            raise ValueError(f"{pred_name}: [{i}].segmentation is missing; mask AP needs masks")
+        img = images[p["image_id"]]
+        if isinstance(seg, dict) and list(seg.get("size", [])) != [img["height"], img["width"]]:
+            raise ValueError(
+                f"{pred_name}: [{i}].segmentation size {seg.get('size')} differs from image "
+                f"{p['image_id']} ({img['height']}x{img['width']} HxW)"
+            )
+        p.pop("bbox", None)  # loadRes then derives area and box from the mask
+
+
+def _check_gt_boxes(gt_anns: list[dict], gt_name: str) -> None:
+    """ValueError for a GT box with a negative size (a sign of xyxy written as xywh)."""
     for a in gt_anns:
         if "bbox" in a and (a["bbox"][2] < 0 or a["bbox"][3] < 0):
             raise ValueError(
@@ -140,6 +170,10 @@ def evaluate(
                 f"size {a['bbox']} (COCO bbox is [x, y, width, height])"
             )
 
+
+def _cocoeval_stats(instances: dict, preds: list[dict], iou_type: str, eval_ids: list[int]):
+    """pycocotools' COCOeval over ``eval_ids`` (its printing silenced): its (12,) summary
+    ``stats`` array (AP, AP50, AP75 first; -1 where undefined)."""
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = instances
@@ -150,15 +184,7 @@ def evaluate(
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    stats = ev.stats
-    if any(float(stats[k]) < 0 for k in range(len(METRICS))):
-        # COCOeval's -1: no category had both ground truth and a place in the evaluation.
-        raise ValueError(
-            f"{gt_name}: COCOeval found no ground truth for the evaluated categories "
-            f"(predicted ids {sorted({p['category_id'] for p in preds})}); AP is undefined"
-        )
-    # Rounded so that a perfect score reads 100.0, not 99.99999999999997 (float sums in COCOeval).
-    return {m: round(float(stats[k]) * 100.0, 6) for k, m in enumerate(METRICS)}
+    return ev.stats
 
 
 def _check_categories(

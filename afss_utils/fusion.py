@@ -195,6 +195,43 @@ def fuse(
     scores_list = [views[k].scores[kept[k][0]].astype(np.float64) for k in used]
     labels_list = [np.zeros(len(kept[k][0])) for k in used]
 
+    fboxes, fscores = _fuse_boxes(boxes_list, scores_list, labels_list, cfg)
+
+    # Cluster membership, recovered from the fused boxes: ensemble_boxes does not return it.
+    # Computed over all fused boxes before top_k, so a dropped cluster keeps its members.
+    all_boxes = np.concatenate([kept[k][1] for k in used])
+    all_scores = np.concatenate(scores_list)
+    members = _clusters(fboxes, all_boxes, cfg.iou_thr)
+
+    order = np.argsort(-fscores, kind="stable")
+    if cfg.top_k is not None:
+        order = order[: cfg.top_k]
+    fboxes, fscores = fboxes[order], fscores[order]
+    members = [members[i] for i in order]
+    px_boxes = fboxes * np.array([width, height, width, height])
+    weights = [np.maximum(all_scores[m], 1e-12) for m in members]
+
+    extra = _average_extra(views, kept, used, members, weights)
+
+    masks = None
+    if cfg.mask_fusion == "reprompt":
+        masks, mask_scores = reprompt(px_boxes.astype(np.float32))
+        masks = np.asarray(masks, dtype=bool).reshape(len(px_boxes), height, width)
+        extra["mask_scores"] = np.asarray(mask_scores, dtype=np.float64).reshape(-1)
+    elif has_masks:
+        masks = _vote_masks(views, kept, used, members, weights, (height, width))
+    return Prediction(px_boxes.astype(np.float32), fscores.astype(np.float32), masks, extra)
+
+
+def _fuse_boxes(
+    boxes_list: list[np.ndarray],
+    scores_list: list[np.ndarray],
+    labels_list: list[np.ndarray],
+    cfg: FusionConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The box step (eq. 4-5 for WBF): per-view (N_k, 4) normalised xyxy boxes and (N_k,) scores
+    -> fused (M, 4) normalised xyxy boxes and (M,) scores clipped to [0, 1], in the order
+    ensemble-boxes (or :func:`_suppress`) returns them."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # inputs are already clean; its warnings would be noise
         if cfg.method == "wbf":
@@ -212,21 +249,18 @@ def fuse(
             )
     fboxes = np.asarray(fboxes, dtype=np.float64).reshape(-1, 4)
     fscores = np.clip(np.asarray(fscores, dtype=np.float64).reshape(-1), 0.0, 1.0)
+    return fboxes, fscores
 
-    # Cluster membership, recovered from the fused boxes: ensemble_boxes does not return it.
-    # Computed over all fused boxes before top_k, so a dropped cluster keeps its members.
-    all_boxes = np.concatenate([kept[k][1] for k in used])
-    all_scores = np.concatenate(scores_list)
-    members = _clusters(fboxes, all_boxes, cfg.iou_thr)
 
-    order = np.argsort(-fscores, kind="stable")
-    if cfg.top_k is not None:
-        order = order[: cfg.top_k]
-    fboxes, fscores = fboxes[order], fscores[order]
-    members = [members[i] for i in order]
-    px_boxes = fboxes * np.array([width, height, width, height])
-    weights = [np.maximum(all_scores[m], 1e-12) for m in members]
-
+def _average_extra(
+    views: list[Prediction],
+    kept: list[tuple[np.ndarray, np.ndarray]],
+    used: list[int],
+    members: list[np.ndarray],
+    weights: list[np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Per-detection ``extra`` arrays every used view has, averaged over each fused box's
+    members (indices into the used views' kept detections, concatenated) with its weights."""
     extra_keys = set.intersection(*(set(views[k].extra) for k in used)) if used else set()
     extra = {}
     for key in sorted(extra_keys):
@@ -234,23 +268,30 @@ def fuse(
         extra[key] = np.array(
             [np.average(values[m], weights=w) for m, w in zip(members, weights, strict=True)]
         )
+    return extra
 
-    masks = None
-    if cfg.mask_fusion == "reprompt":
-        masks, mask_scores = reprompt(px_boxes.astype(np.float32))
-        masks = np.asarray(masks, dtype=bool).reshape(len(px_boxes), height, width)
-        extra["mask_scores"] = np.asarray(mask_scores, dtype=np.float64).reshape(-1)
-    elif has_masks:
-        all_masks = [views[k].masks[kept[k][0]] for k in used]
-        offsets = np.cumsum([0] + [len(m) for m in all_masks])
-        masks = np.zeros((len(px_boxes), height, width), dtype=bool)
-        for i, (m, w) in enumerate(zip(members, weights, strict=True)):
-            vote = np.zeros((height, width), dtype=np.float64)
-            for j, wj in zip(m, w, strict=True):
-                view_k = int(np.searchsorted(offsets, j, side="right") - 1)
-                vote += wj * all_masks[view_k][j - offsets[view_k]]
-            masks[i] = vote >= 0.5 * w.sum()
-    return Prediction(px_boxes.astype(np.float32), fscores.astype(np.float32), masks, extra)
+
+def _vote_masks(
+    views: list[Prediction],
+    kept: list[tuple[np.ndarray, np.ndarray]],
+    used: list[int],
+    members: list[np.ndarray],
+    weights: list[np.ndarray],
+    shape: tuple[int, int],
+) -> np.ndarray:
+    """Score-weighted pixel vote of each fused box's member masks: a pixel is on where the
+    members holding it carry at least half the weight. Returns (M, H, W) bool."""
+    height, width = shape
+    all_masks = [views[k].masks[kept[k][0]] for k in used]
+    offsets = np.cumsum([0] + [len(m) for m in all_masks])
+    masks = np.zeros((len(members), height, width), dtype=bool)
+    for i, (m, w) in enumerate(zip(members, weights, strict=True)):
+        vote = np.zeros((height, width), dtype=np.float64)
+        for j, wj in zip(m, w, strict=True):
+            view_k = int(np.searchsorted(offsets, j, side="right") - 1)
+            vote += wj * all_masks[view_k][j - offsets[view_k]]
+        masks[i] = vote >= 0.5 * w.sum()
+    return masks
 
 
 def _suppress(

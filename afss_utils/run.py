@@ -249,17 +249,13 @@ def run_study(
     Raises RunError before anything runs for unknown params keys, a notebook without a
     parameters cell, or a run that may not write into ``results_dir``, and after saving the executed copy when a notebook fails.
     """
-    import papermill as pm
+    import papermill  # noqa: F401  (fail before anything is written when it is missing)
     from tqdm.auto import tqdm
 
     cwd = Path(cwd).resolve()
     params_file = Path(params_file if params_file is not None else DEFAULT_PARAMS)
     params = load_params(params_file)
-    out = Path(out_dir if out_dir is not None else params["out_dir"])
-    if not out.is_absolute():
-        out = Path.cwd() / out  # --out is relative to the caller, not to the kernels' cwd
-    out = out.resolve()
-    check_results_target(out, params_file, Path(results_dir), allow_dirty)
+    out = _resolve_out(out_dir, params, params_file, results_dir, allow_dirty)
     params["out_dir"] = _display_path(out, cwd)
 
     notebooks = discover_notebooks(notebooks_dir)
@@ -270,6 +266,80 @@ def run_study(
     selected = _select(notebooks, only)
 
     manifest_path = out / "manifest.json"
+    manifest = _start_manifest(manifest_path, params_file, params, selected, only)
+
+    executed_dir = out / "executed"
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    t_study = time.perf_counter()
+    bar = tqdm(selected, desc="study", unit="notebook", disable=not progress)
+    for nb in bar:
+        bar.set_postfix_str(nb.stem)
+        target = executed_dir / nb.name
+        entry: dict[str, Any] = {
+            "executed": _display_path(target, out),
+            "parameters": sorted(k for k in declared[nb] if k in params),
+            "started": _now(),
+            "finished": None,
+            "duration_s": None,
+            "status": "running",
+        }
+        manifest["notebooks"][nb.stem] = entry
+        _write_json_atomic(manifest, manifest_path)
+        t0 = time.perf_counter()
+        try:
+            error = _execute_notebook(
+                nb,
+                target,
+                {k: params[k] for k in declared[nb] if k in params},
+                kernel_name,
+                cwd,
+                progress,
+            )
+        except KeyboardInterrupt:
+            entry.update(status="interrupted", finished=_now())
+            _close(manifest, manifest_path, t_study, status="interrupted")
+            raise
+        entry.update(finished=_now(), duration_s=round(time.perf_counter() - t0, 2))
+        entry["status"] = "ok" if error is None else "failed"
+        manifest["notebooks"] = dict(sorted(manifest["notebooks"].items()))
+        if error is not None:
+            entry["error"] = _notebook_error(error)
+            bar.close()
+            _close(manifest, manifest_path, t_study, status="failed", failed=nb.stem)
+            raise RunError(
+                f"notebook {nb.name} failed ({entry['error']}); see {target} for the traceback"
+            ) from error
+        _write_json_atomic(manifest, manifest_path)
+    _close(manifest, manifest_path, t_study, status="ok")
+    return manifest
+
+
+def _resolve_out(
+    out_dir: str | os.PathLike | None,
+    params: dict[str, Any],
+    params_file: Path,
+    results_dir: str | os.PathLike,
+    allow_dirty: bool,
+) -> Path:
+    """The absolute results folder (``out_dir``, else the params' ``out_dir``; a relative one is
+    relative to the caller, not to the kernels' cwd), checked by :func:`check_results_target`."""
+    out = Path(out_dir if out_dir is not None else params["out_dir"])
+    if not out.is_absolute():
+        out = Path.cwd() / out  # --out is relative to the caller, not to the kernels' cwd
+    out = out.resolve()
+    check_results_target(out, params_file, Path(results_dir), allow_dirty)
+    return out
+
+
+def _start_manifest(
+    manifest_path: Path,
+    params_file: Path,
+    params: dict[str, Any],
+    selected: list[Path],
+    only: list[str] | None,
+) -> dict[str, Any]:
+    """A 'running' manifest, written to ``manifest_path``: params, git state, versions, machine.
+    With ``only``, the entries of the other notebooks in an existing manifest are kept."""
     previous: dict[str, Any] = {}
     if only and manifest_path.is_file():
         try:
@@ -291,55 +361,34 @@ def run_study(
         "notebooks": dict(previous),
     }
     _write_json_atomic(manifest, manifest_path)
-
-    executed_dir = out / "executed"
-    executed_dir.mkdir(parents=True, exist_ok=True)
-    t_study = time.perf_counter()
-    bar = tqdm(selected, desc="study", unit="notebook", disable=not progress)
-    for nb in bar:
-        bar.set_postfix_str(nb.stem)
-        target = executed_dir / nb.name
-        entry: dict[str, Any] = {
-            "executed": _display_path(target, out),
-            "parameters": sorted(k for k in declared[nb] if k in params),
-            "started": _now(),
-            "finished": None,
-            "duration_s": None,
-            "status": "running",
-        }
-        manifest["notebooks"][nb.stem] = entry
-        _write_json_atomic(manifest, manifest_path)
-        t0 = time.perf_counter()
-        error: BaseException | None = None
-        try:
-            pm.execute_notebook(
-                str(nb),
-                str(target),
-                parameters={k: params[k] for k in declared[nb] if k in params},
-                kernel_name=kernel_name,
-                cwd=str(cwd),
-                progress_bar=progress,
-                log_output=False,
-            )
-        except Exception as exc:  # papermill's execution error, a dead kernel, a missing kernel
-            error = exc
-        except KeyboardInterrupt:
-            entry.update(status="interrupted", finished=_now())
-            _close(manifest, manifest_path, t_study, status="interrupted")
-            raise
-        entry.update(finished=_now(), duration_s=round(time.perf_counter() - t0, 2))
-        entry["status"] = "ok" if error is None else "failed"
-        manifest["notebooks"] = dict(sorted(manifest["notebooks"].items()))
-        if error is not None:
-            entry["error"] = _notebook_error(error)
-            bar.close()
-            _close(manifest, manifest_path, t_study, status="failed", failed=nb.stem)
-            raise RunError(
-                f"notebook {nb.name} failed ({entry['error']}); see {target} for the traceback"
-            ) from error
-        _write_json_atomic(manifest, manifest_path)
-    _close(manifest, manifest_path, t_study, status="ok")
     return manifest
+
+
+def _execute_notebook(
+    nb: Path,
+    target: Path,
+    parameters: dict[str, Any],
+    kernel_name: str,
+    cwd: Path,
+    progress: bool,
+) -> BaseException | None:
+    """Run one notebook with papermill into ``target``; the error it raised, or None.
+    KeyboardInterrupt propagates."""
+    import papermill as pm
+
+    try:
+        pm.execute_notebook(
+            str(nb),
+            str(target),
+            parameters=parameters,
+            kernel_name=kernel_name,
+            cwd=str(cwd),
+            progress_bar=progress,
+            log_output=False,
+        )
+    except Exception as exc:  # papermill's execution error, a dead kernel, a missing kernel
+        return exc
+    return None
 
 
 def _close(manifest: dict, path: Path, t_start: float, **fields: Any) -> None:
