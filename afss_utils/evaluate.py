@@ -251,15 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result: dict[str, Any] = evaluate(args.gt, args.pred, args.iou_type)
+        if not _load_predictions(args.pred)[0]:  # a legitimate result, but rarely the intended one
+            sys.stderr.write(f"warning: {args.pred} holds no predictions; every AP is 0\n")
     except (ValueError, OSError) as exc:  # CocoFormatError is a ValueError
         parser.exit(2, f"error: {exc}\n")
     json.dump({k: round(v, 4) for k, v in result.items()}, sys.stdout)
     sys.stdout.write("\n")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 def score_rows(
@@ -314,3 +312,7 @@ def label_quality(gt: GroundTruth, predictions: Predictions) -> list[dict]:
                 )
         rows.append(row)
     return rows
+
+
+if __name__ == "__main__":
+    sys.exit(main())

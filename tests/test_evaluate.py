@@ -192,6 +192,14 @@ def test_cli_prints_one_json_object(tiny_coco, tmp_path, capsys):
     assert "missing.json" in capsys.readouterr().err
 
 
+def test_cli_warns_about_an_empty_prediction_list(tiny_coco, tmp_path, capsys):
+    empty = coco.save_json([], tmp_path / "empty.json")
+    assert main(["--gt", str(tiny_coco), "--pred", str(empty)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
+    assert "empty.json holds no predictions" in captured.err
+
+
 def test_label_quality_per_image(tiny_coco):
     from afss_utils.evaluate import label_quality
 

@@ -136,7 +136,7 @@ def test_missing_local_dir_fails_fast(tiny, tmp_path):
     t0 = time.perf_counter()
     with pytest.raises(WeightsNotFoundError, match="no_such_model") as err:
         build_teacher("grounded_sam2", detector=str(missing), segmenter=str(tiny["sam2"]))
-    assert "teacher_options.grounded_sam2.detector" in str(err.value)
+    assert "teacher_options.<set>.grounded_sam2.detector in params/grids.yaml" in str(err.value)
     with pytest.raises(WeightsNotFoundError, match="segmenter"):
         build_teacher("owlv2_sam2", detector=str(tiny["owlv2"]), segmenter=str(missing))
     empty = tmp_path / "empty"
@@ -158,7 +158,7 @@ def test_missing_hub_id_offline_fails_fast(monkeypatch, tmp_path, name):
     assert (
         "afss-test/not-a-model" in msg and "huggingface-cli download afss-test/not-a-model" in msg
     )
-    assert f"teacher_options.{name}.detector" in msg
+    assert f"teacher_options.<set>.{name}.detector in params/grids.yaml" in msg
     assert time.perf_counter() - t0 < 10
 
 

@@ -47,14 +47,16 @@ def _missing(teacher: str, key: str, source: str, why: str) -> WeightsNotFoundEr
         how = (
             f"download it on a connected machine with `hf download {source}` (older hub clients: "
             f"`huggingface-cli download {source}`) into the HF cache (~/.cache/huggingface, or "
-            "$HF_HOME) and copy that cache here, or set params "
-            f"teacher_options.{teacher}.{key} to a local directory holding the model "
+            "$HF_HOME) and copy that cache here, or set "
+            f"teacher_options.<set>.{teacher}.{key} in params/grids.yaml (<set>: the name your "
+            "params give teacher_options) to a local directory holding the model "
             "(save_pretrained layout)"
         )
     else:
         how = (
-            f"put the model there (save_pretrained layout), or set params teacher_options.{teacher}.{key} "
-            "to a hub id present in the HF cache"
+            "put the model there (save_pretrained layout), or set "
+            f"teacher_options.<set>.{teacher}.{key} in params/grids.yaml to a hub id present in "
+            "the HF cache"
         )
     return WeightsNotFoundError(f"{teacher}: weights '{source}' not found ({why}); {how}.")
 
