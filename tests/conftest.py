@@ -114,3 +114,12 @@ def bright_teacher_cls() -> type:
     it is given (box = their tight box, score 0.9, mask score 0.5) and counts its ``predict``
     calls in ``calls``; subclass it to change one behaviour."""
     return _BrightTeacher
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_models(tmp_path_factory) -> dict[str, Path]:
+    """Tiny random-init Grounding DINO, OWLv2 and SAM 2 checkpoints saved with save_pretrained
+    (tests/tiny_models.py), built once per session: {"grounding_dino", "owlv2", "sam2"} -> dir."""
+    import tiny_models  # tests/ is on sys.path while pytest collects this conftest
+
+    return tiny_models.build_all(tmp_path_factory.mktemp("tiny_models"))

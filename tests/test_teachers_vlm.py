@@ -7,24 +7,19 @@ case, SAM re-prompting and the missing-weights error.
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from afss_utils.teachers import Prediction, Teacher, WeightsNotFoundError, build_teacher
 
-sys.path.insert(0, str(Path(__file__).parent))
-import tiny_models  # noqa: E402
-
 H, W = 48, 80  # non-square on purpose: catches swapped axes and OWLv2's square padding
 
 
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    return tiny_models.build_all(tmp_path_factory.mktemp("tiny_models"))
+def tiny(tiny_vlm_models):
+    return tiny_vlm_models
 
 
 def make_teacher(tiny, name, **kw):
