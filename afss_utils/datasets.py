@@ -708,3 +708,37 @@ def open_spark2022(root: str | os.PathLike, split: str, name: str | None = None)
     instances = coco.make_instances(images, annotations)
     instances["categories"] = [{"id": ids[c], "name": c, "supercategory": "space"} for c in classes]
     return Dataset(name or "spark2022", instances, image_dir, csv_file)
+
+
+# ----------------------------------------------------------------------------- opening a path
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def image_folder_dataset(folder: str | os.PathLike, name: str | None = None) -> Dataset:
+    """An unlabelled Dataset of the images in ``folder`` (sorted by name, ids 1..n).
+
+    Only the image headers are read (for width/height); errors name the file.
+    """
+    folder = Path(folder)
+    files = sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    images = []
+    for i, path in enumerate(files, 1):
+        try:
+            with Image.open(path) as im:
+                width, height = im.size
+        except (OSError, ValueError) as exc:
+            raise ImageReadError(f"cannot read image {path}: {exc}") from exc
+        images.append(coco.make_image(i, path.name, width, height))
+    return Dataset(name or folder.name, coco.make_instances(images, []), folder)
+
+
+def open_dataset(path: str | os.PathLike, image_dir: str | os.PathLike | None = None) -> Dataset:
+    """A COCO instances json (images in ``image_dir`` or ``images/`` beside it) or an image folder."""
+    path = Path(path)
+    if path.is_dir():
+        return image_folder_dataset(path)
+    if not path.exists():
+        raise FileNotFoundError(f"dataset not found: {path} (a COCO json or an image folder)")
+    return open_coco(path, image_dir)

@@ -49,17 +49,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from tqdm.auto import tqdm
 
 from afss_utils import coco
-from afss_utils.datasets import Dataset, ImageReadError, open_coco
+from afss_utils.datasets import Dataset, ImageReadError, open_dataset
 from afss_utils.fusion import FusionConfig, fuse
 from afss_utils.teachers.base import Prediction, Teacher, WeightsNotFoundError
 from afss_utils.tta import Augmentation, parse_tta, predict_views
 
 CACHE_VERSION = 1
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class OutputConflictError(ValueError):
@@ -105,37 +103,6 @@ def empty_path(out_path: str | os.PathLike) -> Path:
     """``PRED.json`` -> ``PRED.empty.json``."""
     stem = _stem(Path(out_path))
     return stem.with_name(stem.name + ".empty.json")
-
-
-# ----------------------------------------------------------------------------- datasets
-def image_folder_dataset(folder: str | os.PathLike, name: str | None = None) -> Dataset:
-    """An unlabelled Dataset of the images in ``folder`` (sorted by name, ids 1..n).
-
-    Only the image headers are read (for width/height); errors name the file.
-    """
-    folder = Path(folder)
-    files = sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
-    images = []
-    for i, path in enumerate(files, 1):
-        try:
-            with Image.open(path) as im:
-                width, height = im.size
-        except (OSError, ValueError) as exc:
-            raise ImageReadError(f"cannot read image {path}: {exc}") from exc
-        images.append(coco.make_image(i, path.name, width, height))
-    return Dataset(name or folder.name, coco.make_instances(images, []), folder)
-
-
-def open_dataset(path: str | os.PathLike, image_dir: str | os.PathLike | None = None) -> Dataset:
-    """A COCO instances json (images in ``image_dir`` or ``images/`` beside it) or an image folder."""
-    path = Path(path)
-    if path.is_dir():
-        return image_folder_dataset(path)
-    if not path.exists():
-        raise FileNotFoundError(f"dataset not found: {path} (a COCO json or an image folder)")
-    return open_coco(path, image_dir)
 
 
 def file_sha1(path: Path) -> str:

@@ -472,3 +472,21 @@ def test_check_rgb_image_names_what_it_got():
             check_rgb_image(bad)
     with pytest.raises(KeyError):
         check_rgb_image(np.zeros((0, 3, 3), np.uint8), error=KeyError)
+
+
+def test_image_folder_dataset_and_open_dataset(tiny_coco, tmp_path):
+    from afss_utils.datasets import image_folder_dataset, open_dataset
+
+    images = tiny_coco.parent / "images"
+    (images / "notes.txt").write_text("not an image")
+    ds = image_folder_dataset(images)
+    assert ds.image_ids == [1, 2, 3, 4] and not ds.has_masks
+    assert [ds.image_info(i)["file_name"] for i in ds.image_ids] == [
+        f"img_{i:02d}.png" for i in range(4)
+    ]
+    assert (ds.image_info(1)["width"], ds.image_info(1)["height"]) == (32, 32)
+    assert ds.load_image(2).shape == (32, 32, 3)
+    assert open_dataset(images).image_ids == [1, 2, 3, 4]  # a folder: unlabelled
+    assert open_dataset(tiny_coco).has_masks  # a COCO json: with its annotations
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        open_dataset(tmp_path / "nowhere")

@@ -23,7 +23,6 @@ from afss_utils.pseudolabel import (
     CacheMismatchError,
     cache_path,
     empty_path,
-    image_folder_dataset,
     main,
     pseudolabel,
 )
@@ -323,21 +322,7 @@ def test_sigkill_midway_then_rerun_is_byte_identical(tmp_path):
     assert not cache.exists()
 
 
-# ----------------------------------------------------------------------------- datasets, CLI
-def test_image_folder_dataset(tmp_path):
-    make_dataset(tmp_path / "data", 3)
-    (tmp_path / "data" / "images" / "notes.txt").write_text("not an image")
-    ds = image_folder_dataset(tmp_path / "data" / "images")
-    assert ds.image_ids == [1, 2, 3] and not ds.has_masks
-    assert [ds.image_info(i)["file_name"] for i in ds.image_ids] == [
-        "im_000.png",
-        "im_001.png",
-        "im_002.png",
-    ]
-    assert (ds.image_info(1)["width"], ds.image_info(1)["height"]) == (32, 24)
-    assert ds.load_image(2).shape == (24, 32, 3)
-
-
+# ----------------------------------------------------------------------------- CLI
 def test_cli_classical_threshold_on_image_folder_and_json(tmp_path, capsys):
     # objects of >= 12 px: the edge-based teacher is not meant for specks of a few pixels
     ann = make_dataset(tmp_path / "data", 4, size=(48, 64), empty_every=100, min_side=12)
