@@ -193,11 +193,14 @@ def save_figure(fig: plt.Figure, name: str, out_dir: str | os.PathLike, dpi: int
 
 # ---------------------------------------------------------------------------- dataset statistics
 def _luminance(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (H, W) float luma in [0, 1] (Rec. 601 weights)."""
-    image = np.asarray(image, np.float32)
+    """(H, W, 3) uint8 RGB -> (H, W) float64 luma in [0, 1] (Rec. 601 weights).
+
+    Element-wise in float64, not a float32 matmul: BLAS sums depend on memory alignment and
+    thread count, which made dataset_stats.csv differ between runs in the 8th digit."""
+    image = np.asarray(image, np.float64)
     if image.ndim == 2:
         return image / 255.0
-    return (image[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)) / 255.0
+    return (0.299 * image[..., 0] + 0.587 * image[..., 1] + 0.114 * image[..., 2]) / 255.0
 
 
 def object_mask(annotations: Sequence[dict], height: int, width: int) -> np.ndarray:

@@ -86,6 +86,28 @@ def test_image_statistics_measures_what_it_says():
     assert s["area"] == 0.0 and np.isnan(s["object"]) and s["truncated"] == 0.0
 
 
+def test_image_statistics_are_exact_in_double_precision():
+    # float32 BLAS sums gave values that moved in the 8th digit between runs (dataset_stats.csv);
+    # the statistics must match an exactly rounded float64 reference
+    import math
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (97, 131, 3), dtype=np.uint8)
+    mask = np.zeros((97, 131), bool)
+    mask[20:60, 30:90] = True
+    s = viz.image_statistics(image, [coco.make_annotation(1, 1, mask=mask)])
+    rgb = image.astype(np.float64)
+    luma = (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]) / 255.0
+    mean = math.fsum(luma.ravel()) / luma.size
+    assert s["brightness"] == pytest.approx(mean, rel=1e-13, abs=0)
+    assert s["object"] == pytest.approx(math.fsum(luma[mask]) / mask.sum(), rel=1e-13, abs=0)
+    assert s["background"] == pytest.approx(
+        math.fsum(luma[~mask]) / (~mask).sum(), rel=1e-13, abs=0
+    )
+    std = math.sqrt(math.fsum((luma.ravel() - mean) ** 2) / luma.size)
+    assert s["contrast"] == pytest.approx(std, rel=1e-12, abs=0)
+
+
 def test_dataset_statistics_and_summary(tmp_path):
     from afss_utils.datasets import Dataset
 
