@@ -42,6 +42,7 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -144,6 +145,14 @@ def check_output(
         raise OutputConflictError(f"cannot create output folder {folder}: {exc.strerror}") from exc
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputConflictError(f"output folder {folder} is not writable")
+    # os.access says yes to root on a read-only mount (or /proc): try a file, before any work.
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".afss_write_probe."):
+            pass
+    except OSError as exc:
+        raise OutputConflictError(
+            f"output folder {folder} is not writable: {exc.strerror or exc}"
+        ) from exc
 
 
 def _check_ours(out_path: Path, header: dict | None) -> None:

@@ -4,6 +4,7 @@ nothing already written is lost."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,3 +121,23 @@ def test_decompression_bomb_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 64 // 4)  # 64x64 is then "very large"
     with pytest.raises(ImageReadError, match="big.png"):
         read_image(path)
+
+
+# ----------------------------------------------------------------------------- pseudolabel --out
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_out_on_a_file_system_that_refuses_writes_is_one_clear_error(tmp_path, capsys):
+    """os.access says yes to root even where nothing can be written (/proc, a read-only
+    mount): the folder is tried with a real file before any image is labelled."""
+    from afss_utils import coco
+    from afss_utils.pseudolabel import main
+
+    (tmp_path / "images").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "images" / "a.png")
+    ann = coco.save_json(
+        coco.make_instances([coco.make_image(1, "a.png", 8, 8)], []), tmp_path / "a.json"
+    )
+    argv = ["--dataset", str(ann), "--out", "/proc/afss_test_p.json", "--teacher",
+            "classical_threshold", "--tta", "none", "--no-progress"]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "output folder /proc is not writable" in err
