@@ -39,15 +39,25 @@ def tiny_coco(tmp_path: Path) -> Path:
 @pytest.fixture
 def no_network(monkeypatch):
     """Any attempt to open a connection raises (the study must run offline): socket connect,
-    connect_ex and create_connection, which every HTTP client below urllib/requests goes through."""
+    connect_ex and create_connection, which every HTTP client below urllib/requests goes through.
+
+    Attempts are also recorded and fail the test at its end, so one that the code under test
+    catches and swallows (``except Exception``, as "am I online?" checks do) is not missed.
+    Yields the list of attempts; a test that provokes some on purpose clears it."""
     import socket
 
+    attempts: list[str] = []
+
     def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args[1:] if len(args) > 1 else args}")
+        target = tuple(a for a in args if not isinstance(a, socket.socket))  # the address first
+        attempts.append(repr(target))
+        raise AssertionError(f"network access attempted: {target}")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
+    yield attempts
+    assert not attempts, f"network access attempted (and swallowed by the code): {attempts}"
 
 
 # ---------------------------------------------------------------------------- shared helpers
