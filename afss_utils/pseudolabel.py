@@ -44,7 +44,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -334,6 +334,81 @@ def _write_results(lines: Iterable[dict], out_path: Path) -> tuple[int, list[dic
     return n_records, empty
 
 
+def _check_settings(
+    teacher: Teacher, augs: Sequence[Augmentation], fusion: FusionConfig, limit: int | None
+) -> None:
+    """ValueError for a run that could not finish: a negative limit, reprompt without SAM."""
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    if (
+        len(augs) > 1
+        and fusion.mask_fusion == "reprompt"
+        and not callable(getattr(teacher, "segment_boxes", None))
+    ):
+        raise ValueError(
+            f"fusion.mask_fusion = 'reprompt' needs a teacher with segment_boxes(image, boxes); "
+            f"{getattr(teacher, 'name', teacher)} has none (use mask_fusion: vote)"
+        )
+
+
+def run_header(
+    teacher: Teacher,
+    dataset: Dataset,
+    augs: Sequence[Augmentation],
+    fusion: FusionConfig,
+    prompt: str,
+) -> dict[str, Any]:
+    """Everything a run's output depends on: the resume cache and the sidecar carry it."""
+    return {
+        "teacher": teacher_settings(teacher),
+        "tta": [a.name for a in augs],
+        "fusion": fusion.to_dict(),
+        "prompt": prompt,
+        "dataset": dataset_fingerprint(dataset),
+    }
+
+
+def _label_missing(
+    dataset: Dataset,
+    selected: Sequence[int],
+    cache: _Cache,
+    label: Callable[[np.ndarray], Prediction],
+    desc: str,
+    progress: bool,
+) -> tuple[int, int]:
+    """Label every selected image the cache lacks (or holds for a changed file).
+
+    Returns (n_resumed, n_labelled). Each image is appended to the cache as soon as it is done,
+    so an interruption loses at most the image in hand.
+    """
+    # hashing costs a file read: only worth it when there is a cache to check against
+    check_hashes = any(i in cache.offsets for i in selected)
+    n_resumed, n_labelled = 0, 0
+    with tqdm(total=len(selected), disable=not progress, unit="img", desc=desc) as bar:
+        for image_id in selected:
+            sha1 = file_sha1(dataset.image_path(image_id)) if check_hashes else ""
+            if image_id in cache.offsets and cache.hashes.get(image_id) == sha1:
+                n_resumed += 1
+            else:
+                image = dataset.load_image(image_id)
+                sha1 = sha1 or file_sha1(dataset.image_path(image_id))
+                records = label(image).to_results(image_id)
+                cache.append(image_id, dataset.image_info(image_id)["file_name"], sha1, records)
+                n_labelled += 1
+            bar.update(1)
+    return n_resumed, n_labelled
+
+
+def _publish(
+    cache: _Cache, selected: Sequence[int], header: dict, out_path: Path
+) -> tuple[list, Path]:
+    """Write the sidecar, ``out_path`` and its empty-image list; returns (empty, empty file)."""
+    # the claim first: killed between the two, a rerun still knows PRED.json is its own
+    coco.save_json({"afss_pseudolabel": CACHE_VERSION, "header": header}, info_path(out_path))
+    _, empty = _write_results(cache.iter_lines(selected), out_path)
+    return empty, coco.save_json(empty, empty_path(out_path))
+
+
 def pseudolabel(
     teacher: Teacher,
     dataset: Dataset,
@@ -356,66 +431,32 @@ def pseudolabel(
     start = time.perf_counter()
     fusion = fusion or FusionConfig()
     augs = parse_tta(tta)
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit must be >= 0, got {limit}")
-    if (
-        len(augs) > 1
-        and fusion.mask_fusion == "reprompt"
-        and not callable(getattr(teacher, "segment_boxes", None))
-    ):
-        raise ValueError(
-            f"fusion.mask_fusion = 'reprompt' needs a teacher with segment_boxes(image, boxes); "
-            f"{getattr(teacher, 'name', teacher)} has none (use mask_fusion: vote)"
-        )
+    _check_settings(teacher, augs, fusion, limit)
     out_path = Path(out_path)
-    header = {
-        "teacher": teacher_settings(teacher),
-        "tta": [a.name for a in augs],
-        "fusion": fusion.to_dict(),
-        "prompt": prompt,
-        "dataset": dataset_fingerprint(dataset),
-    }
+    header = run_header(teacher, dataset, augs, fusion, prompt)
     check_output(dataset, out_path, overwrite, header)
     selected = dataset.image_ids if limit is None else dataset.image_ids[:limit]
     cache = _Cache(cache_path(out_path), header, restart)
     try:
-        n_cached = sum(1 for i in selected if i in cache.offsets)
-        n_resumed, n_labelled = 0, 0
         t0 = time.perf_counter()
-        bar = tqdm(
-            total=len(selected),
-            disable=not progress,
-            unit="img",
-            desc=f"pseudolabel {header['teacher']['name']}",
+        n_resumed, n_labelled = _label_missing(
+            dataset,
+            selected,
+            cache,
+            lambda image: label_image(teacher, image, augs, fusion, prompt),
+            f"pseudolabel {header['teacher']['name']}",
+            progress,
         )
-        with bar:
-            for image_id in selected:
-                sha1 = file_sha1(dataset.image_path(image_id)) if n_cached else ""
-                if image_id in cache.offsets and cache.hashes.get(image_id) == sha1:
-                    n_resumed += 1
-                else:
-                    image = dataset.load_image(image_id)
-                    if not sha1:
-                        sha1 = file_sha1(dataset.image_path(image_id))
-                    pred = label_image(teacher, image, augs, fusion, prompt)
-                    info = dataset.image_info(image_id)
-                    cache.append(image_id, info["file_name"], sha1, pred.to_results(image_id))
-                    n_labelled += 1
-                bar.update(1)
         labelled_s = time.perf_counter() - t0
-        # the claim first: killed between the two, a rerun still knows PRED.json is its own
-        coco.save_json({"afss_pseudolabel": CACHE_VERSION, "header": header}, info_path(out_path))
-        _, empty = _write_results(cache.iter_lines(selected), out_path)
-        empty_file = coco.save_json(empty, empty_path(out_path))
+        empty, empty_file = _publish(cache, selected, header, out_path)
     finally:
         cache.close()
     if len(selected) == len(dataset):  # a --limit run keeps it for a longer run to continue from
         cache.path.unlink(missing_ok=True)
-    seconds = time.perf_counter() - start
     return PseudolabelSummary(
         n_images=len(selected),
         n_empty=len(empty),
-        seconds=seconds,
+        seconds=time.perf_counter() - start,
         images_per_s=n_labelled / labelled_s if labelled_s > 0 and n_labelled else 0.0,
         out_path=out_path,
         empty_path=empty_file,
