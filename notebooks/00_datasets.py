@@ -103,6 +103,7 @@ seed_everything(seed)
 domains = [d["domain"] for d in datasets if d["layout"] == "synthetic"]
 
 
+# %%
 def ensure_synthetic(split: str, num_images: int, split_seed: int) -> str:
     """Render {data_dir}/{split} unless it already holds these settings."""
     ann_file = Path(data_dir) / split / "annotations.json"
@@ -141,34 +142,26 @@ splits = {
     for split in ("train", "val", "test")
     if spec["layout"] == "synthetic" or split != "val" or spec.get("val")
 }
-pd.DataFrame(
+
+# %%
+overview = pd.DataFrame(
     [
-        {
-            "dataset": name,
-            "split": split,
-            "images": len(ds),
-            "masks": ds.has_masks,
-            "annotations": str(ds.annotation_file),
-        }
+        {"dataset": name, "split": split, "images": len(ds), "masks": ds.has_masks}
+        | {"annotations": str(ds.annotation_file)}
         for (name, split), ds in splits.items()
     ]
 )
+overview
 
 # %%
-n_img = {
-    split: sum(len(ds) for (_, sp), ds in splits.items() if sp == split)
-    for split in ("train", "val", "test")
-}
+n_img = overview.groupby("split")["images"].sum()
+test = overview[overview["split"] == "test"]
+masks = ", ".join(f"`{r.dataset}` {'yes' if r.masks else 'boxes only'}" for r in test.itertuples())
 display(
     Markdown(
-        f"**What to look at:** {len(datasets)} datasets with {n_img['train']} training, "
-        f"{n_img['val']} validation and {n_img['test']} test images in all; masks: "
-        + ", ".join(
-            f"`{n}` {'yes' if ds.has_masks else 'boxes only'}"
-            for (n, sp), ds in splits.items()
-            if sp == "test"
-        )
-        + "."
+        f"**What to look at:** {len(datasets)} datasets with {n_img.get('train', 0)} training, "
+        f"{n_img.get('val', 0)} validation and {n_img.get('test', 0)} test images in all; "
+        f"masks: {masks}."
     )
 )
 

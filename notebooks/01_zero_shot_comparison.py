@@ -109,6 +109,8 @@ for t_name, teacher in teachers.items():
     for d_name, d in test_sets.items():
         out_path = pred_dir / t_name / f"{d_name}.json"
         runs[t_name, d_name] = pseudolabel(teacher, d, out_path, prompt=prompt, overwrite=True)
+
+# %%
 pd.DataFrame(
     [
         {

@@ -97,6 +97,8 @@ options = named_grid("teacher_options", teacher_options).get(teacher, {})
 labeller = build_teacher(teacher, top_k=top_k, device=device, **options)
 base_fusion = FusionConfig.from_params({**fusion, "top_k": top_k})
 test_sets = {spec["name"]: open_split(spec, "test", data_dir) for spec in datasets}
+
+# %%
 val_sets = {}
 for spec in datasets:
     try:

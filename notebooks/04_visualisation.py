@@ -96,6 +96,7 @@ def figure3_row(ds, image_id, zero_shot, distilled):
     ]
 
 
+# %%
 rng = np.random.default_rng(seed)
 grid, labels = [], []
 for name, ds in test_sets.items():
@@ -133,6 +134,7 @@ def theta_of(scores):
     return confidence_filter(records, confidence_threshold)[1]
 
 
+# %%
 theta = {n: theta_of(tta_q[tta_q["dataset"] == n]["score"].dropna()) for n in test_sets}
 kept_q = tta_q[tta_q["score"] >= tta_q["dataset"].map(theta)]
 sets = {
