@@ -242,3 +242,487 @@ def label_iou_summary(summary: pd.DataFrame) -> str:
             extra += f", ρ = {_f(r['Spearman rho'], 2)}"
         lines.append(f"`{name}`: {sets}{extra}")
     return "**What to look at:** mean box IoU of the labels at each step.\n\n" + _bullets(lines)
+
+
+# ---- 05 debris tracking
+def _need(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    """KeyError naming the columns of ``what`` that ``df`` lacks."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise KeyError(f"{what} needs column(s) {', '.join(map(repr, missing))}")
+
+
+def debris_splits(splits: pd.DataFrame) -> str:
+    """The simulated splits: frames, debris boxes per frame and tracks per video."""
+    _need(splits, ["split", "videos", "frames", "debris boxes", "tracks"], "debris_splits")
+    if splits.empty:
+        return "**What to look at:** no split was simulated."
+    per_video = splits.set_index("split")["tracks"] / splits.set_index("split")["videos"]
+    lines = [
+        f"`{r['split']}`: {int(r['videos'])} videos, {int(r['frames'])} frames, "
+        f"{_f(r['debris boxes'] / max(r['frames'], 1), 2)} debris per frame, "
+        f"{_f(r['tracks'] / max(r['videos'], 1))} tracks per video"
+        for r in splits.to_dict("records")
+    ]
+    tail = ""
+    if {"test_sparse", "test_dense"} <= set(per_video.index):
+        tail = (
+            f"\n\nThe dense test split holds {_f(per_video['test_dense'])} tracks per video "
+            f"against {_f(per_video['test_sparse'])} in the sparse one, placed in crossing pairs."
+        )
+    return "**What to look at:** how crowded each split is.\n\n" + _bullets(lines) + tail
+
+
+def zscale_frame(stats: pd.DataFrame) -> str:
+    """The ZScale walk-through (eqs. 1-3) on one raw frame: one row with ``k``, ``median``,
+    ``std``, ``z1``, ``z2``, ``min``, ``max``, ``below z1 %``, ``above z2 %`` and
+    ``max |diff| stored`` (the by-hand stretch against the 8-bit frame on disk)."""
+    cols = ["k", "median", "std", "z1", "z2", "min", "max", "below z1 %", "above z2 %"]
+    _need(stats, [*cols, "max |diff| stored"], "zscale_frame")
+    if stats.empty:
+        return "**What to look at:** no frame was stretched."
+    r = stats.iloc[0]
+    return (
+        f"**What to look at:** the raw frame spans {_f(r['min'], 0)}–{_f(r['max'], 0)} counts, "
+        f"but its median is {_f(r['median'])} and its std {_f(r['std'])}, so with k = "
+        f"{_f(r['k'])} the stretch keeps only [z1, z2] = [{_f(r['z1'])}, {_f(r['z2'])}]: "
+        f"{_f(r['below z1 %'], 2)} % of the pixels are clipped to 0 and {_f(r['above z2 %'], 2)} "
+        "% to 255 (stars, hot pixels, cosmic rays and the debris themselves). A min–max stretch "
+        "would spend almost all 256 grey levels on those few bright pixels and leave the faint "
+        "streaks black. The by-hand stretch equals `zscale` on every pixel (asserted) and "
+        f"differs from the stored 8-bit frame, stretched before the counts were rounded to "
+        f"16-bit integers, by at most {_f(r['max |diff| stored'], 0)} grey level(s)."
+    )
+
+
+def debris_motion(track: pd.DataFrame, speed: tuple[float, float]) -> str:
+    """One ground-truth track's per-frame steps (eq. 5): columns ``frame``, ``v`` (pixels per
+    frame) and ``theta`` (degrees), NaN on the first frame; ``speed`` is the simulator's range."""
+    _need(track, ["frame", "v", "theta"], "debris_motion")
+    steps = track.dropna(subset=["v", "theta"])
+    if steps.empty:
+        return "**What to look at:** the track is seen on a single frame, so it has no step."
+    v = steps["v"]
+    dev = (steps["theta"] - steps["theta"].iloc[0] + 180) % 360 - 180  # circular, degrees
+    th = steps["theta"].iloc[0] + dev.mean()
+    th -= 360 * math.ceil((th - 180) / 360)  # in (-180, 180], as atan2
+    wobble = v.max() - v.min()
+    why = " (the json rounds endpoints to 0.01 px)" if wobble < 0.05 else ""
+    inside = "inside" if speed[0] - 0.05 <= v.mean() <= speed[1] + 0.05 else "outside"
+    return (
+        f"**What to look at:** over {len(steps)} steps (frames {int(track['frame'].min())}–"
+        f"{int(track['frame'].max())}) the centre moves v = {_f(v.mean(), 2)} px per frame "
+        f"(min {_f(v.min(), 2)}, max {_f(v.max(), 2)}) at θ = {_f(th)}° "
+        f"(spread {_f(dev.max() - dev.min(), 2)}°): a constant velocity, eq. (5) with Δt = 1, "
+        f"{inside} the simulator's speed range [{_f(speed[0])}, {_f(speed[1])}]. The step "
+        f"lengths differ by {_f(wobble, 2)} px{why}."
+    )
+
+
+def debris_labels(counts: pd.DataFrame, theta: float) -> str:
+    """Boxes per split: ``ground truth``, ``teacher zero-shot``, ``teacher TTA+fusion`` and
+    ``kept by CF`` (the training split only, NaN elsewhere); ``theta`` of the filter."""
+    cols = ["split", "ground truth", "teacher zero-shot", "teacher TTA+fusion", "kept by CF"]
+    _need(counts, cols, "debris_labels")
+    if counts.empty:
+        return "**What to look at:** no split was labelled."
+    lines = []
+    for r in counts.to_dict("records"):
+        gt = r["ground truth"]
+        ratio = _f(r["teacher TTA+fusion"] / gt, 2) if gt else "n/a"
+        line = (
+            f"`{r['split']}`: {int(r['teacher zero-shot'])} boxes alone, "
+            f"{int(r['teacher TTA+fusion'])} after TTA+fusion ({ratio} per true debris) "
+            f"for {int(gt)} true debris"
+        )
+        if not pd.isna(r["kept by CF"]):
+            share = 100 * r["kept by CF"] / max(r["teacher TTA+fusion"], 1)
+            line += f"; CF at θ = {_f(theta, 3)} keeps {int(r['kept by CF'])} ({_f(share)} %)"
+        lines.append(line)
+    return (
+        "**What to look at:** how many labels the teacher gives per true debris (above 1: "
+        "stars or noise labelled too; below 1: faint debris missed).\n\n" + _bullets(lines)
+    )
+
+
+def debris_train_sets(sets: pd.DataFrame) -> str:
+    """The students' training sets: columns ``training set``, ``images``, ``boxes``."""
+    _need(sets, ["training set", "images", "boxes"], "debris_train_sets")
+    if sets.empty:
+        return "**What to look at:** no training set was built."
+    lines = [
+        f"`{r['training set']}`: {int(r['boxes'])} boxes on {int(r['images'])} frames "
+        f"({_f(r['boxes'] / max(r['images'], 1), 2)} per frame)"
+        for r in sets.to_dict("records")
+    ]
+    return (
+        "**What to look at:** the same frames, three label sets; the Oracle's are the truth, so "
+        "the students' box counts against it show what the teacher and the filter add or drop. "
+        "A frame without a label is left out of a student's set.\n\n" + _bullets(lines)
+    )
+
+
+def debris_mot_rows(long: pd.DataFrame) -> str:
+    """The long MOT table: per split, the row with the best HOTA, and which of DetA and AssA
+    (HOTA = sqrt(DetA * AssA)) limits the rows."""
+    cols = ["detector", "tracker", "split", "MOTA", "IDF1", "IDS", "HOTA", "DetA", "AssA"]
+    _need(long, cols, "debris_mot_rows")
+    d = long.dropna(subset=["HOTA"])
+    if d.empty:
+        return "**What to look at:** no tracking row was scored."
+    best = d.loc[d.groupby("split", sort=False)["HOTA"].idxmax()]
+    lines = [
+        f"`{r.split}`: best HOTA {_f(r.HOTA)} by {r.detector} + {r.tracker} (DetA {_f(r.DetA)}, "
+        f"AssA {_f(r.AssA)}; MOTA {_f(r.MOTA)}, IDF1 {_f(r.IDF1)}, {int(r.IDS)} ID switches)"
+        for r in best.itertuples()
+    ]
+    low_det = int((d["DetA"] < d["AssA"]).sum())
+    return (
+        f"**What to look at:** DetA is below AssA on {low_det} of {len(d)} rows; on those, "
+        "finding the debris limits HOTA = √(DetA·AssA) more than keeping their identities."
+        "\n\n" + _bullets(lines)
+    )
+
+
+def _isclose(a: pd.Series, b: pd.Series, atol: float) -> pd.Series:
+    """``numpy.isclose`` (its default rtol 1e-5) on two Series."""
+    return (a - b).abs() <= atol + 1e-5 * b.abs()
+
+
+def mot_cross_check(long: pd.DataFrame, atol: float = 1e-6) -> str:
+    """trackeval against motmetrics: identical IDF1 and MOTA rows, and whether every MOTA
+    difference equals the ID-switch difference over the ground-truth boxes."""
+    cols = ["MOTA", "mm_MOTA", "IDF1", "mm_IDF1", "IDS", "mm_IDS", "CLR_TP", "CLR_FN"]
+    _need(long, cols, "mot_cross_check")
+    if long.empty:
+        return "**What to look at:** no tracking row to cross-check."
+    gt_boxes = (long["CLR_TP"] + long["CLR_FN"]).clip(lower=1)
+    by_ids = -100 * (long["IDS"] - long["mm_IDS"]) / gt_boxes
+    same_mota = _isclose(long["MOTA"], long["mm_MOTA"], atol)
+    same_idf1 = _isclose(long["IDF1"], long["mm_IDF1"], atol)
+    explained = _isclose(long["MOTA"] - long["mm_MOTA"], by_ids, atol)
+    n = len(long)
+    verdict = "yes" if explained.all() else f"no ({int((~explained).sum())} rows are not)"
+    return (
+        f"**What to look at:** trackeval and motmetrics give the same IDF1 on "
+        f"{int(same_idf1.sum())} of {n} rows and the same MOTA on {int(same_mota.sum())} of {n}; "
+        f"every MOTA difference is explained by the ID-switch counts: {verdict}."
+    )
+
+
+def debris_table(table: pd.DataFrame) -> str:
+    """The wide tracking table: per split, our best row and the Oracle's best by HOTA, beside
+    the paper's best row (rows whose ``source`` starts with ``paper``)."""
+    _need(table, ["source", "detector", "tracker"], "debris_table")
+    paper = table["source"].astype(str).str.startswith("paper")
+    lines = []
+    for split in ("sparse", "dense"):
+        h, m = f"{split} HOTA", f"{split} MOTA"
+        if h not in table or m not in table:
+            continue
+        parts = []
+        for label, rows in (
+            ("ours", table[~paper]),
+            ("our Oracle", table[~paper & (table["detector"] == "Oracle")]),
+            ("the paper's", table[paper]),
+        ):
+            rows = rows.dropna(subset=[h])
+            if len(rows):
+                r = rows.loc[rows[h].idxmax()]
+                parts.append(
+                    f"{label} best {r['detector']} + {r['tracker']} (HOTA {_f(r[h])}, "
+                    f"MOTA {_f(r[m])})"
+                )
+        if parts:
+            lines.append(f"`{split}`: " + "; ".join(parts))
+    if not lines:
+        return "**What to look at:** the table has no HOTA column to compare."
+    return (
+        "**What to look at:** the best row of each source per test split (by HOTA). The paper "
+        "trains on labels and tracks full-size SDTD frames; compare the gaps, not the values."
+        "\n\n" + _bullets(lines)
+    )
+
+
+def debris_tracks(
+    gt: pd.DataFrame, tracked: pd.DataFrame, video: str, frames: Iterable[int] | None = None
+) -> str:
+    """The tracks figure: MOT rows (columns ``frame``, ``id``) of the truth and of the tracker
+    on one video; ``frames``: the video's frame ids (default: those with a box)."""
+    _need(gt, ["frame", "id"], "debris_tracks (ground truth)")
+    _need(tracked, ["frame", "id"], "debris_tracks (tracked)")
+    if frames is None:
+        frames = set(gt["frame"]) | set(tracked["frame"])
+    frames = sorted(frames)
+    g, t = gt.groupby("frame").size(), tracked.groupby("frame").size()
+    same = sum(int(g.get(f, 0)) == int(t.get(f, 0)) for f in frames)
+    return (
+        f"**What to look at:** in `{video}` the truth holds {gt['id'].nunique()} debris tracks "
+        f"({len(gt)} boxes); the student +CF + OC-SORT reports {tracked['id'].nunique()} "
+        f"identities ({len(tracked)} boxes), and the box count matches the truth on {same} of "
+        f"{len(frames)} frames. More identities than debris means broken or spurious tracks, "
+        "fewer means debris never tracked; a track's first frame is never reported (the "
+        "tracker confirms it on the second)."
+    )
+
+
+def debris_mota_hota(long: pd.DataFrame) -> str:
+    """The MOTA/HOTA bars: per split, the best and worst detector (mean over trackers) by HOTA,
+    and the mean change of HOTA from the sparse to the dense split."""
+    _need(long, ["detector", "split", "MOTA", "HOTA"], "debris_mota_hota")
+    mean = long.groupby(["split", "detector"], sort=False)[["MOTA", "HOTA"]].mean()
+    lines = []
+    for split in long["split"].drop_duplicates():
+        d = mean.loc[split].dropna(subset=["HOTA"])
+        if d.empty:
+            continue
+        hi, lo = d["HOTA"].idxmax(), d["HOTA"].idxmin()
+        lines.append(
+            f"`{split}`: best {hi} (HOTA {_f(d.loc[hi, 'HOTA'])}, MOTA {_f(d.loc[hi, 'MOTA'])}), "
+            f"worst {lo} (HOTA {_f(d.loc[lo, 'HOTA'])}, MOTA {_f(d.loc[lo, 'MOTA'])})"
+        )
+    if not lines:
+        return "**What to look at:** no detector was scored."
+    tail = ""
+    if {"sparse", "dense"} <= set(long["split"]):
+        h = mean["HOTA"].unstack("split")
+        tail = (
+            f"\n\nFrom sparse to dense, HOTA changes by {_signed((h['dense'] - h['sparse']).mean())}"
+            " points on average over the detectors (crossing tracks are harder to keep apart)."
+        )
+    return (
+        "**What to look at:** the order of the bars, and how much is lost on the dense split.\n\n"
+        + _bullets(lines)
+        + tail
+    )
+
+
+def stage_times(seconds: pd.Series) -> str:
+    """Seconds per stage: the total and the largest stage with its share."""
+    s = pd.Series(seconds, dtype=float).dropna()
+    if s.empty:
+        return "**What to look at:** no stage was timed."
+    total = s.sum()
+    top = s.idxmax()
+    return (
+        f"**What to look at:** the stage took {_f(total)} s; the largest part is `{top}` "
+        f"({_f(s[top])} s, {_f(100 * s[top] / total if total else math.nan)} %)."
+    )
+
+
+# ---- 06 spacecraft classification
+def _lacks(table: pd.DataFrame, columns: Iterable[str]) -> str | None:
+    """The "nothing to say" sentence when ``table`` is empty or lacks one of ``columns``."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        return f"**What to look at:** the table lacks column(s) {', '.join(missing)}."
+    if table.empty:
+        return "**What to look at:** the table is empty."
+    return None
+
+
+def type_splits(counts: pd.DataFrame) -> str:
+    """The type-split table (``split``, ``images`` and one count column per type): images per
+    split and how evenly the types were drawn."""
+    if msg := _lacks(counts, ("split", "images")):
+        return msg
+    types = [c for c in counts.columns if c not in ("split", "images")]
+    lines = [
+        f"`{r['split']}`: {int(r['images'])} images"
+        + (f", each type {int(r[types].min())}–{int(r[types].max())} times" if types else "")
+        for _, r in counts.iterrows()
+    ]
+    return (
+        f"**What to look at:** {len(types)} types drawn uniformly at random, so small splits can "
+        "miss one; a type with 0 training images cannot be learned.\n\n" + _bullets(lines)
+    )
+
+
+def heatmap_by_hand(target: pd.DataFrame, sigma: float) -> str:
+    """The (G, G) center target of one box (rows and columns are the cells): its peak cell, the
+    value a direct neighbour gets and the cells inside the 3-sigma radius."""
+    if target.empty:
+        return "**What to look at:** the target grid is empty."
+    t = target.to_numpy(dtype=float)
+    r, c = divmod(int(t.argmax()), t.shape[1])
+    return (
+        f"**What to look at:** the ground-truth cell (row {r}, col {c}) holds {_f(t[r, c], 3)}; "
+        f"a direct neighbour gets exp(−1/2σ²) = {_f(math.exp(-1 / (2 * sigma**2)), 3)} at "
+        f"σ = {_f(sigma, 2)}; {int((t > 0).sum())} of {t.size} cells are non-zero (radius "
+        f"3σ = {_f(3 * sigma, 2)} cells). Only the cell holding 1 is weighted by k."
+    )
+
+
+def loss_by_hand(terms: pd.DataFrame) -> str:
+    """The loss terms of one image (index: the term; columns ``weight``, ``by hand``,
+    ``package``): each weighted term and the total."""
+    if msg := _lacks(terms, ("weight", "by hand", "package")):
+        return msg
+    weighted = terms["weight"] * terms["by hand"]
+    parts = [
+        f"{w:g} · {_f(v, 3)} ({name})"
+        for name, w, v in zip(terms.index, terms["weight"], terms["by hand"], strict=True)
+    ]
+    gap = float((terms["by hand"] - terms["package"]).abs().max())
+    return (
+        f"**What to look at:** L = {' + '.join(parts)} = {_f(float(weighted.sum()), 3)}; the "
+        f"largest weighted term is {weighted.idxmax()}. By hand and `center_loss` differ by at "
+        f"most {gap:.1e} (float32 against float64)."
+    )
+
+
+def center_grid_search(trials: pd.DataFrame) -> str:
+    """The staged grid search's trials: per stage, the best trial (validation box AP, ties by
+    cell accuracy, as ``grid_search`` picks) and its hyper-parameters."""
+    if msg := _lacks(trials, ("trial", "stage", "val_AP", "val_cell_accuracy")):
+        return msg
+    keys = [k for k in ("lr", "weight_decay", "sigma", "pos_weight", "box_weight") if k in trials]
+    lines = []
+    for stage, d in trials.groupby("stage", sort=True):
+        top = d.sort_values(["val_AP", "val_cell_accuracy"], ascending=False, kind="stable")
+        best = top.iloc[0]
+        hyper = ", ".join(f"{k} = {best[k]:g}" for k in keys)
+        lines.append(
+            f"stage {int(stage)} ({len(d)} trials): trial {int(best['trial'])} ({hyper}), val "
+            f"box AP {_f(best['val_AP'])}, cell accuracy {_f(best['val_cell_accuracy'], 2)}"
+        )
+    return (
+        f"**What to look at:** {len(trials)} trials; each stage keeps its best values for the "
+        "next, so the last stage's winner is the setting trained below.\n\n" + _bullets(lines)
+    )
+
+
+def center_history(history: pd.DataFrame, num_types: int | None = None) -> str:
+    """The training history (``epoch``, ``loss``, ``center``, ``box``, ``cls``): each loss at the
+    first and the last epoch, and the class term beside ln C (a head that guesses uniformly)."""
+    if msg := _lacks(history, ("epoch", "loss", "center", "box", "cls")):
+        return msg
+    first, last = history.iloc[0], history.iloc[-1]
+    names = (("center", "center"), ("box", "box"), ("cls", "class"))
+    if len(history) == 1:
+        terms = ", ".join(f"{name} {_f(last[k], 3)}" for k, name in names)
+        text = (
+            f"**What to look at:** after its only epoch the weighted loss is "
+            f"{_f(last['loss'], 3)}; per term {terms}."
+        )
+    else:
+        terms = ", ".join(f"{name} {_f(first[k], 3)} → {_f(last[k], 3)}" for k, name in names)
+        text = (
+            f"**What to look at:** the weighted loss went from {_f(first['loss'], 3)} (epoch "
+            f"{int(first['epoch'])}) to {_f(last['loss'], 3)} (epoch {int(last['epoch'])}); "
+            f"per term {terms}."
+        )
+    if num_types:
+        text += (
+            f" A class term near ln {num_types} = {_f(math.log(num_types), 3)} means the class "
+            "head still guesses uniformly."
+        )
+    return text
+
+
+def decode_by_hand(table: pd.DataFrame, kind: str) -> str:
+    """One decoded image (index ``row, col, score, x1, y1, x2, y2``; columns ``by hand`` and
+    ``predict``, the latter NaN when predict kept nothing): the argmax cell, its box and type."""
+    rows = ["row", "col", "score", "x1", "y1", "x2", "y2"]
+    if msg := _lacks(table, ("by hand", "predict")):
+        return msg
+    if any(r not in table.index for r in rows):
+        return "**What to look at:** the table lacks the rows " + ", ".join(rows) + "."
+    h, p = table["by hand"], table["predict"]
+    box = ", ".join(_f(h[k]) for k in ("x1", "y1", "x2", "y2"))
+    same = (
+        "`predict` kept no detection for this image"
+        if p[rows].isna().any()
+        else f"`predict` gives the same box (within {float((h - p)[rows].abs().max()):.1e})"
+    )
+    return (
+        f"**What to look at:** the argmax cell is (row {int(h['row'])}, col {int(h['col'])}) "
+        f"with center probability {_f(h['score'], 3)}; its box, decoded to image pixels, is "
+        f"[{box}] and its class head says `{kind}`; {same}."
+    )
+
+
+def center_classification(summary: pd.DataFrame, num_types: int | None = None) -> str:
+    """The results table: our class and center-cell accuracy beside the report's row (the
+    ``source`` starting with ``ours`` / ``report``), and the class-agnostic box AP."""
+    cols = ("source", "class accuracy %", "center-cell accuracy")
+    if msg := _lacks(summary, cols):
+        return msg
+    source = summary["source"].astype(str)
+    ours, ref = summary[source.str.startswith("ours")], summary[source.str.startswith("report")]
+    if ours.empty:
+        return "**What to look at:** the table has no row of ours."
+    o = ours.iloc[0]
+    r = ref.iloc[0] if len(ref) else pd.Series(dtype=float)
+    chance = f" (chance: {_f(100 / num_types)} %)" if num_types else ""
+    box = ""
+    if "box AP50" in summary and "box AP" in summary:
+        box = f"; box AP50 {_f(o['box AP50'])}, AP {_f(o['box AP'])} (classes ignored)"
+    return (
+        f"**What to look at:** class accuracy **{_f(o['class accuracy %'])} %**{chance} "
+        f"against the report's ≈ {_f(r.get('class accuracy %', math.nan), 0)} %, center-cell "
+        f"accuracy **{_f(o['center-cell accuracy'], 2)}** against its "
+        f"{_f(r.get('center-cell accuracy', math.nan), 2)}{box}. The report's numbers are on "
+        "SPARK 2022 (11 classes, 50 epochs): a reference, not a like-for-like comparison."
+    )
+
+
+def center_per_class(per_class: pd.DataFrame) -> str:
+    """Per-type accuracy (``type``, ``accuracy %``; NaN: no test image of that type)."""
+    if msg := _lacks(per_class, ("type", "accuracy %")):
+        return msg
+    d = per_class.dropna(subset=["accuracy %"])
+    absent = per_class.loc[per_class["accuracy %"].isna(), "type"].tolist()
+    if d.empty:
+        return "**What to look at:** no type had a test image."
+    hi, lo = d["accuracy %"].max(), d["accuracy %"].min()
+
+    def names(value: float) -> str:
+        return ", ".join(f"`{t}`" for t in d.loc[d["accuracy %"] == value, "type"])
+
+    text = f"**What to look at:** best {names(hi)} ({_f(hi)} %), worst {names(lo)} ({_f(lo)} %)"
+    if absent:
+        text += f"; no test image of {', '.join(f'`{t}`' for t in absent)}"
+    return text + "."
+
+
+def center_confusion(confusion: pd.DataFrame) -> str:
+    """The confusion matrix as counts (index: true type, columns: predicted type): the share on
+    the diagonal and the most frequent confusion."""
+    if confusion.empty or confusion.to_numpy().sum() == 0:
+        return "**What to look at:** the confusion matrix is empty."
+    c = confusion.to_numpy(dtype=int)
+    total, right = int(c.sum()), int(sum(c[i, i] for i in range(min(c.shape))))
+    off = c.copy()
+    for i in range(min(c.shape)):
+        off[i, i] = 0
+    text = f"**What to look at:** {right} of {total} test images lie on the diagonal"
+    if off.max() == 0:
+        return text + "; no type was mistaken for another."
+    i, k = divmod(int(off.argmax()), off.shape[1])
+    return (
+        text + f"; the most frequent confusion is `{confusion.index[i]}` read as "
+        f"`{confusion.columns[k]}` ({int(off[i, k])} image{'s' if off[i, k] != 1 else ''})."
+    )
+
+
+def center_heatmaps(shown: pd.DataFrame) -> str:
+    """The images of the heatmap figure (``image_id``, ``true type``, ``predicted type``,
+    ``score``, ``cell``, ``true cell``): per image, type and cell right or wrong."""
+    cols = ("image_id", "true type", "predicted type", "score", "cell", "true cell")
+    if msg := _lacks(shown, cols):
+        return msg
+    typed = int((shown["true type"] == shown["predicted type"]).sum())
+    celled = int(
+        sum(tuple(a) == tuple(b) for a, b in zip(shown["cell"], shown["true cell"], strict=True))
+    )
+    lines = [
+        f"image {r['image_id']}: `{r['true type']}` predicted `{r['predicted type']}` "
+        f"(p = {_f(r['score'], 3)}), cell {tuple(r['cell'])} vs true {tuple(r['true cell'])}"
+        for _, r in shown.iterrows()
+    ]
+    return (
+        f"**What to look at:** {typed} of {len(shown)} shown types and {celled} of {len(shown)} "
+        "center cells are right; a wrong cell shifts the green box, a right cell with a wrong "
+        "type does not.\n\n" + _bullets(lines)
+    )

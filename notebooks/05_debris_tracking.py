@@ -14,32 +14,44 @@
 # ---
 
 # %% [markdown]
-# # 05 · Annotation-free space-debris tracking (the SDT-Net paper's setting)
+# # 05 · Annotation-free space-debris tracking (SDT-Net §3 simulation, §5 and Table 2)
+#
+# *Reproduces:* the SDTD simulation of §3 (ZScale, eqs. 1–3; line-source debris, eqs. 4–6) and
+# the tracker comparison of §5 with **Table 2** of the SDT-Net paper (Zhuang et al.,
+# `reference/sdt-net-debris-tracking-paper.md`), in the annotation-free setting of this study.
+#
+# **What you will see**
+# 1. One raw telescope frame stretched by ZScale by hand, and one debris moving at constant velocity.
+# 2. A label-free streak teacher, TTA + fusion and the confidence filter, then three YOLO11 students.
+# 3. ByteTrack and OC-SORT on every detector, MOTA/IDF1/HOTA by trackeval (checked by motmetrics), beside Table 2.
 #
 # Ground-based telescopes film space debris as faint **line sources** (streaks) crossing a star
-# field; nobody labels those frames either. The SDT-Net paper (Zhuang et al., `reference/sdt-net-
-# debris-tracking-paper.md`) trains a tracker on **SDTD**, a dataset it simulates from real ZTF
-# frames, and compares trackers with MOT metrics (its Table 2). This stage asks the study's
-# question in that setting: does the annotation-free recipe — a label-free teacher, test-time
-# augmentation with fusion, a confidence filter, a distilled student — detect debris well enough
-# for a maintained multi-object tracker to follow them?
+# field, and nobody labels those frames either. The paper trains its tracker on **SDTD**, videos
+# it simulates from real ZTF frames, and compares trackers with MOT metrics. This notebook asks the
+# study's question in that setting: does the annotation-free recipe — a label-free teacher,
+# test-time augmentation with fusion, a confidence filter, a distilled student — detect debris
+# well enough for a maintained multi-object tracker to follow them?
 #
-# Inputs: the `debris` params (simulator, teacher, TTA/fusion, students, trackers). Outputs:
-# `tables/table_debris_tracking.{csv,md}`, `figures/debris_tracks.png`,
-# `figures/debris_mota_hota.png`. Frames, pseudo-labels and training runs live in `work_dir`.
+# **Inputs:** the `debris` params (simulator, teacher, TTA/fusion, students, trackers); nothing
+# from earlier notebooks. **Outputs:** `{out_dir}/tables/table_debris_tracking.{csv,md}`,
+# `{out_dir}/figures/debris_tracks.png`, `{out_dir}/figures/debris_mota_hota.png`. Frames,
+# pseudo-labels and training runs live in `{work_dir}/debris/`.
 
 # %%
+import math
 import time
 from pathlib import Path
 
+import cv2
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from afss_utils import tables, viz
+from afss_utils import narrative, tables, viz
 from afss_utils.coco import load_results
 from afss_utils.config import quiet_ultralytics, seed_everything
+from afss_utils.debris_sim import zscale
 from afss_utils.debris_stage import (
     TEST_SPLITS,
     compare_to_teacher,
@@ -56,29 +68,33 @@ from afss_utils.teachers import build_teacher
 from afss_utils.tracking import ground_truth_rows, mot_rows_from_results, track_video
 
 # %% tags=["parameters"]
+# --- run ---------------------------------------------------------------------------------
 seed = 0
-device = "auto"
+device = "auto"  # auto | cpu | cuda
 out_dir = "results"
-work_dir = "data/work/default"
+work_dir = "data/work/default"  # frames, pseudo-labels, training runs (under debris/)
 debris = {
+    # --- simulator (§3): videos are rendered from this seed, deterministically ---------------
     "seed": 1,
-    "sim": {"size": 160, "frames": 10, "debris": [1, 3], "speed": [3.0, 7.0]},
-    "videos": {"train": 48, "test_sparse": 6, "test_dense": 6},
-    "teacher_options": {"method": "matched"},
-    "tta": ["hflip", "vflip", "rot90"],
+    "sim": {"size": 160, "frames": 10, "debris": [1, 3], "speed": [3.0, 7.0]},  # px, T, K, px/frame
+    "videos": {"train": 48, "test_sparse": 6, "test_dense": 6},  # videos per split
+    # --- label-free teacher, TTA and fusion ---------------------------------------------------
+    "teacher_options": {"method": "matched"},  # streak teacher: matched | lsd
+    "tta": ["hflip", "vflip", "rot90"],  # exact geometric views, fused per frame
     "fusion": {
-        "method": "wbf",
+        "method": "wbf",  # wbf | nms | soft_nms
         "iou_thr": 0.55,
         "skip_box_thr": 0.0,
         "conf_type": "avg",
-        "empty_views": "skip",
+        "empty_views": "skip",  # skip | count
         "mask_fusion": "vote",
-        "top_k": None,
+        "top_k": None,  # keep every debris of a frame
     },
-    "confidence_threshold": "mean",
-    "det_conf": 0.1,
+    "confidence_threshold": "mean",  # theta of the CF: a number in [0, 1] or 'mean'
+    # --- trackers -------------------------------------------------------------------------------
+    "det_conf": 0.1,  # detections below it are not given to the trackers
     "trackers": ["bytetrack", "ocsort"],
-    "tracker_args": {
+    "tracker_args": {  # keyword arguments of the `trackers` classes
         "bytetrack": {
             "minimum_consecutive_frames": 1,
             "track_activation_threshold": 0.3,
@@ -91,13 +107,14 @@ debris = {
             "lost_track_buffer": 5,
         },
     },
+    # --- YOLO11 box students (distilled and Oracle), trained from scratch ----------------------
     "yolo": {
         "model": "yolo11n.yaml",
-        "task": "detect",
+        "task": "detect",  # detect | obb (oriented boxes, scored through their hull)
         "epochs": 20,
         "imgsz": 160,
         "batch": 16,
-        "nbs": 16,
+        "nbs": 16,  # an optimiser step every batch
         "workers": 2,
         "cache": "ram",
         "amp": False,
@@ -106,24 +123,31 @@ debris = {
 }
 
 # %% [markdown]
-# ## 1 · Simulated SDTD-style videos
+# ## 1 · Simulated SDTD-style videos (§3.2, eqs. 4–6)
 #
-# `afss_utils.debris_sim` follows §3 of the paper. Each video holds $K$ debris, the $k$-th with
-# parameters $S_k^t = \{x_k^t, y_k^t, l_k, w_k, \theta_k, v_k\}$ (eq. 4) whose centre moves at
-# constant velocity,
+# Each video holds $K$ debris. The $k$-th is a **line source** with parameters (eq. 4)
 #
-# $$x_k^{t+1} = x_k^t + v_k \cos\theta_k\,\Delta t,\qquad y_k^{t+1} = y_k^t + v_k \sin\theta_k\,\Delta t, \qquad (5)$$
+# $$S_k^t = \{\underbrace{x_k^t, y_k^t}_{\text{centre}},\ \underbrace{l_k, w_k}_{\text{length, width}},\ \underbrace{\theta_k, v_k}_{\text{velocity}}\}, \qquad (4)$$
 #
-# drawn as a rotated rectangle with brightness noise, blurred by a Gaussian PSF (eq. 6), randomly
-# truncated, and dropped once it leaves the frame. Where the paper draws into real ZTF frames, the
-# sky is simulated here too: smooth background (gradient, moonlight, light pollution), drifting PSF
-# stars, Poisson and read noise, hot pixels and cosmic-ray outliers. Frames are stored as 16-bit
-# data and shown through the paper's ZScale stretch, $[z_1, z_2] = z_{median} \mp 2.5\,z_{std}$
-# mapped linearly to $[0, 255]$ and clipped (eqs. 1–3). The **dense** test split has more than
-# three debris per video, placed in pairs whose tracks cross. Ground truth (COCO json with
-# `video_id`, `frame_id`, `track_id` and endpoints; MOTChallenge `gt.txt`) is used only to score.
+# sampled once at $t = 1$; only the centre changes, at constant velocity with $\Delta t = 1$:
+#
+# $$x_k^{t+1} = x_k^t + v_k \cos\theta_k\,\Delta t, \qquad y_k^{t+1} = y_k^t + v_k \sin\theta_k\,\Delta t. \qquad (5)$$
+#
+# Each frame draws the rectangle $l_k \times w_k$ at angle $\theta_k$ with random brightness
+# noise and blurs it with a Gaussian point-spread function of width $\delta_{psf}$ (eq. 6, with
+# $S$ the scale factor and $(x_c, y_c)$ the source's centre):
+#
+# $$I_k^t(x, y) = \frac{S}{2\pi\delta_{psf}^2}\exp\!\left(-\frac{(x - x_c)^2 + (y - y_c)^2}{2\delta_{psf}^2}\right). \qquad (6)$$
+#
+# A debris may be truncated (its track ends at a random frame) and is dropped once it leaves the
+# frame. The paper draws into real ZTF frames; here `afss_utils.debris_sim` simulates the sky too
+# (smooth background, drifting PSF stars, Poisson and read noise, hot pixels, cosmic rays). The
+# **dense** test split has more than three debris per video, placed in pairs whose tracks cross.
+# Ground truth (COCO json with `video_id`, `frame_id`, `track_id` and streak endpoints; MOTChallenge
+# `gt.txt`) is used only to score. A split already rendered with the same settings is reused.
 
 # %%
+narrative.run_from_repo_root()
 quiet_ultralytics()  # ultralytics' warnings and errors only, not its per-epoch log
 seed_everything(seed)
 t_stage = {}
@@ -131,7 +155,9 @@ t0 = time.perf_counter()
 work = Path(work_dir) / "debris"
 data = make_videos({**debris, "device": device}, work / "data")
 t_stage["simulate"] = time.perf_counter() - t0
-pd.DataFrame(
+
+# %%
+splits = pd.DataFrame(
     [
         {
             "split": s,
@@ -143,16 +169,99 @@ pd.DataFrame(
         for s, d in data.items()
     ]
 )
+splits
+
+# %%
+display(Markdown(narrative.debris_splits(splits)))
 
 # %% [markdown]
-# ## 2 · A label-free streak teacher, alone and with TTA + fusion
+# ## 2 · One debris, frame by frame (eq. 5 by hand)
+#
+# The ground truth stores each streak's two endpoints; their midpoint is the centre
+# $(x_k^t, y_k^t)$. For the track seen on most frames of the first training video, the step
+# between frames gives $v_k$ (its length) and $\theta_k$ (its direction); eq. 5 says both are
+# the same on every step.
+
+# %%
+train = data["train"]
+first = train.instances["images"][0]["video_id"]  # the first training video
+anns = [a for a in train.instances["annotations"] if a["video_id"] == first]
+frame_of = {im["id"]: im["frame_id"] for im in train.instances["images"]}
+tid = pd.Series([a["track_id"] for a in anns]).mode()[0]  # the track seen on most frames
+ends = {  # frame -> the streak's two endpoints (2, 2)
+    frame_of[a["image_id"]]: np.reshape(a["endpoints"], (2, 2)) for a in anns if a["track_id"] == tid
+}
+centres = [{"frame": f, "x": e[:, 0].mean(), "y": e[:, 1].mean()} for f, e in sorted(ends.items())]
+track = pd.DataFrame(centres, columns=["frame", "x", "y"])  # (x_k^t, y_k^t): the midpoints
+step = track[["x", "y"]].diff().div(track["frame"].diff(), axis=0)  # displacement per frame
+track["v"] = np.hypot(step["x"], step["y"])  # v_k
+track["theta"] = np.degrees(np.arctan2(step["y"], step["x"]))  # theta_k, degrees
+assert np.allclose(step.dropna(), step.dropna().mean(), atol=0.05)  # eq. (5): constant velocity
+track.round(2)
+
+# %%
+display(Markdown(narrative.debris_motion(track, debris["sim"]["speed"])))
+
+# %% [markdown]
+# ## 3 · From counts to grey levels: the ZScale stretch by hand (§3.1.2, eqs. 1–3)
+#
+# A telescope frame holds 16-bit counts: a sky of about a thousand, stars and hot pixels in the
+# tens of thousands. The paper maps them to 8-bit grey levels with ZScale: from the median and
+# standard deviation of the pixels, with $k = 2.5$,
+#
+# $$z_1 = z_{median} - k\, z_{std}, \qquad z_2 = z_{median} + k\, z_{std}, \qquad (1)$$
+#
+# $$I_{scaled}(x, y) = 255\,\frac{I(x, y) - z_1}{z_2 - z_1}, \qquad (2)$$
+#
+# $$I_{final}(x, y) = \min\!\big(\max(I_{scaled}(x, y), 0),\ 255\big). \qquad (3)$$
+#
+# The simulator keeps each frame's counts (`raw/*.png`, uint16) beside the stretched 8-bit PNG
+# that teachers and students read. On the first training frame, by hand and with
+# `debris_sim.zscale` (the paper's median ± k·std, not astropy's IRAF zscale):
+
+# %%
+im = train.instances["images"][0]  # frame 1 of the first training video
+raw = cv2.imread(str(train.image_dir / im["raw_file"]), cv2.IMREAD_UNCHANGED).astype(np.float64)
+k = 2.5  # the paper's k
+z_med, z_std = np.median(raw), np.std(raw)
+z1, z2 = z_med - k * z_std, z_med + k * z_std  # eq. (1)
+scaled = 255 * (raw - z1) / (z2 - z1)  # eq. (2)
+by_hand = np.clip(np.round(scaled), 0, 255).astype(np.uint8)  # eq. (3), rounded to grey levels
+assert np.array_equal(by_hand, zscale(raw, k))  # the package's stretch, pixel for pixel
+stored = train.load_image(im["id"])[..., 0].astype(int)  # the 8-bit frame on disk
+zs = pd.DataFrame([{"k": k, "median": z_med, "std": z_std, "z1": z1, "z2": z2,
+                    "min": raw.min(), "max": raw.max(), "below z1 %": 100 * (raw < z1).mean(),
+                    "above z2 %": 100 * (raw > z2).mean(),
+                    "max |diff| stored": np.abs(by_hand.astype(int) - stored).max()}])
+zs.round(2)
+
+# %%
+minmax = 255 * (raw - raw.min()) / max(raw.max() - raw.min(), 1)  # the naive stretch
+fig, axes = plt.subplots(1, 3, figsize=(10, 3.3))
+for ax, img, title in zip(axes[:2], [minmax, by_hand], ["min–max", f"ZScale, k = {k}"], strict=True):
+    ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+axes[2].hist(raw.ravel(), bins=200, color="0.4")
+for z in (z1, z2):
+    axes[2].axvline(z, color="tab:red", lw=1)
+axes[2].set(yscale="log", xlabel="raw counts", ylabel="pixels")
+axes[2].set_title("[z1, z2] on the histogram", fontsize=9)
+fig.tight_layout()
+
+# %%
+display(Markdown(narrative.zscale_frame(zs)))
+
+# %% [markdown]
+# ## 4 · A label-free streak teacher, alone and with TTA + fusion
 #
 # The teacher (`afss_utils.teachers.streak`, weight-free) subtracts a median background, applies
 # the PSF-matched Gaussian, thresholds at a few noise sigmas and keeps the **elongated** connected
 # components: stars and hot pixels are round or tiny, debris are lines. Its score measures the
 # streak's SNR and elongation, so the confidence filter has something to select on. The same TTA
 # and fusion stages as for spacecraft are used: flips and 90° rotations are exact for boxes here
-# too, and WBF merges the views; `top_k = None` keeps every debris of a frame.
+# too, and WBF merges the views; `top_k = None` keeps every debris of a frame. Every split is
+# labelled, once without and once with TTA + fusion.
 
 # %%
 teacher = build_teacher("streak", top_k=None, device=device, **debris["teacher_options"])
@@ -165,17 +274,36 @@ for split, ds in data.items():
         pseudolabel(teacher, ds, out, views, fusion, prompt="debris", overwrite=True)
         labels[name][split] = load_results(out)
 t_stage["teacher (+TTA)"] = time.perf_counter() - t0
-kept, theta = confidence_filter(
-    labels["teacher TTA+fusion"]["train"], debris["confidence_threshold"]
-)
-print(
-    f"train pseudo-labels: {len(labels['teacher TTA+fusion']['train'])} fused, "
-    f"{len(kept)} kept by CF (theta = {theta:.3f}); ground-truth boxes: "
-    f"{len(data['train'].instances['annotations'])}"
-)
 
 # %% [markdown]
-# ## 3 · Distilled YOLO11 students and the Oracle
+# The **confidence filter** (the AFSS paper's eq. 6) keeps a fused label only when its score
+# $s^*$ reaches a threshold $\theta$; with `confidence_threshold: mean`, $\theta$ is the mean
+# fused score of the training labels:
+#
+# $$\mathcal{P}_{CF} = \{(b^*, s^*) \in \mathcal{P}^* : s^* \ge \theta\}, \qquad \theta = \frac{1}{|\mathcal{P}^*|}\sum_{\mathcal{P}^*} s^*.$$
+#
+# By hand on the training split, against `confidence_filter`, and the label counts per split:
+
+# %%
+fused = labels["teacher TTA+fusion"]["train"]
+kept, theta = confidence_filter(fused, debris["confidence_threshold"])
+s = np.array([r["score"] for r in fused])
+if debris["confidence_threshold"] == "mean" and len(s):
+    assert np.isclose(theta, s.mean())  # theta = the mean fused score
+assert len(kept) == int((s >= theta - 1e-9).sum())  # eq. (6): keep s* >= theta
+counts = pd.DataFrame([
+    {"split": sp, "ground truth": len(d.instances["annotations"]),
+     **{n: len(labels[n][sp]) for n in ("teacher zero-shot", "teacher TTA+fusion")},
+     "kept by CF": len(kept) if sp == "train" else math.nan}
+    for sp, d in data.items()
+])
+counts
+
+# %%
+display(Markdown(narrative.debris_labels(counts, theta)))
+
+# %% [markdown]
+# ## 5 · Distilled YOLO11 students and the Oracle
 #
 # Three YOLO11n box students are trained from scratch with the same budget
 # (`debris.yolo`): on the fused pseudo-labels (**student**), on those kept by the confidence filter
@@ -192,6 +320,18 @@ train_sets = {
     "student +CF": pseudo_instances(kept, data["train"], top_k=None),
     "Oracle": data["train"].instances,
 }
+sets = pd.DataFrame(
+    [
+        {"training set": n, "images": len(i["images"]), "boxes": len(i["annotations"])}
+        for n, i in train_sets.items()
+    ]
+)
+sets
+
+# %%
+display(Markdown(narrative.debris_train_sets(sets)))
+
+# %%
 for name, inst in train_sets.items():
     t0 = time.perf_counter()
     student = train_yolo_detector(
@@ -205,15 +345,21 @@ for name, inst in train_sets.items():
     t_stage[f"train+predict {name}"] = time.perf_counter() - t0
 
 # %% [markdown]
-# ## 4 · Tracking with maintained trackers, scored by trackeval
+# ## 6 · Tracking with maintained trackers, scored by trackeval (§5.2)
 #
 # Each detector's per-frame detections (score $\ge$ `det_conf`) feed ByteTrack and OC-SORT from
-# roboflow's `trackers` package. trackeval computes HOTA, DetA, AssA (HOTA metric family) and
-# MOTA, IDS (CLEAR) and IDF1 (Identity) at IoU 0.5; py-motmetrics recomputes MOTA, IDF1 and IDS as
-# a cross-check (columns `mm_*`; they must agree).
+# roboflow's `trackers` package. The paper's metrics (§5.2) are computed by trackeval; boxes match
+# at IoU $\ge 0.5$ for CLEAR and Identity. **MOTA** counts every error over the ground-truth boxes
+# (GT = TP + FN), **IDF1** is the F1 score of identity-consistent matches after the best one-to-one
+# assignment of whole tracks, and **HOTA** is the geometric mean of detection and association
+# accuracy, averaged over localisation thresholds $\alpha \in \{0.05, 0.10, \dots, 0.95\}$:
 #
-# $$\mathrm{MOTA} = 1 - \frac{\mathrm{FN} + \mathrm{FP} + \mathrm{IDS}}{\mathrm{GT}}, \qquad
-# \mathrm{HOTA} = \sqrt{\mathrm{DetA}\cdot\mathrm{AssA}}$$
+# $$\mathrm{MOTA} = 1 - \frac{\sum_t (\mathrm{FN}_t + \mathrm{FP}_t + \mathrm{IDS}_t)}{\sum_t \mathrm{GT}_t}, \qquad \mathrm{IDF1} = \frac{2\,\mathrm{IDTP}}{2\,\mathrm{IDTP} + \mathrm{IDFP} + \mathrm{IDFN}},$$
+#
+# $$\mathrm{HOTA}_\alpha = \sqrt{\mathrm{DetA}_\alpha \cdot \mathrm{AssA}_\alpha}, \qquad \mathrm{DetA}_\alpha = \frac{|\mathrm{TP}|}{|\mathrm{TP}| + |\mathrm{FN}| + |\mathrm{FP}|}, \qquad \mathrm{AssA}_\alpha = \frac{1}{|\mathrm{TP}|}\sum_{c \in \mathrm{TP}} \frac{|\mathrm{TPA}(c)|}{|\mathrm{TPA}(c)| + |\mathrm{FNA}(c)| + |\mathrm{FPA}(c)|}.$$
+#
+# The cell recomputes MOTA by hand from trackeval's CLEAR counts; py-motmetrics recomputes MOTA,
+# IDF1 and IDS as a cross-check (columns `mm_*`, next cells).
 
 # %%
 t0 = time.perf_counter()
@@ -222,29 +368,31 @@ for detector, by_split in labels.items():
     rows += score_detector(detector, by_split, data, debris)
 t_stage["track + evaluate"] = time.perf_counter() - t0
 long = pd.DataFrame(rows)
+gt_boxes = (long["CLR_TP"] + long["CLR_FN"]).clip(lower=1)  # GT = TP + FN
+mota = 100 * (long["CLR_TP"] - long["CLR_FP"] - long["IDS"]) / gt_boxes  # = 1 - (FN+FP+IDS)/GT
+assert np.allclose(mota, long["MOTA"])  # MOTA by hand from the CLEAR counts
 long[["detector", "tracker", "split", "MOTA", "IDF1", "IDS", "HOTA", "DetA", "AssA"]].round(1)
 
+# %%
+display(Markdown(narrative.debris_mot_rows(long)))
+
 # %% [markdown]
-# What to look at: the two metric libraries. IDF1 must be identical; MOTA may differ only by the
-# ID switches the two count differently (after a frame in which a debris went unmatched, trackeval
-# keeps a track's identity only from the previous frame, motmetrics from its last match), so
-# $\Delta\mathrm{MOTA} = -\Delta\mathrm{IDS} / \mathrm{GT}$. The cell prints every row where they
-# differ and whether the ID-switch count explains it.
+# The two metric libraries: IDF1 must be identical; MOTA may differ only by the ID switches the
+# two count differently (after a frame in which a debris went unmatched, trackeval keeps a
+# track's identity only from the previous frame, motmetrics from its last match), so
+# $\Delta\mathrm{MOTA} = -\Delta\mathrm{IDS} / \mathrm{GT}$. The rows where they differ:
 
 # %%
-gt_boxes = long["CLR_TP"] + long["CLR_FN"]
-by_ids = -100 * (long["IDS"] - long["mm_IDS"]) / gt_boxes.clip(lower=1)
-explained = np.isclose(long["MOTA"] - long["mm_MOTA"], by_ids, atol=1e-6)
-same_idf1 = np.isclose(long["IDF1"], long["mm_IDF1"], atol=1e-6)
-differ = long[~np.isclose(long["MOTA"], long["mm_MOTA"], atol=1e-6) | ~same_idf1]
-print(
-    f"trackeval vs motmetrics: IDF1 identical on {same_idf1.sum()}/{len(long)} rows, MOTA on "
-    f"{len(long) - len(differ)}/{len(long)}; every MOTA difference explained by IDS: {explained.all()}"
-)
+same = np.isclose(long["MOTA"], long["mm_MOTA"], atol=1e-6)
+same &= np.isclose(long["IDF1"], long["mm_IDF1"], atol=1e-6)
+differ = long[~same]
 differ[["detector", "tracker", "split", "MOTA", "mm_MOTA", "IDS", "mm_IDS", "IDF1", "mm_IDF1"]]
 
+# %%
+display(Markdown(narrative.mot_cross_check(long)))
+
 # %% [markdown]
-# ## 5 · Table and figures
+# ## 7 · Table 2 beside the paper, and figures
 #
 # Our rows (simulated frames, small videos, CPU budget) sit beside the SDT-Net paper's Table 2
 # (SDTD, full-size frames, trackers trained on labels): the comparison is of settings, not a
@@ -256,6 +404,13 @@ tables.write_table(table, "table_debris_tracking", out_dir)
 table
 
 # %%
+display(Markdown(narrative.debris_table(table)))
+
+# %% [markdown]
+# The tracks of the distilled **student +CF** with OC-SORT on the first dense test video, against
+# the ground truth, on four of its frames (a colour and a number per identity).
+
+# %%
 split = "test_dense"
 ds = data[split]
 video = ds.instances["images"][0]["video"]
@@ -264,6 +419,8 @@ frames_all = mot_rows_from_results(
     [r for r in labels["student +CF"][split] if r["score"] >= debris["det_conf"]], ds.instances
 )[video]
 tracked = track_video("ocsort", frames_all, **debris["tracker_args"]["ocsort"])
+
+# %%
 images = [im for im in ds.instances["images"] if im["video"] == video]
 show = images[:: max(1, len(images) // 4)][:4]
 fig, axes = plt.subplots(2, len(show), figsize=(2.6 * len(show), 5.4))
@@ -277,6 +434,14 @@ fig.tight_layout()
 viz.save_figure(fig, "debris_tracks", out_dir)
 
 # %%
+mot = ["frame", "id"]
+gt_df, tr_df = pd.DataFrame(gt[:, :2], columns=mot), pd.DataFrame(tracked[:, :2], columns=mot)
+display(Markdown(narrative.debris_tracks(gt_df, tr_df, video, [im["frame_id"] for im in images])))
+
+# %% [markdown]
+# MOTA and HOTA of every detector on both test splits, averaged over the two trackers.
+
+# %%
 ours = long.groupby(["detector", "split"])[["MOTA", "HOTA"]].mean().unstack("split")
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
 for ax, metric in zip(axes, ["MOTA", "HOTA"], strict=True):
@@ -285,6 +450,9 @@ for ax, metric in zip(axes, ["MOTA", "HOTA"], strict=True):
     ax.axhline(0, color="k", lw=0.5)
 fig.tight_layout()
 viz.save_figure(fig, "debris_mota_hota", out_dir)
+
+# %%
+display(Markdown(narrative.debris_mota_hota(long)))
 
 # %% [markdown]
 # ## Summary
@@ -297,3 +465,6 @@ viz.save_figure(fig, "debris_mota_hota", out_dir)
 # %%
 display(Markdown(compare_to_teacher(table)))
 pd.Series(t_stage, name="seconds").round(1)
+
+# %%
+display(Markdown(narrative.stage_times(pd.Series(t_stage))))
