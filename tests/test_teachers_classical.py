@@ -13,6 +13,7 @@ from afss_utils.teachers.classical import (
     edge_map,
     fill_holes,
     frame_contact,
+    gradient_level,
     group_edges,
     largest_component,
     mask_confidence,
@@ -192,6 +193,27 @@ def test_threshold_cues():
 
 
 # ----------------------------------------------------------------------------- determinism
+def _at_offset(a: np.ndarray, offset: int) -> np.ndarray:
+    """A copy of ``a`` whose data starts ``offset`` elements into a fresh buffer."""
+    buf = np.empty(a.size + offset, a.dtype)[offset:].reshape(a.shape)
+    buf[...] = a
+    return buf
+
+
+def test_gradient_level_is_exact_ieee_arithmetic_at_any_memory_alignment():
+    """cv2.magnitude rounds differently on its SIMD and scalar paths, picked by the buffers'
+    alignment: the same Sobel images gave two levels and, through Canny, two pseudo-labels.
+    The level must be the correctly rounded float32 sqrt(gx^2 + gy^2), whatever the alignment."""
+    rng = np.random.default_rng(3)
+    gx, gy = (rng.standard_normal((2, 256, 256)) * 40).astype(np.float32)
+    sx, sy = gx[::2, ::2], gy[::2, ::2]
+    exact = float(np.median(np.sqrt(sx * sx + sy * sy)))
+    for i in range(8):
+        for j in (0, 3):
+            assert gradient_level(_at_offset(gx, i), _at_offset(gy, j)) == exact
+    assert gradient_level(np.zeros((4, 4), np.float32), np.zeros((4, 4), np.float32)) == 0.0
+
+
 def test_edges_and_scores_do_not_depend_on_the_opencv_thread_count(tmp_path):
     """Render 9 of the lightbox frames on which parallel Canny used to give other edges (and
     scores in the 4th decimal) with 1 vs 8 threads; each must now be bit-identical."""

@@ -182,6 +182,17 @@ class _ClassicalBase:
 
 
 # ---------------------------------------------------------------------------- threshold
+def gradient_level(gx: np.ndarray, gy: np.ndarray) -> float:
+    """Median gradient magnitude of (H, W) float32 Sobel images, on every second pixel.
+
+    Not ``cv2.magnitude``: its SIMD and scalar paths round differently and which one runs depends
+    on the buffers' memory alignment, so the same image gave two levels (14.560218811 vs
+    14.560219765) on alternate calls and Canny thresholds, edges and scores followed.
+    """
+    gx, gy = gx[::2, ::2], gy[::2, ::2]
+    return float(np.median(np.sqrt(gx * gx + gy * gy)))
+
+
 def edge_map(
     gray: np.ndarray, low_k: float, high_k: float, min_step: float, sharp_k: float = 3.0
 ) -> np.ndarray:
@@ -194,9 +205,9 @@ def edge_map(
     only where the band-pass image (sigma 1 minus sigma 3) exceeds ``sharp_k`` times its median.
     """
     g = cv2.GaussianBlur(gray, (0, 0), 1.0)
-    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
-    level = float(np.median(cv2.magnitude(gx, gy)[::2, ::2]))  # a sample is enough
+    level = gradient_level(
+        cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
+    )
     lo, hi = max(low_k * level, 0.5 * min_step), max(high_k * level, 1.25 * min_step)
     with single_threaded_cv2():  # parallel Canny depends on the thread count (see there)
         edges = cv2.Canny(g, lo, hi, L2gradient=True) // 255
