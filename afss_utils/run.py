@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -271,47 +272,68 @@ def run_study(
     executed_dir = out / "executed"
     executed_dir.mkdir(parents=True, exist_ok=True)
     t_study = time.perf_counter()
-    bar = tqdm(selected, desc="study", unit="notebook", disable=not progress)
-    for nb in bar:
-        bar.set_postfix_str(nb.stem)
-        target = executed_dir / nb.name
+    with tqdm(selected, desc="study", unit="notebook", disable=not progress) as bar:
+        for nb in bar:
+            bar.set_postfix_str(nb.stem)
+            nb_params = {k: params[k] for k in declared[nb] if k in params}
+            nb_run = _NotebookRun(nb, executed_dir / nb.name, manifest, manifest_path, t_study)
+            nb_run.execute(nb_params, kernel_name, cwd, progress)
+    _close(manifest, manifest_path, t_study, status="ok")
+    return manifest
+
+
+@dataclass
+class _NotebookRun:
+    """One notebook of a study run and its manifest entry, kept on disk at every change."""
+
+    notebook: Path
+    target: Path  # the executed copy
+    manifest: dict[str, Any]
+    manifest_path: Path
+    t_study: float  # perf_counter at the study's start
+
+    def execute(self, params: dict, kernel_name: str, cwd: Path, progress: bool) -> None:
+        """Run it; RunError naming the executed copy when it fails (the manifest says so too)."""
+        entry = self._start(params)
+        t0 = time.perf_counter()
+        try:
+            error = _execute_notebook(
+                self.notebook, self.target, params, kernel_name, cwd, progress
+            )
+        except KeyboardInterrupt:
+            entry.update(status="interrupted", finished=_now())
+            _close(self.manifest, self.manifest_path, self.t_study, status="interrupted")
+            raise
+        entry.update(finished=_now(), duration_s=round(time.perf_counter() - t0, 2))
+        entry["status"] = "ok" if error is None else "failed"
+        self.manifest["notebooks"] = dict(sorted(self.manifest["notebooks"].items()))
+        if error is not None:
+            entry["error"] = _notebook_error(error)
+            _close(
+                self.manifest,
+                self.manifest_path,
+                self.t_study,
+                status="failed",
+                failed=self.notebook.stem,
+            )
+            raise RunError(
+                f"notebook {self.notebook.name} failed ({entry['error']}); "
+                f"see {self.target} for the traceback"
+            ) from error
+        _write_json_atomic(self.manifest, self.manifest_path)
+
+    def _start(self, params: dict) -> dict[str, Any]:
         entry: dict[str, Any] = {
-            "executed": _display_path(target, out),
-            "parameters": sorted(k for k in declared[nb] if k in params),
+            "executed": _display_path(self.target, self.manifest_path.parent),
+            "parameters": sorted(params),
             "started": _now(),
             "finished": None,
             "duration_s": None,
             "status": "running",
         }
-        manifest["notebooks"][nb.stem] = entry
-        _write_json_atomic(manifest, manifest_path)
-        t0 = time.perf_counter()
-        try:
-            error = _execute_notebook(
-                nb,
-                target,
-                {k: params[k] for k in declared[nb] if k in params},
-                kernel_name,
-                cwd,
-                progress,
-            )
-        except KeyboardInterrupt:
-            entry.update(status="interrupted", finished=_now())
-            _close(manifest, manifest_path, t_study, status="interrupted")
-            raise
-        entry.update(finished=_now(), duration_s=round(time.perf_counter() - t0, 2))
-        entry["status"] = "ok" if error is None else "failed"
-        manifest["notebooks"] = dict(sorted(manifest["notebooks"].items()))
-        if error is not None:
-            entry["error"] = _notebook_error(error)
-            bar.close()
-            _close(manifest, manifest_path, t_study, status="failed", failed=nb.stem)
-            raise RunError(
-                f"notebook {nb.name} failed ({entry['error']}); see {target} for the traceback"
-            ) from error
-        _write_json_atomic(manifest, manifest_path)
-    _close(manifest, manifest_path, t_study, status="ok")
-    return manifest
+        self.manifest["notebooks"][self.notebook.stem] = entry
+        _write_json_atomic(self.manifest, self.manifest_path)
+        return entry
 
 
 def _resolve_out(

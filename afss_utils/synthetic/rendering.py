@@ -111,15 +111,11 @@ def _vignette(w: int, h: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- Earth
-def render_earth(rng: np.random.Generator, dom: Domain, w: int, h: int, sun: np.ndarray):
-    """Procedural Earth seen from orbit.
+def _earth_disc(rng: np.random.Generator, dom: Domain, w: int, h: int):
+    """Where the sphere lies in the frame, sampled on a (lh, lw) grid s times coarser than it.
 
-    Returns (radiance (H, W, 3) float32 linear, disc coverage (ceil(H/s), ceil(W/s)) float32 in
-    [0, 1] at the working resolution, s the working resolution's down-scaling factor).
-
-    Orthographic sphere whose limb crosses the frame at a random angle; surface colour from
-    fractal noise in arc-length coordinates (features compress towards the limb), lit by
-    ``sun`` (unit vector to the sun, camera frame) with Rayleigh haze and a thin glow.
+    Returns (s, radius px, dx, dy, d2, nz): the grid's offsets from the disc centre in radii
+    (lh, lw), their squared norm and the visible hemisphere's depth (0 off the disc).
     """
     big = max(w, h)
     s = max(1, math.ceil(big / _EARTH_RES))
@@ -134,6 +130,13 @@ def render_earth(rng: np.random.Generator, dom: Domain, w: int, h: int, sun: np.
     dx, dy = np.meshgrid(xs, ys)
     d2 = dx * dx + dy * dy
     nz = np.sqrt(np.clip(1.0 - d2, 0.0, 1.0))
+    return s, radius, dx, dy, d2, nz
+
+
+def _earth_surface(rng: np.random.Generator, big: int, s: int, radius: float, dx, dy, nz):
+    """Fractal land, cloud and detail fields in arc-length coordinates, a coarse tint, and the
+    texture frame's "latitude" coordinate ty; all (lh, lw) float32."""
+    lh, lw = dx.shape
     # texture frame rotated about the view axis so the "poles" lie in a random direction
     phi = rng.uniform(0, 2 * np.pi)
     tx = math.cos(phi) * dx - math.sin(phi) * dy
@@ -148,7 +151,14 @@ def render_earth(rng: np.random.Generator, dom: Domain, w: int, h: int, sun: np.
     cloud = _fbm(rng, u * rng.uniform(0.7, 1.4), v, rng.uniform(0.2, 0.6) * lbig, 6, 0.6)
     detail = _fbm(rng, u, v, rng.uniform(0.03, 0.08) * lbig, 2, 0.6)  # terrain, glint on waves
     tint = cv2.resize(rng.random((4, 4), dtype=np.float32), (lw, lh), interpolation=cv2.INTER_CUBIC)
+    return land, cloud, detail, tint, ty
 
+
+def _earth_layers(rng, dom: Domain, sun: np.ndarray, radius: float, disc, surface):
+    """(weights, coverage): the 2-D weights (lh, lw) of the seven base colours (ocean,
+    vegetation, desert, snow, clouds, haze, glow) for a sun direction ``sun``, and the disc."""
+    dx, dy, d2, nz = disc
+    land, cloud, detail, tint, ty = surface
     # the colour is a weighted sum of a few base colours (weights are 2-D fields)
     sea = rng.uniform(0.48, 0.58)
     is_land = _smoothstep(sea, sea + 0.02, land)
@@ -180,6 +190,23 @@ def render_earth(rng: np.random.Generator, dom: Domain, w: int, h: int, sun: np.
         (0.2 + 1.2 * limb) * _smoothstep(-0.08, 0.25, mu) * inside,  # Rayleigh haze
         glow,
     ]
+    return weights, inside
+
+
+def render_earth(rng: np.random.Generator, dom: Domain, w: int, h: int, sun: np.ndarray):
+    """Procedural Earth seen from orbit.
+
+    Returns (radiance (H, W, 3) float32 linear, disc coverage (ceil(H/s), ceil(W/s)) float32 in
+    [0, 1] at the working resolution, s the working resolution's down-scaling factor).
+
+    Orthographic sphere whose limb crosses the frame at a random angle; surface colour from
+    fractal noise in arc-length coordinates (features compress towards the limb), lit by
+    ``sun`` (unit vector to the sun, camera frame) with Rayleigh haze and a thin glow.
+    """
+    s, radius, dx, dy, d2, nz = _earth_disc(rng, dom, w, h)
+    surface = _earth_surface(rng, max(w, h), s, radius, dx, dy, nz)
+    weights, inside = _earth_layers(rng, dom, sun, radius, (dx, dy, d2, nz), surface)
+    lh, lw = dx.shape
     colours = np.array(
         [
             [0.008, 0.03, 0.08],
@@ -235,19 +262,10 @@ def _shade(n: np.ndarray, view: np.ndarray, albedo, ks, shine, lights, ambient) 
     return out
 
 
-def render_object(
-    mesh: Mesh,
-    rot: np.ndarray,
-    t: np.ndarray,
-    f: float,
-    c: tuple[float, float],
-    lights: list[_Light],
-    ambient: np.ndarray,
-):
-    """Rasterise the mesh posed by (rot, t) (body -> camera) with pinhole focal ``f`` px.
+def _face_colors(mesh: Mesh, rot, t, lights: list[_Light], ambient: np.ndarray):
+    """Posed faces (F, 4, 3), their centres (F, 3), which are drawn (F,) and their colour (F, 3).
 
-    Returns (layer (h, w, 3) float32 linear radiance, mask (h, w) bool, (x0, y0)) on a canvas
-    that just holds the projected object; (x0, y0) is its top-left in image pixels.
+    A two-sided face seen from behind is shaded with its flipped normal and back material.
     """
     faces = mesh.faces @ rot.T + t  # (F, 4, 3)
     normals = mesh.normals @ rot.T
@@ -263,24 +281,14 @@ def render_object(
     color = _shade(
         shade_n, view, _ALBEDO[mat] * mesh.tone[:, None], _KS[mat], _SHINE[mat], lights, ambient
     )
+    return faces, cent, keep, color
 
-    proj = f * faces[..., :2] / faces[..., 2:3] + np.asarray(c)
-    lines = mesh.lines @ rot.T + t
-    lproj = f * lines[..., :2] / lines[..., 2:3] + np.asarray(c)
-    lthick = np.maximum(1, np.round(2 * mesh.line_radius * f / lines[..., 2].mean(1))).astype(int)
 
-    pts = np.concatenate([proj.reshape(-1, 2), lproj.reshape(-1, 2)])
-    margin = int(lthick.max()) + 2 if len(lthick) else 2
-    x0 = int(np.floor(pts[:, 0].min())) - margin
-    y0 = int(np.floor(pts[:, 1].min())) - margin
-    cw = int(np.ceil(pts[:, 0].max())) + margin - x0
-    ch = int(np.ceil(pts[:, 1].max())) + margin - y0
-    layer = np.zeros((ch, cw, 3), np.float32)
-    mask = np.zeros((ch, cw), np.uint8)
-
-    # line colour: a thin cylinder's brightest diffuse term is sqrt(1 - (L.axis)^2)
+def _line_colors(mesh: Mesh, lines: np.ndarray, lights: list[_Light], ambient: np.ndarray):
+    """Colour (L, 3) of posed line segments (L, 2, 3) drawn as thin cylinders."""
     lcol = np.zeros((len(lines), 3))
     if len(lines):
+        # a thin cylinder's brightest diffuse term is sqrt(1 - (L.axis)^2)
         axis = lines[:, 1] - lines[:, 0]
         axis /= np.maximum(np.linalg.norm(axis, axis=1, keepdims=True), 1e-9)
         lcol = _ALBEDO[mesh.line_mat] * ambient
@@ -291,8 +299,12 @@ def render_object(
                 * (0.8 * np.sqrt(np.clip(1 - (axis @ lt.direction) ** 2, 0, 1)))[:, None]
                 * lt.color
             )
+    return lcol
 
-    # painter's algorithm over parts (far first), then decals after base faces, then far faces
+
+def _draw_order(mesh: Mesh, cent: np.ndarray, keep: np.ndarray, lines: np.ndarray) -> list:
+    """(kind, index) items, kind 0 = face, 1 = line, in painter's order: parts far first, decals
+    after base faces, then far faces first within a part."""
     n_parts = int(max(mesh.part.max(initial=-1), mesh.line_part.max(initial=-1))) + 1
     depth_sum = np.bincount(mesh.part, weights=cent[:, 2], minlength=n_parts)
     count = np.bincount(mesh.part, minlength=n_parts).astype(float)
@@ -307,11 +319,43 @@ def render_object(
         (part_depth[mesh.line_part[j]], 0, -lines[j, :, 2].mean(), 1, j) for j in range(len(lines))
     ]
     items.sort(key=lambda it: (-it[0], it[1], it[2], it[3], it[4]))
+    return [(kind, i) for *_, kind, i in items]
+
+
+def render_object(
+    mesh: Mesh,
+    rot: np.ndarray,
+    t: np.ndarray,
+    f: float,
+    c: tuple[float, float],
+    lights: list[_Light],
+    ambient: np.ndarray,
+):
+    """Rasterise the mesh posed by (rot, t) (body -> camera) with pinhole focal ``f`` px.
+
+    Returns (layer (h, w, 3) float32 linear radiance, mask (h, w) bool, (x0, y0)) on a canvas
+    that just holds the projected object; (x0, y0) is its top-left in image pixels.
+    """
+    faces, cent, keep, color = _face_colors(mesh, rot, t, lights, ambient)
+    proj = f * faces[..., :2] / faces[..., 2:3] + np.asarray(c)
+    lines = mesh.lines @ rot.T + t
+    lproj = f * lines[..., :2] / lines[..., 2:3] + np.asarray(c)
+    lthick = np.maximum(1, np.round(2 * mesh.line_radius * f / lines[..., 2].mean(1))).astype(int)
+    lcol = _line_colors(mesh, lines, lights, ambient)
+
+    pts = np.concatenate([proj.reshape(-1, 2), lproj.reshape(-1, 2)])
+    margin = int(lthick.max()) + 2 if len(lthick) else 2
+    x0 = int(np.floor(pts[:, 0].min())) - margin
+    y0 = int(np.floor(pts[:, 1].min())) - margin
+    cw = int(np.ceil(pts[:, 0].max())) + margin - x0
+    ch = int(np.ceil(pts[:, 1].max())) + margin - y0
+    layer = np.zeros((ch, cw, 3), np.float32)
+    mask = np.zeros((ch, cw), np.uint8)
 
     off = np.array([x0, y0])
     fpts = np.round((proj - off) * _SCALE).astype(np.int32)
     lpts = np.round((lproj - off) * _SCALE).astype(np.int32)
-    for *_, kind, i in items:
+    for kind, i in _draw_order(mesh, cent, keep, lines):
         if kind == 0:
             col = tuple(float(x) for x in color[i])
             cv2.fillConvexPoly(layer, fpts[i], col, cv2.LINE_8, _SHIFT)
