@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -384,11 +385,6 @@ def debris_mot_rows(long: pd.DataFrame) -> str:
     )
 
 
-def _isclose(a: pd.Series, b: pd.Series, atol: float) -> pd.Series:
-    """``numpy.isclose`` (its default rtol 1e-5) on two Series."""
-    return (a - b).abs() <= atol + 1e-5 * b.abs()
-
-
 def mot_cross_check(long: pd.DataFrame, atol: float = 1e-6) -> str:
     """trackeval against motmetrics: identical IDF1 and MOTA rows, and whether every MOTA
     difference equals the ID-switch difference over the ground-truth boxes."""
@@ -398,9 +394,9 @@ def mot_cross_check(long: pd.DataFrame, atol: float = 1e-6) -> str:
         return "**What to look at:** no tracking row to cross-check."
     gt_boxes = (long["CLR_TP"] + long["CLR_FN"]).clip(lower=1)
     by_ids = -100 * (long["IDS"] - long["mm_IDS"]) / gt_boxes
-    same_mota = _isclose(long["MOTA"], long["mm_MOTA"], atol)
-    same_idf1 = _isclose(long["IDF1"], long["mm_IDF1"], atol)
-    explained = _isclose(long["MOTA"] - long["mm_MOTA"], by_ids, atol)
+    same_mota = np.isclose(long["MOTA"], long["mm_MOTA"], atol=atol)
+    same_idf1 = np.isclose(long["IDF1"], long["mm_IDF1"], atol=atol)
+    explained = np.isclose(long["MOTA"] - long["mm_MOTA"], by_ids, atol=atol)
     n = len(long)
     verdict = "yes" if explained.all() else f"no ({int((~explained).sum())} rows are not)"
     return (
