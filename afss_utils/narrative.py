@@ -53,6 +53,11 @@ def _signed(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.1f}"
 
 
+def _missing(df: pd.DataFrame, columns: Iterable[str]) -> list[str]:
+    """The ``columns`` that ``df`` lacks, in order."""
+    return [c for c in columns if c not in df.columns]
+
+
 def _bullets(lines: Iterable[str]) -> str:
     return "\n".join(f"- {line}" for line in lines)
 
@@ -248,8 +253,7 @@ def label_iou_summary(summary: pd.DataFrame) -> str:
 # ---- 05 debris tracking
 def _need(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
     """KeyError naming the columns of ``what`` that ``df`` lacks."""
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
+    if missing := _missing(df, columns):
         raise KeyError(f"{what} needs column(s) {', '.join(map(repr, missing))}")
 
 
@@ -509,8 +513,7 @@ def stage_times(seconds: pd.Series) -> str:
 # ---- 06 spacecraft classification
 def _lacks(table: pd.DataFrame, columns: Iterable[str]) -> str | None:
     """The "nothing to say" sentence when ``table`` is empty or lacks one of ``columns``."""
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
+    if missing := _missing(table, columns):
         return f"**What to look at:** the table lacks column(s) {', '.join(missing)}."
     if table.empty:
         return "**What to look at:** the table is empty."
