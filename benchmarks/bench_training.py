@@ -11,7 +11,7 @@ quality: one Oracle training per configuration on the default synthetic training
 Run on a quiet machine (the load average is recorded with every figure):
 
     python benchmarks/bench_training.py speed --write
-    python benchmarks/bench_training.py speed --configs bf16:192 center:192 center:320 --write
+    python benchmarks/bench_training.py speed --configs bf16:192 center:bf16:192 center:fp32:192 --write
     python benchmarks/bench_training.py quality --configs bf16:192 bf16:256 --steps 1500 --write
 """
 
@@ -108,14 +108,16 @@ def speed(configs: list[str], repeats: int, images: int) -> list[dict]:
 
 
 def center_speed(config: str, ds, tmp: Path, repeats: int) -> dict:
-    """Seconds per optimiser step of the center-heatmap student (``center:imgsz``, ResNet18,
-    batch 16, its own loop), over two epochs of ``ds`` including the first, median of repeats."""
+    """Seconds per optimiser step of the center-heatmap student (``center:precision:imgsz``,
+    ResNet18, batch 16, its own loop), over two epochs of ``ds`` including the first, median of
+    repeats."""
     from afss_utils.students.centernet import CenterNetStudent
 
-    imgsz = int(config.split(":")[1])
+    _, precision, imgsz = config.split(":")
+    imgsz = int(imgsz)
     per_step, loads = [], []
     for r in range(repeats):
-        s = CenterNetStudent(epochs=2, imgsz=imgsz, batch=16, seed=r)
+        s = CenterNetStudent(epochs=2, imgsz=imgsz, batch=16, precision=precision, seed=r)
         loads.append(os.getloadavg()[0])
         s.train(ds.instances, ds.image_dir, tmp / f"center_{imgsz}_{r}")
         per_step.append(s.train_seconds / (2 * s.steps_per_epoch(len(ds))))
@@ -123,7 +125,7 @@ def center_speed(config: str, ds, tmp: Path, repeats: int) -> dict:
     print(f"{config:20s} {value:.3f} s/step  runs {[round(v, 3) for v in per_step]}")
     return {
         "benchmark": "center_train_step",
-        "setting": f"center_resnet18 fp32:{imgsz} batch 16",
+        "setting": f"center_resnet18 {s.precision}:{imgsz} batch 16",
         "value": round(value, 4),
         "unit": "s/step",
         "notes": f"median of {repeats} (2 epochs of {len(ds)} images incl. the first); "

@@ -126,6 +126,7 @@ center = {
     "epochs": 30,
     "imgsz": 320,
     "batch": 16,
+    "precision": "auto",
     "lr": 0.001,
     "weight_decay": 0.01,
     "center_weight": 3.0,

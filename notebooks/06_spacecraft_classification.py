@@ -88,6 +88,7 @@ center = {
     "epochs": 30,  # ditto; here classification.epochs trains
     "imgsz": 320,  # S; the grid is G = S / 32
     "batch": 16,
+    "precision": "auto",  # bf16 autocast where the CPU has it (~2x faster steps)
     "lr": 0.001,
     "weight_decay": 0.01,
     "center_weight": 3.0,  # w_c of eq. (2.6)

@@ -8,20 +8,22 @@ import pytest
 import torch
 
 from afss_utils.datasets import open_coco
-from afss_utils.students import YoloStudent, resolve_precision, yolo
+from afss_utils.students import YoloStudent, resolve_precision, training
 from afss_utils.students.yolo import _cpu_bf16_trainer
 
 
 def test_resolve_precision(monkeypatch):
-    monkeypatch.setattr(yolo, "cpu_supports_bf16", lambda: True)
+    monkeypatch.setattr(training, "cpu_supports_bf16", lambda: True)
     assert resolve_precision("auto", "cpu") == "bf16"
-    monkeypatch.setattr(yolo, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(training, "cpu_supports_bf16", lambda: False)
     assert resolve_precision("auto", "cpu") == "fp32"
     assert resolve_precision("bf16", "cpu") == "bf16"  # asked for: emulated where not native
     # on a GPU mixed precision is ultralytics' own `amp`
     assert resolve_precision("bf16", "cuda:0") == resolve_precision("auto", "cuda") == "fp32"
     with pytest.raises(ValueError, match="yolo.precision"):
         resolve_precision("fp16", "cpu")
+    with pytest.raises(ValueError, match="center.precision"):
+        resolve_precision("fp16", "cpu", key="center.precision")
 
 
 class _Net(torch.nn.Module):

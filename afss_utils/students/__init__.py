@@ -23,15 +23,15 @@ from afss_utils.students.registry import STUDENTS, build_student
 from afss_utils.students.training import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    cpu_supports_bf16,
     letterbox,
     load_letterboxed,
     random_flips,
+    resolve_precision,
     warmup_cosine,
 )
 from afss_utils.students.yolo import (
     YoloStudent,
-    cpu_supports_bf16,
-    resolve_precision,
     yolo_model_source,
 )
 from afss_utils.students.yolo_export import (

@@ -42,6 +42,7 @@ from afss_utils.students.training import (
     letterbox,
     load_letterboxed,
     random_flips,
+    resolve_precision,
     warmup_cosine,
 )
 
@@ -303,6 +304,7 @@ class CenterNetStudent:
         pos_weight: float = 25.0,
         warmup_epochs: float = 1.0,
         steps: int = 1000,
+        precision: str = "auto",
         device: str = "cpu",
         seed: int = 0,
         top_k: int | None = 1,
@@ -316,6 +318,7 @@ class CenterNetStudent:
         self.lr, self.weight_decay, self.warmup_epochs = lr, weight_decay, warmup_epochs
         self.loss_weights = LossWeights(center_weight, box_weight, class_weight, sigma, pos_weight)
         self.device, self.seed, self.top_k, self.conf = resolve_device(device), seed, top_k, conf
+        self.precision = resolve_precision(precision, self.device, key="center.precision")
         self.net = None
         self.categories: list[dict] = list(coco.CATEGORIES)
         self.train_seconds: float | None = None
@@ -366,7 +369,12 @@ class CenterNetStudent:
             train_instances, image_dir, self.imgsz, desc=f"{self.name} load"
         )
         device = torch.device(self.device)
-        net = build_model(self.backbone, len(self.categories), self.weights).to(device)
+        # channels-last is the layout oneDNN's CPU convolutions run fastest in (ResNet18 at
+        # 192 px: 0.78 vs 1.07 s per fp32 step here)
+        net = build_model(self.backbone, len(self.categories), self.weights).to(
+            device, memory_format=torch.channels_last
+        )
+        bf16 = self.precision == "bf16"
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         # floor, so every batch holds >= `batch` images (BatchNorm on a ragged batch of one)
         steps_per_epoch = self.steps_per_epoch(len(canvases))
@@ -388,7 +396,11 @@ class CenterNetStudent:
                     x, heat, cells, box_t, labs = self._batch(
                         canvases, boxes, extents, labels, idx, rng
                     )
-                    out = net(x.to(device))
+                    x = x.to(device, memory_format=torch.channels_last)
+                    # the network in bf16 (~2x faster where the CPU has it), the loss in float32
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                        out = net(x)
+                    out = {k: v.float() for k, v in out.items()}
                     out["box_target"] = box_t.to(device)
                     losses = center_loss(out, heat.to(device), cells, labs, weights)
                     opt.zero_grad(set_to_none=True)

@@ -74,6 +74,29 @@ def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]
     return factor
 
 
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX), where autocast to
+    bf16 roughly halves a training step (YOLO11n, ResNet18); elsewhere it is emulated and slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: str, key: str = "yolo.precision") -> str:
+    """``'bf16'`` or ``'fp32'`` for CPU training; ``'auto'`` picks bf16 where the CPU has it.
+    On a GPU this returns ``'fp32'``: mixed precision there is ultralytics' own ``amp``, and
+    the hand-written loops are fast enough without. ``key`` names the params key in errors."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"{key} must be auto, bf16 or fp32, got {precision!r}")
+    if not str(device).startswith("cpu"):
+        return "fp32"
+    if precision == "auto":
+        return "bf16" if cpu_supports_bf16() else "fp32"
+    return precision
+
+
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 

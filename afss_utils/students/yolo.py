@@ -20,6 +20,7 @@ from afss_utils.config import (
 )
 from afss_utils.datasets import Dataset
 from afss_utils.students.protocol import PREDICT_CONF
+from afss_utils.students.training import resolve_precision
 from afss_utils.students.yolo_export import export_yolo
 
 # ---------------------------------------------------------------------------- YOLO11
@@ -42,28 +43,6 @@ def yolo_model_source(model: str, task: str) -> str:
     stem = stem.removesuffix("-seg").removesuffix("-obb")
     suffix = {"segment": "-seg", "obb": "-obb"}.get(task, "")
     return f"{stem}{suffix}{ext}"
-
-
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX), where autocast to
-    bf16 roughly halves a YOLO11n training step; elsewhere it is emulated and slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    """``'bf16'`` or ``'fp32'`` for CPU training; ``'auto'`` picks bf16 where the CPU has it.
-    On CUDA, mixed precision is ultralytics' own ``amp`` argument, so this returns ``'fp32'``."""
-    if precision not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"yolo.precision must be auto, bf16 or fp32, got {precision!r}")
-    if not str(device).startswith("cpu"):
-        return "fp32"
-    if precision == "auto":
-        return "bf16" if cpu_supports_bf16() else "fp32"
-    return precision
 
 
 def _as_float32(x: Any) -> Any:
