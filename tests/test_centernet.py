@@ -311,11 +311,20 @@ def test_training_runs_the_network_in_the_asked_precision_and_the_loss_in_float3
         net.backbone.register_forward_hook(lambda m, i, o: seen.append(o[-1].dtype))
         return net
 
+    loss_inputs = []
+    loss = centernet.center_loss
+
+    def watched_loss(outputs, *args):
+        loss_inputs.append({k: v.dtype for k, v in outputs.items()})
+        return loss(outputs, *args)
+
     monkeypatch.setattr(centernet, "build_model", watched)
+    monkeypatch.setattr(centernet, "center_loss", watched_loss)
     ds = open_coco(make_rects(tmp_path / "rects", 4))
     student = CenterNetStudent(imgsz=64, batch=2, epochs=1, precision=precision)
     student.train(ds.instances, ds.image_dir, tmp_path / "run")
     assert seen == [dtype, dtype]  # two steps of two images
+    assert all(set(d.values()) == {torch.float32} for d in loss_inputs) and len(loss_inputs) == 2
     assert np.isfinite(student.history[0]["loss"]) and student.history[0]["box"] > 0
     # the saved network is a plain float32 one whatever the training precision
     again = CenterNetStudent(imgsz=64).load(tmp_path / "run" / "weights.pt")

@@ -8,6 +8,7 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -95,6 +96,19 @@ def resolve_precision(precision: str, device: str, key: str = "yolo.precision") 
     if precision == "auto":
         return "bf16" if cpu_supports_bf16() else "fp32"
     return precision
+
+
+def as_float32(x: Any) -> Any:
+    """Cast the floating tensors of a (nested) model output back to float32."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return x.float() if x.is_floating_point() else x
+    if isinstance(x, (list, tuple)):
+        return type(x)(as_float32(v) for v in x)
+    if isinstance(x, dict):
+        return {k: as_float32(v) for k, v in x.items()}
+    return x
 
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)

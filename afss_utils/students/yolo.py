@@ -20,7 +20,7 @@ from afss_utils.config import (
 )
 from afss_utils.datasets import Dataset
 from afss_utils.students.protocol import PREDICT_CONF
-from afss_utils.students.training import resolve_precision
+from afss_utils.students.training import as_float32, resolve_precision
 from afss_utils.students.yolo_export import export_yolo
 
 # ---------------------------------------------------------------------------- YOLO11
@@ -45,19 +45,6 @@ def yolo_model_source(model: str, task: str) -> str:
     return f"{stem}{suffix}{ext}"
 
 
-def _as_float32(x: Any) -> Any:
-    """Cast the floating tensors of a (nested) model output back to float32."""
-    import torch
-
-    if isinstance(x, torch.Tensor):
-        return x.float() if x.is_floating_point() else x
-    if isinstance(x, (list, tuple)):
-        return type(x)(_as_float32(v) for v in x)
-    if isinstance(x, dict):
-        return {k: _as_float32(v) for k, v in x.items()}
-    return x
-
-
 def _cpu_bf16_trainer(base: type) -> type:
     """An ultralytics trainer class that runs the network's forward pass under CPU bf16
     autocast and the loss in float32 (ultralytics' own ``amp='bf16'`` is CUDA-only).
@@ -76,7 +63,7 @@ def _cpu_bf16_trainer(base: type) -> type:
             def predict(*args, **kwargs):
                 with torch.autocast("cpu", dtype=torch.bfloat16):
                     out = inner(*args, **kwargs)
-                return _as_float32(out)
+                return as_float32(out)
 
             net.predict = predict
 
