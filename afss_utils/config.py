@@ -205,7 +205,11 @@ def resolve_device(device: str) -> str:
 
 
 def cpu_cores() -> int:
-    """CPU cores this process may run on (its affinity set where the OS has one)."""
+    """CPU cores this process may run on: ``$AFSS_THREADS`` inside a study task (a training
+    pinned by :mod:`afss_utils.cluster`), else its affinity set where the OS has one."""
+    pinned = os.environ.get("AFSS_THREADS", "")
+    if pinned.isdigit() and int(pinned) > 0:
+        return int(pinned)
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1

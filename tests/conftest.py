@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -133,3 +134,16 @@ def tiny_vlm_models(tmp_path_factory) -> dict[str, Path]:
     import tiny_models  # tests/ is on sys.path while pytest collects this conftest
 
     return tiny_models.build_all(tmp_path_factory.mktemp("tiny_models"))
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray (2 CPUs, no dashboard, loopback only) for the whole test session: each start
+    costs ~10 s. Its address is in ``$RAY_ADDRESS``, so subprocesses and notebook kernels that
+    call ``afss_utils.cluster.connect()`` join it. Yields the ``ray`` module."""
+    from afss_utils import cluster
+
+    ray = cluster.connect(num_cpus=2)
+    yield ray
+    cluster.shutdown()
+    os.environ.pop("RAY_ADDRESS", None)

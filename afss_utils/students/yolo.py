@@ -105,6 +105,16 @@ class YoloStudent:
         self.train_seconds: float | None = None
         self.history: list[dict] = []
 
+    def __getstate__(self) -> dict:
+        # A trained ultralytics model holds its trainer (dataloaders, worker processes): a
+        # student that travels back from a training task carries its weights file instead.
+        return {**self.__dict__, "model": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.weights is not None and Path(self.weights).is_file():
+            self.load(self.weights)
+
     @property
     def epochs(self) -> int:
         return self.train_args["epochs"]
