@@ -32,7 +32,14 @@ from afss_utils.config import ParamsError
 
 # Variables an inherited launcher (torchrun, Slurm, a DDP parent) leaves behind; ultralytics reads
 # them as "I am one rank of a distributed run" and trains on the wrong device or waits forever.
-DDP_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+DDP_VARIABLES = (
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+)
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # read by Ray when it is imported
 THREADS_ENV = "AFSS_THREADS"  # read by config.cpu_cores(): the threads this process may use
 
@@ -49,15 +56,20 @@ class ClusterConfig:
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> ClusterConfig:
         p = dict(params or {})
-        unknown = sorted(set(p) - {"address", "cpus_per_training", "gpus_per_training",
-                                   "labelling_actors"})
+        unknown = sorted(
+            set(p) - {"address", "cpus_per_training", "gpus_per_training", "labelling_actors"}
+        )
         if unknown:
             raise ParamsError(f"unknown params key(s) cluster.{', cluster.'.join(unknown)}")
         cfg = cls(**p)
         if cfg.cpus_per_training < 1:
-            raise ParamsError(f"cluster.cpus_per_training must be >= 1, got {cfg.cpus_per_training}")
+            raise ParamsError(
+                f"cluster.cpus_per_training must be >= 1, got {cfg.cpus_per_training}"
+            )
         if cfg.gpus_per_training < 0:
-            raise ParamsError(f"cluster.gpus_per_training must be >= 0, got {cfg.gpus_per_training}")
+            raise ParamsError(
+                f"cluster.gpus_per_training must be >= 0, got {cfg.gpus_per_training}"
+            )
         if cfg.labelling_actors < 1:
             raise ParamsError(f"cluster.labelling_actors must be >= 1, got {cfg.labelling_actors}")
         return cfg
@@ -77,11 +89,18 @@ def connect(config: ClusterConfig | Mapping[str, Any] | None = None, num_cpus: i
         config = ClusterConfig.from_params(config)
     setup_offline()
     address = config.address or os.environ.get("RAY_ADDRESS") or None
-    if address is None or address.split(":")[0] in ("127.0.0.1", "localhost"):
+    loopback = address is None or address.split(":")[0] in ("127.0.0.1", "localhost")
+    if loopback:
         # Ray refuses the loopback for a node's address unless told it is a single-machine
         # instance; a local study must not listen on the machine's network interfaces.
         os.environ.setdefault(LOOPBACK_ENV, "0")
     import ray
+
+    if loopback and os.environ[LOOPBACK_ENV] == "0":
+        # Ray reads the variable once, on import, which may have happened before this call
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
 
     if not ray.is_initialized():
         common = {"log_to_driver": False, "configure_logging": False}
@@ -180,7 +199,10 @@ def gather(refs: Mapping[Hashable, Any], desc: str = "trainings", progress: bool
                     try:
                         results[key_of[ref]] = ray.get(ref)
                     except Exception as exc:
-                        raise RuntimeError(f"{desc}: task {key_of[ref]!r} failed: {exc}") from exc
+                        cause = getattr(exc, "cause", None) or exc  # the task's own exception
+                        raise RuntimeError(
+                            f"{desc}: task {key_of[ref]!r} failed: {type(cause).__name__}: {cause}"
+                        ) from exc
                     bar.update(1)
         except BaseException:  # a failure or Ctrl-C: do not leave trainings running
             for ref in pending:
@@ -189,8 +211,12 @@ def gather(refs: Mapping[Hashable, Any], desc: str = "trainings", progress: bool
     return {key: results[key] for key in refs}
 
 
-def run_all(calls: Mapping[Hashable, Callable[[], Any]], config: ClusterConfig | None = None,
-            desc: str = "trainings", progress: bool = True) -> dict:
+def run_all(
+    calls: Mapping[Hashable, Callable[[], Any]],
+    config: ClusterConfig | None = None,
+    desc: str = "trainings",
+    progress: bool = True,
+) -> dict:
     """``{key: fn}`` (argument-free callables, e.g. ``functools.partial``) -> ``{key: fn()}``,
     every task submitted, in the mapping's order, before any is awaited."""
     return gather({key: submit(fn, config=config) for key, fn in calls.items()}, desc, progress)

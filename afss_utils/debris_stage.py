@@ -13,6 +13,7 @@ dense test sets, beside the SDT-Net paper's Table 2 (:data:`afss_utils.tables.PA
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -28,6 +29,7 @@ __all__ = [
     "debris_config",
     "make_videos",
     "score_detector",
+    "train_and_predict",
     "train_yolo_detector",
     "tracking_table",
 ]
@@ -82,6 +84,22 @@ def train_yolo_detector(
         raise ValueError(f"debris.yolo.task must be 'detect' or 'obb', got {task!r}")
     student = YoloStudent(task, model, params.get("device", "cpu"), seed, None, **opts)
     return student.train(instances, image_dir, out_dir)
+
+
+def train_and_predict(
+    instances: dict,
+    image_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    params: dict,
+    seed: int,
+    test_sets: dict[str, Dataset],
+) -> tuple[dict[str, list[dict]], float]:
+    """:func:`train_yolo_detector`, then its COCO results on each of ``test_sets`` (split name
+    -> dataset). Returns (results by split, seconds): one training task of notebook 05."""
+    t0 = time.perf_counter()
+    student = train_yolo_detector(instances, image_dir, out_dir, params, seed)
+    results = {split: student.predict(ds) for split, ds in test_sets.items()}
+    return results, time.perf_counter() - t0
 
 
 def score_detector(

@@ -289,6 +289,21 @@ def train_on_results(
     )
 
 
+def train_fresh(
+    make_student: Callable[[], Any],
+    results: list[dict],
+    train: Dataset,
+    test: Dataset,
+    out_dir: str | os.PathLike,
+    **options: Any,
+) -> tuple[RoundRecord, Any]:
+    """A fresh student (``make_student()``) through :func:`train_on_results`; returns the record
+    and the trained student. The form a training task takes (:func:`afss_utils.cluster.submit`):
+    everything it needs travels with it, and the student comes back holding its weights."""
+    student = make_student()
+    return train_on_results(student, results, train, test, out_dir, **options), student
+
+
 def convergence_curve(
     student: Any, test: Dataset, datasets: Mapping[str, Iterable[int]]
 ) -> list[dict]:

@@ -32,11 +32,14 @@ from typing import Any
 import nbformat
 
 from afss_utils import coco
-from afss_utils.config import DEFAULT_PARAMS, REPO_ROOT, load_params
+from afss_utils.config import DEFAULT_PARAMS, REPO_ROOT, cpu_cores, load_params
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 NOTEBOOK_NAME = re.compile(r"^(\d{2})_[\w.-]+\.ipynb$")
 KERNEL_NAME = "python3"
+# A notebook waits for the one numbered before it, except these side branches: they read only
+# the datasets of the one named here, so they run beside the main line (01-04) on Ray.
+BRANCHES = {"05": "00", "06": "00"}
 # The committed numbers: only params/default.yaml from a clean tree may write here, so every
 # number in it names a commit and one params file.
 RESULTS_DIR = REPO_ROOT / "results"
@@ -251,7 +254,6 @@ def run_study(
     parameters cell, or a run that may not write into ``results_dir``, and after saving the executed copy when a notebook fails.
     """
     import papermill  # noqa: F401  (fail before anything is written when it is missing)
-    from tqdm.auto import tqdm
 
     cwd = Path(cwd).resolve()
     params_file = Path(params_file if params_file is not None else DEFAULT_PARAMS)
@@ -272,68 +274,131 @@ def run_study(
     executed_dir = out / "executed"
     executed_dir.mkdir(parents=True, exist_ok=True)
     t_study = time.perf_counter()
-    with tqdm(selected, desc="study", unit="notebook", disable=not progress) as bar:
-        for nb in bar:
-            bar.set_postfix_str(nb.stem)
-            nb_params = {k: params[k] for k in declared[nb] if k in params}
-            nb_run = _NotebookRun(nb, executed_dir / nb.name, manifest, manifest_path, t_study)
-            nb_run.execute(nb_params, kernel_name, cwd, progress)
+    tasks = [
+        _NotebookTask(
+            nb, executed_dir / nb.name, {k: params[k] for k in declared[nb] if k in params}
+        )
+        for nb in selected
+    ]
+    _run_tasks(tasks, manifest, manifest_path, t_study, kernel_name, cwd, progress)
     _close(manifest, manifest_path, t_study, status="ok")
     return manifest
 
 
+def upstream(number: str, numbers: list[str]) -> str | None:
+    """The notebook that ``number`` waits for among ``numbers`` (those being run): the one
+    numbered just before it, or for a side branch (:data:`BRANCHES`) the one it branches from;
+    None when that one is not part of the run (its outputs are taken as already there)."""
+    before = BRANCHES.get(number) or max((n for n in numbers if n < number), default=None)
+    return before if before in numbers else None
+
+
 @dataclass
-class _NotebookRun:
-    """One notebook of a study run and its manifest entry, kept on disk at every change."""
+class _NotebookTask:
+    """One notebook of a study run: what to execute, and where its executed copy goes."""
 
     notebook: Path
-    target: Path  # the executed copy
-    manifest: dict[str, Any]
-    manifest_path: Path
-    t_study: float  # perf_counter at the study's start
+    target: Path
+    params: dict[str, Any]
 
-    def execute(self, params: dict, kernel_name: str, cwd: Path, progress: bool) -> None:
-        """Run it; RunError naming the executed copy when it fails (the manifest says so too)."""
-        entry = self._start(params)
-        t0 = time.perf_counter()
+    @property
+    def number(self) -> str:
+        return NOTEBOOK_NAME.match(self.notebook.name).group(1)
+
+
+def _run_tasks(
+    tasks: list[_NotebookTask],
+    manifest: dict[str, Any],
+    manifest_path: Path,
+    t_study: float,
+    kernel_name: str,
+    cwd: Path,
+    progress: bool,
+) -> None:
+    """Submit every notebook as a Ray task that waits on its upstream one (:func:`upstream`), so
+    side branches run beside the main line; record each in the manifest as it ends. The first
+    failure cancels the rest and raises RunError naming the executed copy; Ctrl-C cancels all."""
+    from tqdm.auto import tqdm
+
+    from afss_utils import cluster
+
+    ray = cluster.connect(manifest["params"].get("cluster"))
+    # The notebooks' kernels join this instance (their trainings share its CPUs); the notebook
+    # tasks themselves ask for no CPU, since each only waits on its kernel.
+    env = {"RAY_ADDRESS": os.environ["RAY_ADDRESS"], "OMP_NUM_THREADS": str(cpu_cores())}
+    remote = ray.remote(max_calls=1)(_execute_task).options(
+        num_cpus=0, max_retries=0, runtime_env={"env_vars": env}
+    )
+    numbers = [t.number for t in tasks]
+    refs: dict[str, Any] = {}
+    for task in tasks:
+        up = upstream(task.number, numbers)
+        refs[task.number] = remote.remote(
+            str(task.notebook),
+            str(task.target),
+            task.params,
+            kernel_name,
+            str(cwd),
+            refs[up] if up else None,
+        )
+    by_ref = {ref: task for task, ref in zip(tasks, refs.values(), strict=True)}
+    pending = list(by_ref)
+    with tqdm(total=len(tasks), desc="study", unit="notebook", disable=not progress) as bar:
         try:
-            error = _execute_notebook(
-                self.notebook, self.target, params, kernel_name, cwd, progress
-            )
-        except KeyboardInterrupt:
-            entry.update(status="interrupted", finished=_now())
-            _close(self.manifest, self.manifest_path, self.t_study, status="interrupted")
+            while pending:
+                (ref,), pending = ray.wait(pending, num_returns=1)
+                task, result = by_ref[ref], ray.get(ref)
+                bar.set_postfix_str(task.notebook.stem)
+                bar.update(1)
+                _record(task, result, manifest, manifest_path, t_study)
+        except BaseException as exc:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            if not isinstance(exc, RunError):
+                _close(manifest, manifest_path, t_study, status="interrupted")
             raise
-        entry.update(finished=_now(), duration_s=round(time.perf_counter() - t0, 2))
-        entry["status"] = "ok" if error is None else "failed"
-        self.manifest["notebooks"] = dict(sorted(self.manifest["notebooks"].items()))
-        if error is not None:
-            entry["error"] = _notebook_error(error)
-            _close(
-                self.manifest,
-                self.manifest_path,
-                self.t_study,
-                status="failed",
-                failed=self.notebook.stem,
-            )
-            raise RunError(
-                f"notebook {self.notebook.name} failed ({entry['error']}); "
-                f"see {self.target} for the traceback"
-            ) from error
-        _write_json_atomic(self.manifest, self.manifest_path)
 
-    def _start(self, params: dict) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "executed": _display_path(self.target, self.manifest_path.parent),
-            "parameters": sorted(params),
-            "started": _now(),
-            "finished": None,
-            "duration_s": None,
-            "status": "running",
-        }
-        self.manifest["notebooks"][self.notebook.stem] = entry
-        _write_json_atomic(self.manifest, self.manifest_path)
-        return entry
+
+def _record(
+    task: _NotebookTask, result: dict, manifest: dict, manifest_path: Path, t_study: float
+) -> None:
+    """Put one finished notebook's entry in the manifest (on disk at once); RunError if it
+    failed."""
+    entry = {
+        "executed": _display_path(task.target, manifest_path.parent),
+        "parameters": sorted(task.params),
+        **result,
+    }
+    manifest["notebooks"][task.notebook.stem] = entry
+    manifest["notebooks"] = dict(sorted(manifest["notebooks"].items()))
+    if result["status"] == "ok":
+        _write_json_atomic(manifest, manifest_path)
+        return
+    _close(manifest, manifest_path, t_study, status="failed", failed=task.notebook.stem)
+    raise RunError(
+        f"notebook {task.notebook.name} failed ({result['error']}); "
+        f"see {task.target} for the traceback"
+    )
+
+
+def _execute_task(
+    nb: str, target: str, params: dict, kernel_name: str, cwd: str, after: dict | None
+) -> dict[str, Any]:
+    """The body of a notebook task: papermill ``nb`` into ``target`` once ``after`` (the upstream
+    notebook's result, resolved by Ray before this runs) is ok; returns the manifest fields."""
+    if after is not None and after["status"] != "ok":
+        return {"status": "skipped", "error": f"upstream notebook {after['status']}"}
+    started, t0 = _now(), time.perf_counter()
+    error = _execute_notebook(Path(nb), Path(target), params, kernel_name, Path(cwd), False)
+    result = {
+        "started": started,
+        "finished": _now(),
+        "duration_s": round(time.perf_counter() - t0, 2),
+        "status": "ok" if error is None else "failed",
+    }
+    if error is not None:
+        result["error"] = _notebook_error(error)
+    return result
 
 
 def _resolve_out(

@@ -38,6 +38,7 @@
 # `oracle_convergence.png`; weights under `{work_dir}/distill/`.
 
 # %%
+from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -45,6 +46,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
+from afss_utils import cluster as ray_cluster
 from afss_utils import coco, narrative, tables, viz
 from afss_utils.config import named_grid, seed_everything
 from afss_utils.datasets import open_split, pool
@@ -53,7 +55,7 @@ from afss_utils.distill import (
     confidence_filter_by_dataset,
     convergence_curve,
     run_rounds,
-    train_on_results,
+    train_fresh,
 )
 from afss_utils.evaluate import label_quality, score_rows
 from afss_utils.fusion import FusionConfig
@@ -65,6 +67,7 @@ from afss_utils.teachers import build_teacher
 # --- run ---------------------------------------------------------------------------------
 seed = 0
 device = "auto"  # auto | cpu | cuda
+cluster = {"address": None, "cpus_per_training": 1, "gpus_per_training": 0, "labelling_actors": 2}
 out_dir = "results"
 work_dir = "data/work/default"  # trained weights, caches
 data_dir = "data/synthetic/default"
@@ -254,6 +257,12 @@ display(Markdown(narrative.confidence_filter(cf)))
 # **Budget:** with `budget: steps` every row takes the same number of optimiser steps, so a
 # filtered set (fewer images) trains more epochs and filtering is not confounded with
 # under-training. Oracle and TTA+WBF are trained with `seeds` seeds. This is the expensive step.
+#
+# **Where they run:** every training that does not wait on another is a Ray task
+# (`afss_utils.cluster`), all submitted before any is awaited: the CF→TR chain first (TR needs
+# CF's student, so it is the longest path), then the Oracle and TTA+WBF rows of every seed. Each
+# task runs on `cluster.cpus_per_training` threads in a fresh process, so a row's numbers do not
+# depend on how many trainings share the machine; on 2 cores two run side by side.
 
 
 # %%
@@ -274,39 +283,40 @@ def make(student_name, run_seed=seed):
 
 run_seeds = [seed + i for i in range(seeds)]
 opts = {"top_k": top_k, "budget": budget}
-records, students_of, round_records = {}, {}, []  # (group, student, method, seed) -> record
 
 
 # %%
-def train_seeded_rows(g, s_name):
-    """The Oracle and TTA+WBF rows of one group and student, once per seed."""
+def training_calls(g, s_name):
+    """The trainings of one group and student as argument-free calls, longest chain first:
+    round 0 (TTA+WBF+CF) and the relabel rounds (TTA+WBF+CF+TR), then Oracle and TTA+WBF
+    once per seed."""
     train, test, base = group_train[g], group_test[g], work / g / s_name
+    calls = {(g, s_name, "rounds", seed): partial(
+        run_rounds, make(s_name), pseudo[g, "tta"], train, test, base / "cf_tr",
+        rounds=relabel_rounds, theta=confidence_threshold, datasets=members[g], **opts)}
     for s in run_seeds:
-        student = make(s_name, s)()
-        records[g, s_name, "Oracle", s] = train_on_results(
-            student, gt_results(train), train, test, base / f"oracle_s{s}", **opts)
-        students_of[g, s_name, "Oracle", s] = student
-        records[g, s_name, "TTA+WBF", s] = train_on_results(
-            make(s_name, s)(), pseudo[g, "tta"], train, test, base / f"tta_wbf_s{s}", **opts)
+        calls[g, s_name, "Oracle", s] = partial(
+            train_fresh, make(s_name, s), gt_results(train), train, test, base / f"oracle_s{s}",
+            **opts)
+        calls[g, s_name, "TTA+WBF", s] = partial(
+            train_fresh, make(s_name, s), pseudo[g, "tta"], train, test, base / f"tta_wbf_s{s}",
+            **opts)
+    return calls
 
 
 # %%
-def train_filtered_rounds(g, s_name):
-    """Round 0 (TTA+WBF+CF) and the relabel rounds (TTA+WBF+CF+TR) of one group and student."""
-    rounds = run_rounds(make(s_name), pseudo[g, "tta"], group_train[g], group_test[g],
-                        work / g / s_name / "cf_tr", rounds=relabel_rounds,
-                        theta=confidence_threshold, datasets=members[g], **opts)
-    records[g, s_name, "TTA+WBF+CF", seed] = rounds[0]
-    if relabel_rounds:
-        records[g, s_name, "TTA+WBF+CF+TR", seed] = rounds[-1]
-    round_records.extend((g, s_name, r) for r in rounds)
-
-
-# %%
-for g in groups:
-    for s_name in students:
-        train_seeded_rows(g, s_name)
-        train_filtered_rounds(g, s_name)
+calls = {k: c for g in groups for s_name in students for k, c in training_calls(g, s_name).items()}
+done = ray_cluster.run_all(calls, ray_cluster.ClusterConfig.from_params(cluster))
+records, students_of, round_records = {}, {}, []  # (group, student, method, seed) -> record
+for (g, s_name, method, s), out in done.items():  # the table's row order: seeded rows first
+    if method != "rounds":
+        records[g, s_name, method, s], students_of[g, s_name, method, s] = out
+for (g, s_name, method, s), out in done.items():
+    if method == "rounds":
+        records[g, s_name, "TTA+WBF+CF", s] = out[0]
+        if relabel_rounds:
+            records[g, s_name, "TTA+WBF+CF+TR", s] = out[-1]
+        round_records.extend((g, s_name, r) for r in out)
 runs = pd.DataFrame(
     [
         {"group": g, "student": s_name, "method": m, "seed": s, **r.summary()}

@@ -47,6 +47,7 @@
 
 # %%
 import math
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
+from afss_utils import cluster as ray_cluster
 from afss_utils import coco, narrative, tables, viz
 from afss_utils.config import seed_everything
 from afss_utils.students.centernet import (
@@ -77,6 +79,7 @@ from afss_utils.synthetic import MODELS
 # --- run ---------------------------------------------------------------------------------
 seed = 0
 device = "auto"  # auto | cpu | cuda
+cluster = {"address": None, "cpus_per_training": 1, "gpus_per_training": 0, "labelling_actors": 2}
 out_dir = "results"
 work_dir = "data/work/default"  # trained weights
 top_k = 1  # detections per image (the report: the argmax cell only)
@@ -267,6 +270,7 @@ if cls["grid_search"]:
         cls["grid"],
         work / "grid",
         epochs=cls["grid_epochs"],
+        cluster=cluster,
     )
     tables.write_table(pd.DataFrame(trials), "center_grid_search", out_dir, floatfmt=".4g")
     display(pd.DataFrame(trials))
@@ -281,8 +285,15 @@ print("hyper-parameters:", {**{k: center[k] for k in cls["grid"]}, **hyper})
 # per epoch (the last five shown), each loss the mean over that epoch's steps.
 
 # %%
-student = make_student(**hyper)
-student.train(train.instances, train.image_dir, work / "train", epochs=cls["epochs"])
+def fit(hyper):
+    """The supervised training, as a Ray task (``cluster.cpus_per_training`` threads)."""
+    return make_student(**hyper).train(
+        train.instances, train.image_dir, work / "train", epochs=cls["epochs"]
+    )
+
+
+config = ray_cluster.ClusterConfig.from_params(cluster)
+student = ray_cluster.run_all({"classifier": partial(fit, hyper)}, config)["classifier"]
 history = pd.DataFrame(student.history)
 history.tail()
 

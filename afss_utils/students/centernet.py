@@ -582,6 +582,7 @@ def grid_search(
     out_dir: str | os.PathLike,
     max_trials: int | None = None,
     epochs: int | None = None,
+    cluster: Any = None,
 ) -> tuple[dict, list[dict]]:
     """The report's staged grid search over a **validation** split.
 
@@ -589,48 +590,70 @@ def grid_search(
     grid {key: values} over ``lr, weight_decay, sigma, pos_weight, box_weight``. Each trial
     trains, predicts ``val`` and is scored by validation box AP (ties: cell accuracy). Keys not
     yet searched sit at their middle value. Trials already run (same hyper-parameters) are not
-    repeated. ``max_trials`` stops early. Returns (best hyper-parameters, one row per trial).
+    repeated. ``max_trials`` stops early. The trials of a stage are independent: they run as
+    Ray tasks side by side (``cluster``: a :class:`afss_utils.cluster.ClusterConfig` or its
+    params). Returns (best hyper-parameters, one row per trial).
     """
+    from functools import partial
+
+    from afss_utils.cluster import ClusterConfig, run_all
+
     unknown = set(grid) - {"lr", "weight_decay", "sigma", "pos_weight", "box_weight"}
     if unknown:
         raise KeyError(f"classification grid: unknown keys {sorted(unknown)}")
+    config = cluster if isinstance(cluster, ClusterConfig) else ClusterConfig.from_params(cluster)
     best = {k: v[len(v) // 2] for k, v in grid.items() if v}
     rows: list[dict] = []
     done: dict[tuple, dict] = {}
-    val_gt = val.instances
     for s, keys in enumerate(staged_grid(grid), 1):
-        stage_rows = []
-        for values in itertools.product(*(grid[k] for k in keys)):
-            hyper = {**best, **dict(zip(keys, values, strict=True))}
-            key = tuple(sorted(hyper.items()))
-            if key in done:
-                stage_rows.append(done[key])
-                continue
-            if max_trials is not None and len(rows) >= max_trials:
-                break
-            student = make_student(**hyper)
-            student.train(
-                train[0], train[1], Path(out_dir) / f"trial{len(rows) + 1:02d}", epochs=epochs
+        stage = [
+            {**best, **dict(zip(keys, v, strict=True))}
+            for v in itertools.product(*(grid[k] for k in keys))
+        ]
+        new = list(
+            {
+                tuple(sorted(h.items())): h for h in stage if tuple(sorted(h.items())) not in done
+            }.values()
+        )
+        if max_trials is not None:
+            new = new[: max(0, max_trials - len(rows))]
+        calls = {
+            len(rows) + i + 1: partial(
+                _trial,
+                make_student,
+                hyper,
+                train,
+                val,
+                Path(out_dir) / f"trial{len(rows) + i + 1:02d}",
+                epochs,
             )
-            preds = student.predict(val)
-            ap = agnostic_box_ap(val_gt, preds)
-            m = classification_metrics(val_gt, preds, student.grid, student.imgsz)
-            row = {
-                "trial": len(rows) + 1,
-                "stage": s,
-                **hyper,
-                "val_AP": ap["AP"],
-                "val_AP50": ap["AP50"],
-                "val_accuracy": m["accuracy"],
-                "val_cell_accuracy": m["cell_accuracy"],
-            }
+            for i, hyper in enumerate(new)
+        }
+        for trial, (hyper, metrics) in run_all(calls, config, f"grid stage {s}").items():
+            row = {"trial": trial, "stage": s, **hyper, **metrics}
             rows.append(row)
-            done[key] = row
-            stage_rows.append(row)
+            done[tuple(sorted(hyper.items()))] = row
+        stage_rows = [done[k] for k in (tuple(sorted(h.items())) for h in stage) if k in done]
         if stage_rows:
             top = max(stage_rows, key=lambda r: (r["val_AP"], r["val_cell_accuracy"]))
             best = {k: top[k] for k in best}
     return best, rows
+
+
+def _trial(make_student, hyper: dict, train: tuple, val: Dataset, out_dir: Path, epochs):
+    """One grid-search trial (a training task): train, predict ``val``, score it.
+    Returns (hyper, {val_AP, val_AP50, val_accuracy, val_cell_accuracy})."""
+    student = make_student(**hyper)
+    student.train(train[0], train[1], out_dir, epochs=epochs)
+    preds = student.predict(val)
+    ap = agnostic_box_ap(val.instances, preds)
+    m = classification_metrics(val.instances, preds, student.grid, student.imgsz)
+    return hyper, {
+        "val_AP": ap["AP"],
+        "val_AP50": ap["AP50"],
+        "val_accuracy": m["accuracy"],
+        "val_cell_accuracy": m["cell_accuracy"],
+    }
 
 
 # ---------------------------------------------------------------------------- experiment helpers
