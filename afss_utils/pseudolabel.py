@@ -33,32 +33,50 @@ Nothing of the user's is overwritten by surprise: ``--out`` (and its ``.empty.js
 image), and an existing ``--out`` is replaced only when its ``.info.json`` says this tool made it
 from the same inputs (a rerun), or with ``overwrite=True`` (``--overwrite``). Both are checked
 before any image is labelled.
+
+Engines: ``engine="serial"`` (default) labels the images one after the other in this process;
+``engine="ray"`` labels the images the cache lacks on Ray Data (:mod:`afss_utils.cluster`): an
+actor pool of ``cluster.labelling_actors`` actors, each holding the teacher (pickled, or built
+once by ``teacher_factory``) and asking for one CPU and, for a CUDA teacher, one GPU. This
+process stays the only writer of the cache: it appends each labelled image as it arrives, in
+whatever order, once (a retried batch is not appended twice), so ``PRED.json`` is byte-identical
+to the serial engine's; an actor killed mid-batch is restarted and its batch rerun. In memory:
+the missing images as small ``{image_id, file_name, path}`` dicts, plus the batches in flight.
+CLI: ``--engine ray --actors N``. Ray is imported only by that engine.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from afss_utils import coco
-from afss_utils.datasets import Dataset, ImageReadError, open_dataset
+from afss_utils.datasets import Dataset, ImageReadError, open_dataset, read_image
 from afss_utils.fusion import FusionConfig, fuse
 from afss_utils.teachers.base import Prediction, Teacher, WeightsNotFoundError
 from afss_utils.tta import Augmentation, parse_tta, predict_views
 
+if TYPE_CHECKING:
+    from afss_utils.cluster import ClusterConfig
+
 CACHE_VERSION = 1
+ENGINES = ("serial", "ray")
+# images per Ray Data batch: a killed actor reruns at most this many, and the driver's progress
+# bar and cache advance in steps of this size
+RAY_BATCH_SIZE = 4
 
 
 class OutputConflictError(ValueError):
@@ -368,6 +386,12 @@ def run_header(
     }
 
 
+def _is_cached(cache: _Cache, image_id: int, sha1: str) -> bool:
+    """Whether the cache holds ``image_id`` labelled from a file whose bytes had ``sha1``: the
+    resume rule of both engines."""
+    return image_id in cache.offsets and cache.hashes.get(image_id) == sha1
+
+
 def _label_missing(
     dataset: Dataset,
     selected: Sequence[int],
@@ -387,7 +411,7 @@ def _label_missing(
     with tqdm(total=len(selected), disable=not progress, unit="img", desc=desc) as bar:
         for image_id in selected:
             sha1 = file_sha1(dataset.image_path(image_id)) if check_hashes else ""
-            if image_id in cache.offsets and cache.hashes.get(image_id) == sha1:
+            if _is_cached(cache, image_id, sha1):
                 n_resumed += 1
             else:
                 image = dataset.load_image(image_id)
@@ -397,6 +421,156 @@ def _label_missing(
                 n_labelled += 1
             bar.update(1)
     return n_resumed, n_labelled
+
+
+# ----------------------------------------------------------------------------- ray engine
+class _RayLabeller:
+    """Ray Data actor (a callable class): the teacher is built once, then batches are labelled."""
+
+    def __init__(
+        self,
+        teacher: Teacher | None,
+        teacher_factory: Callable[[], Teacher] | None,
+        augs: list[Augmentation],
+        fusion: FusionConfig,
+        prompt: str,
+    ):
+        # a factory loads a VLM's weights here, once per actor, instead of pickling a model
+        self.teacher = teacher_factory() if teacher_factory is not None else teacher
+        self.augs, self.fusion, self.prompt = augs, fusion, prompt
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        """Columns ``image_id, file_name, path`` -> ``image_id, file_name, sha1, results, error``.
+
+        ``results`` is the image's COCO results records as a json string (Arrow would otherwise
+        infer a schema for the nested RLE dicts). An image that cannot be read gives an ``error``
+        row (the message) instead of an exception, so the driver raises ImageReadError as the
+        serial engine does, not a Ray wrapper of it.
+        """
+        out: dict[str, list] = {
+            k: [] for k in ("image_id", "file_name", "sha1", "results", "error")
+        }
+        for image_id, file_name, path in zip(
+            batch["image_id"], batch["file_name"], batch["path"], strict=True
+        ):
+            image_id, path = int(image_id), Path(str(path))
+            sha1, results, error = "", "[]", ""
+            try:
+                image = read_image(path)  # Dataset.load_image, without shipping the dataset
+                sha1 = file_sha1(path)
+            except ImageReadError as exc:
+                error = str(exc)
+            else:
+                pred = label_image(self.teacher, image, self.augs, self.fusion, self.prompt)
+                results = json.dumps(pred.to_results(image_id))
+            for key, value in zip(
+                out, (image_id, str(file_name), sha1, results, error), strict=True
+            ):
+                out[key].append(value)
+        return out
+
+
+def _missing(dataset: Dataset, selected: Sequence[int], cache: _Cache) -> list[int]:
+    """The selected image ids the cache lacks or holds for a file that changed since, sorted."""
+    return sorted(
+        i
+        for i in selected
+        if i not in cache.offsets or not _is_cached(cache, i, file_sha1(dataset.image_path(i)))
+    )
+
+
+def _ray_rows(
+    items: list[dict], labeller: dict[str, Any], config: ClusterConfig, num_gpus: int
+) -> Iterator[dict]:
+    """Label ``items`` (``[{image_id, file_name, path}]``) on a Ray Data actor pool.
+
+    ``labeller``: the keyword arguments of :class:`_RayLabeller`. Yields its output rows as
+    batches finish, in no particular order; closing the generator stops the run.
+    """
+    import logging
+
+    from afss_utils import cluster as ray_cluster
+
+    ray_cluster.connect(config)  # starts or joins Ray
+    import ray.data
+
+    # Ray Data logs a line per execution and a warning about its disabled progress bars: the
+    # driver's own bar is the one a notebook should show
+    logger = logging.getLogger("ray.data")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        ds = ray.data.from_items(items)
+        ds.context.enable_progress_bars = False  # the dataset's own copy of the DataContext
+        ds.context.print_on_execution_start = False
+        ds = ds.map_batches(
+            _RayLabeller,
+            fn_constructor_kwargs=labeller,
+            batch_size=RAY_BATCH_SIZE,
+            compute=ray.data.ActorPoolStrategy(size=config.labelling_actors),
+            # one CPU per actor leaves the rest of a machine to Ray Data's own tasks
+            num_cpus=1,
+            num_gpus=num_gpus,
+            # Ray Data restarts a dead actor (killed, out of memory) and reruns its batch by
+            # default (max_restarts and max_task_retries -1); passing them is deprecated
+        )
+        rows = iter(ds.iter_rows())
+        try:
+            yield from rows
+        finally:
+            if hasattr(rows, "close"):  # Ctrl-C or an error: stop the actors now
+                rows.close()
+    finally:
+        logger.setLevel(level)
+
+
+def _label_missing_ray(
+    dataset: Dataset,
+    selected: Sequence[int],
+    cache: _Cache,
+    labeller: dict[str, Any],
+    config: ClusterConfig,
+    num_gpus: int,
+    desc: str,
+    progress: bool,
+) -> tuple[int, int]:
+    """:func:`_label_missing` on Ray Data (:func:`_ray_rows`): returns (n_resumed, n_labelled).
+
+    This process is the cache's only writer: each image is appended as its batch arrives, and
+    only once, since Ray runs a batch at least once (a rerun after a killed actor).
+    """
+    todo = _missing(dataset, selected, cache)
+    appended: set[int] = set()
+    n_resumed = len(selected) - len(todo)
+    with tqdm(
+        total=len(selected), initial=n_resumed, disable=not progress, unit="img", desc=desc
+    ) as bar:
+        if not todo:  # nothing to label: no Ray start-up
+            return n_resumed, 0
+        items = [
+            {
+                "image_id": i,
+                "file_name": dataset.image_info(i)["file_name"],
+                # absolute: a Ray worker need not share this process's working directory
+                "path": str(dataset.image_path(i).absolute()),
+            }
+            for i in todo
+        ]
+        rows = _ray_rows(items, labeller, config, num_gpus)
+        try:
+            for row in rows:
+                if row["error"]:
+                    raise ImageReadError(row["error"])
+                image_id = int(row["image_id"])
+                if image_id in appended:
+                    continue
+                records = json.loads(row["results"])
+                cache.append(image_id, row["file_name"], row["sha1"], records)
+                appended.add(image_id)
+                bar.update(1)
+        finally:
+            rows.close()
+    return n_resumed, len(appended)
 
 
 def _publish(
@@ -420,15 +594,26 @@ def pseudolabel(
     progress: bool = True,
     restart: bool = False,
     overwrite: bool = False,
+    engine: str = "serial",
+    cluster: ClusterConfig | Mapping[str, Any] | None = None,
+    teacher_factory: Callable[[], Teacher] | None = None,
 ) -> PseudolabelSummary:
     """Label the first ``limit`` images of ``dataset`` (all when None) into ``out_path``.
 
     tta: augmentation names (the identity view is always added); fusion: how views merge.
+    engine: ``serial`` (this process) or ``ray`` (Ray Data actors; ``cluster``, a ClusterConfig
+    or ``params['cluster']``, says where and how many). With ``teacher_factory`` (a zero-argument
+    callable, e.g. ``functools.partial(build_teacher, name, **options)``) each Ray actor builds
+    its own teacher instead of receiving ``teacher`` pickled; ``teacher`` still names the run
+    (its settings are the cache header) and decides whether actors ask for a GPU.
     Resumes from ``<out>.partial.jsonl`` when it exists with the same settings (module
     docstring). A missing or corrupt image raises ImageReadError naming the file; the cache
     keeps every image finished before it. ``--out`` is checked first (:func:`check_output`).
     """
     start = time.perf_counter()
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    config = _cluster_config(cluster) if engine == "ray" else None  # bad params: before any work
     fusion = fusion or FusionConfig()
     augs = parse_tta(tta)
     _check_settings(teacher, augs, fusion, limit)
@@ -439,14 +624,33 @@ def pseudolabel(
     cache = _Cache(cache_path(out_path), header, restart)
     try:
         t0 = time.perf_counter()
-        n_resumed, n_labelled = _label_missing(
-            dataset,
-            selected,
-            cache,
-            lambda image: label_image(teacher, image, augs, fusion, prompt),
-            f"pseudolabel {header['teacher']['name']}",
-            progress,
-        )
+        desc = f"pseudolabel {header['teacher']['name']}"
+        if config is not None:
+            n_resumed, n_labelled = _label_missing_ray(
+                dataset,
+                selected,
+                cache,
+                {
+                    "teacher": None if teacher_factory else teacher,
+                    "teacher_factory": teacher_factory,
+                    "augs": augs,
+                    "fusion": fusion,
+                    "prompt": prompt,
+                },
+                config,
+                _gpus_per_actor(teacher),
+                desc,
+                progress,
+            )
+        else:
+            n_resumed, n_labelled = _label_missing(
+                dataset,
+                selected,
+                cache,
+                lambda image: label_image(teacher, image, augs, fusion, prompt),
+                desc,
+                progress,
+            )
         labelled_s = time.perf_counter() - t0
         empty, empty_file = _publish(cache, selected, header, out_path)
     finally:
@@ -462,6 +666,18 @@ def pseudolabel(
         empty_path=empty_file,
         n_resumed=n_resumed,
     )
+
+
+def _gpus_per_actor(teacher: Teacher) -> int:
+    """1 for a teacher on a CUDA device (``cuda``, ``cuda:N``), else 0."""
+    return 1 if str(getattr(teacher, "device", "cpu")).startswith("cuda") else 0
+
+
+def _cluster_config(cluster: ClusterConfig | Mapping[str, Any] | None) -> ClusterConfig:
+    """A ClusterConfig from itself, ``params['cluster']`` or None (the defaults)."""
+    from afss_utils.cluster import ClusterConfig  # no Ray import: that happens in connect()
+
+    return cluster if isinstance(cluster, ClusterConfig) else ClusterConfig.from_params(cluster)
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -501,6 +717,17 @@ def _parser() -> argparse.ArgumentParser:
         help="replace an existing --out even if it is not a COCO results list",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="serial",
+        help="serial: in this process; ray: Ray Data actors (params 'cluster'; default serial)",
+    )
+    p.add_argument(
+        "--actors",
+        type=int,
+        help="Ray Data labelling actors (default: params cluster.labelling_actors, else 2)",
+    )
     return p
 
 
@@ -516,6 +743,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = dict(named_grid("teacher_options", params["teacher_options"]).get(name) or {})
         options.update(top_k=params["top_k"], device=args.device or params["device"])
         teacher = build_teacher(name, **options)
+        cluster = dict(params.get("cluster") or {})
+        if args.actors is not None:
+            cluster["labelling_actors"] = args.actors
         fusion_params = dict(params["fusion"], top_k=params["top_k"])
         if args.fusion:
             fusion_params["method"] = args.fusion
@@ -533,6 +763,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.no_progress,
             restart=args.restart,
             overwrite=args.overwrite,
+            engine=args.engine,
+            cluster=cluster,
+            # each actor loads its own teacher (a VLM's weights) instead of unpickling ours
+            teacher_factory=functools.partial(build_teacher, name, **options)
+            if args.engine == "ray"
+            else None,
         )
     except KeyboardInterrupt:
         print(
