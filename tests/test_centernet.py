@@ -264,7 +264,7 @@ def test_classification_metrics_by_hand_and_empty():
     assert empty["accuracy"] == 0.0 and empty["num_images"] == 0
 
 
-def test_staged_grid_stages_and_search_uses_validation(tmp_path: Path):
+def test_staged_grid_stages_and_search_uses_validation(tmp_path: Path, ray_local):
     full = {
         "lr": [1e-4, 3e-4],
         "weight_decay": [1e-4, 1e-5],
@@ -280,16 +280,17 @@ def test_staged_grid_stages_and_search_uses_validation(tmp_path: Path):
     assert staged_grid({"sigma": [0.5]}) == [["sigma"]]
     train = open_coco(make_rects(tmp_path / "train", 4))
     val = open_coco(make_rects(tmp_path / "val", 2, seed=1))
-    made = []
 
     def make(**hyper):
-        made.append(hyper)
         return CenterNetStudent(imgsz=64, batch=4, epochs=1, **hyper)
 
+    # the trials of a stage run as Ray tasks, each training into its own folder
     best, rows = grid_search(
         make, (train.instances, train.image_dir), val, {"lr": [1e-4, 3e-4]}, tmp_path / "gs"
     )
-    assert [r["lr"] for r in rows] == [1e-4, 3e-4] and len(made) == 2
+    assert [r["lr"] for r in rows] == [1e-4, 3e-4] and [r["trial"] for r in rows] == [1, 2]
+    assert sorted(p.name for p in (tmp_path / "gs").iterdir()) == ["trial01", "trial02"]
+    assert all((tmp_path / "gs" / f"trial0{i}" / "weights.pt").is_file() for i in (1, 2))
     assert best["lr"] == max(rows, key=lambda r: (r["val_AP"], r["val_cell_accuracy"]))["lr"]
     _, capped = grid_search(
         make, (train.instances, train.image_dir), val, full, tmp_path / "gs2", max_trials=1
