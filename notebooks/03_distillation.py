@@ -170,6 +170,9 @@ pd.DataFrame([{"group": g, "datasets": ", ".join(n), "train images": len(group_t
 # by TTA + fusion (notebook 02), $\mathcal{P}^*_B = \{(b^*_m, s^*_m, \ell^*_m)\}$, the labels the
 # students learn from. The training split's ground truth is hidden from everything that trains;
 # here it only **measures** label quality (IoU of each pseudo-label with the true box and mask).
+# This is the study's large labelling job (the paper's 500 images per dataset; ~70k for all of
+# SPEED+), so it runs on Ray Data: `cluster.labelling_actors` actors each load the teacher once and
+# label a share of the images; the file is the same, byte for byte, as one process would write.
 
 # %%
 options = named_grid("teacher_options", teacher_options).get(teacher, {})
@@ -179,7 +182,8 @@ pseudo, quality = {}, []
 for g, train in group_train.items():
     for kind, views in (("single", []), ("tta", tta)):
         path = pred_dir / "pseudo_labels" / f"{g}_{kind}.json"
-        pseudolabel(labeller, train, path, views, fusion_cfg, prompt, overwrite=True)
+        pseudolabel(labeller, train, path, views, fusion_cfg, prompt, overwrite=True,
+                    engine="ray", cluster=cluster)
         pseudo[g, kind] = coco.load_results(path)
         for name in groups[g]:
             for row in label_quality(train_sets[name], pseudo[g, kind]):

@@ -239,3 +239,52 @@ def test_results_folder_takes_only_default_params_from_a_clean_tree(tmp_path, mo
     run.check_results_target(tmp_path / "out", smoke, results)
     m = run.run_study(None, results, allow_dirty=True, **kw)
     assert m["status"] == "ok" and m["git"]["dirty"] is True
+
+
+# ----------------------------------------------------------------------------- Ctrl-C
+SLEEPER = """\
+import os, pathlib, time
+pathlib.Path({flag!r}).write_text(str(os.getpid()))
+time.sleep(120)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_run_its_kernels_and_the_local_ray(tmp_path):
+    """SIGINT to the runner: the manifest says interrupted, the running notebook's kernel and
+    every process of the local Ray it started are gone, and Ray left nothing in /dev/shm."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    flag = tmp_path / "kernel.pid"
+    make_notebook(nbs / "00_sleeps.ipynb", ALL_KEYS, SLEEPER.format(flag=str(flag)))
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own local Ray
+    shm_before = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    cmd = [sys.executable, "-m", "afss_utils.run", "--out", str(out), "--notebooks-dir", str(nbs)]
+    proc = subprocess.Popen([*cmd, "--no-progress"], env=env, cwd=run.REPO_ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while not flag.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the notebook never ran"
+            time.sleep(0.5)
+        kernel = psutil.Process(int(flag.read_text()))
+        family = [p for p in psutil.Process(proc.pid).children(recursive=True)]
+        assert kernel.pid in {p.pid for p in family}  # the kernel runs under this runner's Ray
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=90) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    _, alive = psutil.wait_procs(family, timeout=30)
+    assert not alive, f"left running: {[(p.pid, p.name()) for p in alive]}"
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["status"] == "interrupted" and m["finished"]
+    shm_after = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    assert not {f for f in shm_after - shm_before if "plasma" in f or "ray" in f.lower()}
