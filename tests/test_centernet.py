@@ -335,3 +335,31 @@ def test_training_runs_the_network_in_the_asked_precision_and_the_loss_in_float3
 def test_unknown_precision_is_an_error_naming_the_key():
     with pytest.raises(ValueError, match="center.precision"):
         CenterNetStudent(precision="fp16")
+
+
+def test_load_moves_the_network_to_the_students_device(tmp_path, monkeypatch):
+    """load() rebuilds the net on the CPU; it must move it to ``self.device`` (a CUDA student
+    would otherwise predict with CPU weights on CUDA inputs: a device mismatch)."""
+    net = centernet.build_model("resnet18", 1)
+    torch.save(
+        {"categories": [{"id": 1, "name": "spacecraft"}], "state_dict": net.state_dict()},
+        tmp_path / "w.pt",
+    )
+    moved_to = []
+    build = centernet.build_model
+
+    def spied(*args, **kwargs):
+        model = build(*args, **kwargs)
+        to = model.to
+
+        def spy_to(*a, **k):
+            moved_to.append(a[0] if a else k.get("device"))
+            return to(*a, **k)
+
+        model.to = spy_to
+        return model
+
+    monkeypatch.setattr(centernet, "build_model", spied)
+    student = CenterNetStudent(imgsz=64, device="cpu").load(tmp_path / "w.pt")
+    assert [torch.device(d) for d in moved_to] == [torch.device(student.device)]
+    assert {p.device for p in student.net.parameters()} == {torch.device(student.device)}

@@ -499,7 +499,8 @@ class CenterNetStudent:
         self.categories = ckpt["categories"]
         self.net = build_model(self.backbone, len(self.categories))
         self.net.load_state_dict(ckpt["state_dict"])
-        self.net.eval()
+        # loaded on the CPU: predict() feeds inputs on self.device (CUDA on the paper path)
+        self.net.to(torch.device(self.device)).eval()
         return self
 
 
