@@ -195,3 +195,50 @@ def test_owlv2_known_normalised_box_lands_on_the_exact_pixel_box(tiny, image):
 def test_loading_from_a_local_folder_touches_no_network(tiny, name, no_network):
     t = make_teacher(tiny, name)
     assert len(t.predict(np.zeros((H, W, 3), np.uint8) + 20, "spacecraft")) <= 1
+
+
+@pytest.mark.parametrize("half", ["grounding_dino", "sam2"])
+def test_half_precision_checkpoint_predicts_on_cpu(tiny, image, tmp_path, half):
+    """transformers 5 loads a checkpoint in its saved dtype; a float16 Grounding DINO or SAM 2
+    met the processors' float32 inputs (dtype mismatch). The teacher loads them as float32."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForZeroShotObjectDetection, Sam2Model
+
+    cls = AutoModelForZeroShotObjectDetection if half == "grounding_dino" else Sam2Model
+    folder = tmp_path / half
+    shutil.copytree(tiny[half], folder)
+    cls.from_pretrained(folder).half().save_pretrained(folder)
+    assert cls.from_pretrained(folder).dtype == torch.float16  # the checkpoint really is half
+    sources = {**tiny, half: folder}
+    teacher = build_teacher(
+        "grounded_sam2",
+        detector=str(sources["grounding_dino"]),
+        segmenter=str(sources["sam2"]),
+        box_threshold=0.0,
+        text_threshold=0.0,
+    )
+    pred = teacher.predict(image, "spacecraft")
+    assert len(pred) == 1 and pred.masks.shape == (1, H, W)
+
+
+def test_enable_tf32_sets_the_flags_on_cuda_only():
+    import torch
+
+    from afss_utils.teachers._hf import enable_tf32
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        enable_tf32("cpu")
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        enable_tf32("cuda")
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        enable_tf32("cuda:1")
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

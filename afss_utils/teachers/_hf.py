@@ -18,7 +18,9 @@ from afss_utils.teachers.base import WeightsNotFoundError
 
 __all__ = [
     "check_sources",
+    "enable_tf32",
     "hub_offline",
+    "load_model",
     "load_pretrained",
     "resolve_device",
     "resolve_source",
@@ -103,6 +105,26 @@ def load_pretrained(cls: Any, source: str, teacher: str, key: str, **kwargs: Any
         raise _missing(
             teacher, key, source, f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
         ) from exc
+
+
+def load_model(cls: Any, source: str, teacher: str, key: str) -> Any:
+    """A model via :func:`load_pretrained`, always in float32: transformers 5 loads a checkpoint
+    in its saved dtype (``dtype="auto"``), and a half-precision one then meets the processors'
+    float32 inputs (Grounding DINO, SAM 2: a dtype mismatch)."""
+    import torch
+
+    return load_pretrained(cls, source, teacher, key, dtype=torch.float32)
+
+
+def enable_tf32(device: str) -> None:
+    """On CUDA, let float32 matmuls and convolutions use TF32 tensor cores (what the authors'
+    scripts do for their teachers); on any other device the flags are left as they are."""
+    if not str(device).startswith("cuda"):
+        return
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
 
 
 def resolve_device(device: str | None) -> str:

@@ -14,7 +14,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from afss_utils.teachers._hf import load_pretrained, resolve_device, to_rgb_pil
+from afss_utils.teachers._hf import (
+    enable_tf32,
+    load_model,
+    load_pretrained,
+    resolve_device,
+    to_rgb_pil,
+)
 from afss_utils.teachers.base import Prediction
 
 __all__ = ["DetectorSam2Teacher", "Sam2BoxSegmenter", "clip_boxes"]
@@ -43,7 +49,7 @@ class Sam2BoxSegmenter:
 
         self.device = resolve_device(device)
         self.processor = load_pretrained(Sam2Processor, source, teacher, key)
-        self.model = load_pretrained(Sam2Model, source, teacher, key).to(self.device).eval()
+        self.model = load_model(Sam2Model, source, teacher, key).to(self.device).eval()
         self._cache: tuple[bytes, list, list] | None = None
 
     @staticmethod
@@ -106,6 +112,7 @@ class DetectorSam2Teacher:
     def __init__(self, segmenter: str, top_k: int | None, device: str):
         self.top_k = top_k
         self.device = resolve_device(device)
+        enable_tf32(self.device)
         self.sam = Sam2BoxSegmenter(segmenter, self.name, self.device)
 
     def predict(self, image: np.ndarray, prompt: str = "spacecraft") -> Prediction:

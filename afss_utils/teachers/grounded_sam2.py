@@ -13,7 +13,13 @@ confidence-filter on); SAM's predicted mask IoU is kept in ``Prediction.extra['m
 
 from __future__ import annotations
 
-from afss_utils.teachers._hf import check_sources, load_pretrained, resolve_device, to_rgb_pil
+from afss_utils.teachers._hf import (
+    check_sources,
+    load_model,
+    load_pretrained,
+    resolve_device,
+    to_rgb_pil,
+)
 from afss_utils.teachers.base import register_teacher
 from afss_utils.teachers.detector_sam2 import DetectorSam2Teacher
 
@@ -54,7 +60,7 @@ class GroundedSam2Teacher(DetectorSam2Teacher):
         # Detector first: its error is the likelier one and names the detector id.
         self.processor = load_pretrained(AutoProcessor, detector, self.name, "detector")
         self.detector = (
-            load_pretrained(AutoModelForZeroShotObjectDetection, detector, self.name, "detector")
+            load_model(AutoModelForZeroShotObjectDetection, detector, self.name, "detector")
             .to(dev)
             .eval()
         )

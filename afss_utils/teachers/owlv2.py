@@ -9,7 +9,13 @@ Scores, masks and ``extra['mask_scores']`` follow :mod:`afss_utils.teachers.dete
 
 from __future__ import annotations
 
-from afss_utils.teachers._hf import check_sources, load_pretrained, resolve_device, to_rgb_pil
+from afss_utils.teachers._hf import (
+    check_sources,
+    load_model,
+    load_pretrained,
+    resolve_device,
+    to_rgb_pil,
+)
 from afss_utils.teachers.base import register_teacher
 from afss_utils.teachers.detector_sam2 import DetectorSam2Teacher
 
@@ -40,7 +46,7 @@ class Owlv2Sam2Teacher(DetectorSam2Teacher):
         self.box_threshold = float(box_threshold)
         dev = resolve_device(device)
         self.processor = load_pretrained(Owlv2Processor, detector, self.name, "detector")
-        self.detector = load_pretrained(Owlv2ForObjectDetection, detector, self.name, "detector")
+        self.detector = load_model(Owlv2ForObjectDetection, detector, self.name, "detector")
         self.detector = self.detector.to(dev).eval()
         super().__init__(segmenter, top_k, dev)
 
