@@ -18,12 +18,39 @@ def test_resolve_precision(monkeypatch):
     monkeypatch.setattr(training, "cpu_supports_bf16", lambda: False)
     assert resolve_precision("auto", "cpu") == "fp32"
     assert resolve_precision("bf16", "cpu") == "bf16"  # asked for: emulated where not native
-    # on a GPU mixed precision is ultralytics' own `amp`
-    assert resolve_precision("bf16", "cuda:0") == resolve_precision("auto", "cuda") == "fp32"
+    # on a GPU, auto is fp32 (mixed precision there is ultralytics' own `amp`)
+    assert resolve_precision("auto", "cuda") == resolve_precision("fp32", "cuda:0") == "fp32"
     with pytest.raises(ValueError, match="yolo.precision"):
         resolve_precision("fp16", "cpu")
     with pytest.raises(ValueError, match="center.precision"):
         resolve_precision("fp16", "cpu", key="center.precision")
+    with pytest.raises(ValueError, match="center.precision"):
+        resolve_precision("fp8", "cuda", key="center.precision")
+
+
+def test_resolve_precision_honours_an_explicit_half_precision_on_cuda():
+    """An explicit bf16 / fp16 on a GPU is autocast, not silently fp32."""
+    assert resolve_precision("bf16", "cuda:0") == "bf16"
+    assert resolve_precision("fp16", "cuda") == "fp16"
+    assert training.autocast_dtype("bf16") == torch.bfloat16
+    assert training.autocast_dtype("fp16") == torch.float16
+    assert training.autocast_dtype("fp32") is None
+
+
+def test_bf16_trainer_autocasts_on_the_given_device_type(monkeypatch):
+    seen = []
+    real = torch.autocast
+
+    def spy(device_type, *args, **kwargs):
+        seen.append((device_type, kwargs.get("dtype")))
+        return real("cpu", dtype=torch.bfloat16)  # no GPU here: the context itself runs on CPU
+
+    monkeypatch.setattr(torch, "autocast", spy)
+    trainer = _cpu_bf16_trainer(_Trainer, "cuda")()
+    trainer._setup_train()
+    trainer.model.predict(torch.rand(1, 3, 8, 8))
+    assert seen == [("cuda", torch.bfloat16)]
+    assert type(trainer).__name__ == "CudaBf16_Trainer"
 
 
 class _Net(torch.nn.Module):

@@ -40,6 +40,7 @@ from afss_utils.students.protocol import PREDICT_CONF
 from afss_utils.students.training import (
     _to_tensor,
     as_float32,
+    autocast_dtype,
     letterbox,
     load_letterboxed,
     random_flips,
@@ -376,7 +377,9 @@ class CenterNetStudent:
         net = build_model(self.backbone, len(self.categories), self.weights).to(
             device, memory_format=torch.channels_last
         )
-        bf16 = self.precision == "bf16"
+        amp_dtype = autocast_dtype(self.precision)  # None: fp32
+        # fp16 (CUDA only) scales the loss so small gradients do not underflow
+        scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         # floor, so every batch holds >= `batch` images (BatchNorm on a ragged batch of one)
         steps_per_epoch = self.steps_per_epoch(len(canvases))
@@ -400,15 +403,19 @@ class CenterNetStudent:
                     )
                     x = x.to(device, memory_format=torch.channels_last)
                     # the network in bf16 (~2x faster where the CPU has it), the loss in float32
-                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    with torch.autocast(
+                        device.type, dtype=amp_dtype or torch.bfloat16, enabled=bool(amp_dtype)
+                    ):
                         out = net(x)
                     out = as_float32(out)
                     out["box_target"] = box_t.to(device)
                     losses = center_loss(out, heat.to(device), cells, labs, weights)
                     opt.zero_grad(set_to_none=True)
-                    losses["loss"].backward()
+                    scaler.scale(losses["loss"]).backward()
+                    scaler.unscale_(opt)
                     torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
-                    opt.step()
+                    scaler.step(opt)
+                    scaler.update()
                     sched.step()
                     for k, v in losses.items():
                         sums[k] = sums.get(k, 0.0) + float(v.detach()) / steps_per_epoch

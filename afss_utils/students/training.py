@@ -86,16 +86,28 @@ def cpu_supports_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: str, key: str = "yolo.precision") -> str:
-    """``'bf16'`` or ``'fp32'`` for CPU training; ``'auto'`` picks bf16 where the CPU has it.
-    On a GPU this returns ``'fp32'``: mixed precision there is ultralytics' own ``amp``, and
-    the hand-written loops are fast enough without. ``key`` names the params key in errors."""
-    if precision not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"{key} must be auto, bf16 or fp32, got {precision!r}")
+    """The training precision: ``'bf16'``, ``'fp16'`` (autocast) or ``'fp32'``.
+
+    On the CPU: ``'auto'`` picks bf16 where the CPU has it; fp16 is an error (CUDA only). On a
+    GPU: ``'auto'`` is fp32 (mixed precision there is ultralytics' own ``amp``; the hand-written
+    loops are fast enough without), an explicit bf16 / fp16 is honoured. ``key`` names the
+    params key in errors."""
+    if precision not in ("auto", "bf16", "fp16", "fp32"):
+        raise ValueError(f"{key} must be auto, bf16, fp16 or fp32, got {precision!r}")
     if not str(device).startswith("cpu"):
-        return "fp32"
+        return "fp32" if precision == "auto" else precision
+    if precision == "fp16":
+        raise ValueError(f"{key} fp16 needs a CUDA device (on the CPU use bf16 or fp32)")
     if precision == "auto":
         return "bf16" if cpu_supports_bf16() else "fp32"
     return precision
+
+
+def autocast_dtype(precision: str):
+    """``'bf16'`` / ``'fp16'`` -> the torch dtype to autocast to; ``'fp32'`` -> None."""
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
 
 def as_float32(x: Any) -> Any:

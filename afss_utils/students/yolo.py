@@ -45,14 +45,17 @@ def yolo_model_source(model: str, task: str) -> str:
     return f"{stem}{suffix}{ext}"
 
 
-def _cpu_bf16_trainer(base: type) -> type:
-    """An ultralytics trainer class that runs the network's forward pass under CPU bf16
-    autocast and the loss in float32 (ultralytics' own ``amp='bf16'`` is CUDA-only).
+def _cpu_bf16_trainer(base: type, device_type: str = "cpu", dtype: Any = None) -> type:
+    """An ultralytics trainer class that runs the network's forward pass under autocast
+    (default: CPU bf16; ``device_type`` 'cuda' for an explicit bf16 on a GPU) and the loss in
+    float32 (ultralytics' own ``amp`` is CUDA fp16 only).
 
     Only the training model is wrapped, after the EMA copy is made, so the EMA weights that are
     validated and saved (and every checkpoint) stay plain float32 ultralytics models.
     """
     import torch
+
+    dtype = dtype or torch.bfloat16
 
     class CpuBf16Trainer(base):
         def _setup_train(self):
@@ -61,13 +64,14 @@ def _cpu_bf16_trainer(base: type) -> type:
             inner = net.predict
 
             def predict(*args, **kwargs):
-                with torch.autocast("cpu", dtype=torch.bfloat16):
+                with torch.autocast(device_type, dtype=dtype):
                     out = inner(*args, **kwargs)
                 return as_float32(out)
 
             net.predict = predict
 
-    CpuBf16Trainer.__name__ = CpuBf16Trainer.__qualname__ = f"CpuBf16{base.__name__}"
+    prefix = "CpuBf16" if device_type == "cpu" else "CudaBf16"
+    CpuBf16Trainer.__name__ = CpuBf16Trainer.__qualname__ = f"{prefix}{base.__name__}"
     return CpuBf16Trainer
 
 
@@ -75,8 +79,9 @@ class YoloStudent:
     """YOLO11 via ultralytics; ``task='segment'`` gives both box and mask predictions.
 
     Options are ultralytics' own train arguments (epochs, imgsz, batch, patience, workers, amp,
-    plots, save_period), plus ``precision`` (auto | bf16 | fp32: bf16 autocast when training on
-    a CPU that has it). ``train`` writes the exported dataset to ``out_dir/dataset`` and the run
+    plots, save_period), plus ``precision`` (auto | bf16 | fp16 | fp32: auto is bf16 autocast
+    when training on a CPU that has it, fp32 on a GPU; an explicit bf16 on a GPU is CUDA bf16
+    autocast, fp16 (GPU only) ultralytics' amp). ``train`` writes the exported dataset to ``out_dir/dataset`` and the run
     (weights, results.csv) to ``out_dir/run``.
     """
 
@@ -154,8 +159,12 @@ class YoloStudent:
         data = export_yolo(train_instances, image_dir, out_dir / "dataset", self.task, val)
         model = ultralytics.YOLO(self.model_source, task=self.task)
         trainer = None
+        train_args = {**self.train_args, "epochs": epochs or self.epochs}
         if self.precision == "bf16":
-            trainer = _cpu_bf16_trainer(model.task_map[self.task]["trainer"])
+            device_type = "cpu" if self.device.startswith("cpu") else "cuda"
+            trainer = _cpu_bf16_trainer(model.task_map[self.task]["trainer"], device_type)
+        elif self.precision == "fp16":  # CUDA only (resolve_precision): ultralytics' own amp
+            train_args["amp"] = True
         t0 = time.perf_counter()
         model.train(
             data=str(data),
@@ -168,7 +177,7 @@ class YoloStudent:
             trainer=trainer,
             # without a real validation set, validating every epoch only costs time
             val=val is not None,
-            **{**self.train_args, "epochs": epochs or self.epochs},
+            **train_args,
         )
         self.train_seconds = time.perf_counter() - t0
         self.model = model  # ultralytics reloads best.pt (last.pt without val) after training
