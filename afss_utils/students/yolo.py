@@ -81,8 +81,8 @@ class YoloStudent:
     Options are ultralytics' own train arguments (epochs, imgsz, batch, patience, workers, amp,
     plots, save_period), plus ``precision`` (auto | bf16 | fp16 | fp32: auto is bf16 autocast
     when training on a CPU that has it, fp32 on a GPU; an explicit bf16 on a GPU is CUDA bf16
-    autocast, fp16 (GPU only) ultralytics' amp). ``train`` writes the exported dataset to ``out_dir/dataset`` and the run
-    (weights, results.csv) to ``out_dir/run``.
+    autocast, fp16 (GPU only) ultralytics' amp). ``train`` writes the exported dataset to
+    ``out_dir/dataset`` and the run (weights, results.csv) to ``out_dir/run``.
     """
 
     def __init__(
