@@ -313,3 +313,43 @@ def test_yolo_obb_result_records_give_the_hull_box_and_corners():
     assert outside["obb"] == [-1, 1, 1, 3, 3, 1, 1, -1]
     r.obb = SimpleNamespace(xyxyxyxy=torch.zeros((0, 4, 2)), conf=torch.zeros(0))
     assert _yolo_result_records(2, r) == []
+
+
+def test_efficientdet_starts_from_a_local_checkpoint(tmp_path: Path, no_network):
+    """efficientdet.weights: a COCO checkpoint (90-class head) initialises everything but the
+    head; pretrained_backbone stays off, so nothing reaches for the network."""
+    from effdet import create_model_from_config, get_efficientdet_config
+
+    from afss_utils.students import EfficientDetStudent
+
+    config = get_efficientdet_config("efficientdet_d0")
+    config.image_size = (128, 128)
+    torch.manual_seed(1)
+    coco_net = create_model_from_config(
+        config, num_classes=90, pretrained=False, pretrained_backbone=False
+    )
+    torch.save({"state_dict": coco_net.state_dict()}, tmp_path / "d0.pth")
+    params = load_params("params/default.yaml")
+    params["efficientdet"] = {
+        **params["efficientdet"],
+        "imgsz": 128,
+        "weights": tmp_path / "d0.pth",
+    }
+    student = EfficientDetStudent.from_params(params)
+    assert student.weights == tmp_path / "d0.pth"
+    got, ref = student._create().model.state_dict(), coco_net.state_dict()
+    head = [k for k in ref if got[k].shape != ref[k].shape]
+    assert head and all(k.startswith("class_net.predict") for k in head)
+    assert all(torch.equal(got[k], ref[k]) for k in ref if k not in head)
+    # without the key: today's random init
+    fresh = EfficientDetStudent(imgsz=128)._create().model.state_dict()
+    stem = next(k for k in ref if k.startswith("backbone.") and k.endswith("weight"))
+    assert not torch.equal(fresh[stem], ref[stem])
+
+
+def test_efficientdet_missing_weights_names_the_key_and_path(tmp_path: Path):
+    from afss_utils.students import EfficientDetStudent
+
+    missing = tmp_path / "nope" / "d0.pth"
+    with pytest.raises(FileNotFoundError, match=r"efficientdet\.weights.*nope"):
+        EfficientDetStudent(imgsz=128, weights=missing)

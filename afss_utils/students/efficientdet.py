@@ -1,4 +1,5 @@
-"""EfficientDet-D0 student (effdet), trained from scratch or on an offline backbone."""
+"""EfficientDet-D0 student (effdet), trained from scratch, on an offline backbone, or from a
+local pretrained checkpoint (``efficientdet.weights``; effdet's own download is never used)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,33 @@ def from_effdet_detections(
     return boxes[keep], d[keep, 4]
 
 
+def load_pretrained_effdet(net: Any, path: str | os.PathLike) -> list[str]:
+    """Initialise an EfficientDet ``net`` from a local checkpoint (effdet's released COCO
+    weights, a bare state dict, or one under ``state_dict`` / ``model`` / ``state_dict_ema``;
+    a ``model.`` prefix of a bench is dropped). Tensors whose shape differs (the 90-class
+    head of a COCO checkpoint against our one class) keep their fresh init.
+
+    Returns the names of the tensors left at their init. ValueError naming the file when the
+    checkpoint shares no tensor with ``net`` (a different model)."""
+    import torch
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict_ema", "state_dict", "model"):
+        if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
+            ckpt = ckpt[key]
+            break
+    ckpt = {k.removeprefix("model."): v for k, v in ckpt.items()}
+    own = net.state_dict()
+    keep = {k: v for k, v in ckpt.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if not keep:
+        raise ValueError(
+            f"efficientdet.weights: {path} shares no tensor with {type(net).__name__} "
+            "(a checkpoint of another model?)"
+        )
+    net.load_state_dict(keep, strict=False)
+    return sorted(set(own) - set(keep))
+
+
 class EfficientDetStudent:
     """EfficientDet (effdet) detector from scratch, with a small training loop: letterboxed
     inputs at ``imgsz`` (a multiple of 128), random flips, AdamW, linear warm-up + cosine decay,
@@ -74,6 +102,7 @@ class EfficientDetStudent:
         warmup_epochs: float = 1.0,
         steps: int = 1000,
         backbone_weights: str | None = None,
+        weights: str | os.PathLike | None = None,
     ):
         if backbone_weights not in (None, "imagenet_lite0"):
             raise ValueError(
@@ -84,6 +113,12 @@ class EfficientDetStudent:
                 "efficientdet.backbone_weights imagenet_lite0 needs model tf_efficientdet_lite0, "
                 f"got {model!r}"
             )
+        if weights is not None and not Path(weights).is_file():
+            raise FileNotFoundError(
+                f"efficientdet.weights: checkpoint not found: {weights} (put effdet's "
+                f"{model} COCO checkpoint there, or set efficientdet.weights to null to train "
+                "from scratch)"
+            )
         if imgsz % 128:
             raise ValueError(
                 f"efficientdet.imgsz must be a multiple of 128 (anchor levels 3-7), got {imgsz}"
@@ -93,6 +128,7 @@ class EfficientDetStudent:
         self.steps = steps
         self.lr, self.weight_decay, self.warmup_epochs = lr, weight_decay, warmup_epochs
         self.backbone_weights = backbone_weights
+        self.weights = None if weights is None else Path(weights)
         self.device, self.seed, self.top_k, self.conf = resolve_device(device), seed, top_k, conf
         self.net = None  # the EfficientDet module (weights shared by the train/predict benches)
         self.train_seconds: float | None = None
@@ -112,7 +148,9 @@ class EfficientDetStudent:
     def steps_per_epoch(self, n_images: int) -> int:
         return max(1, n_images // self.batch)  # the training loop drops the ragged batch
 
-    def _create(self):
+    def _create(self, pretrained: bool = True):
+        """The training bench (``bench.model``: the EfficientDet); initialised from
+        ``self.weights`` when set and ``pretrained`` (load() passes False: it overwrites them)."""
         from effdet import create_model_from_config, get_efficientdet_config
 
         config = get_efficientdet_config(self.model_name)
@@ -139,6 +177,8 @@ class EfficientDetStudent:
 
             backbone = bench.model.backbone
             backbone.load_state_dict(lukemelas_to_timm_backbone(backbone.state_dict()))
+        if self.weights is not None and pretrained:
+            load_pretrained_effdet(bench.model, self.weights)
         return bench
 
     def _load_split(
@@ -268,7 +308,7 @@ class EfficientDetStudent:
     def load(self, weights: str | os.PathLike) -> EfficientDetStudent:
         import torch
 
-        self.net = self._create().model
+        self.net = self._create(pretrained=False).model
         self.net.load_state_dict(torch.load(weights, map_location="cpu"))
         self.net.eval()
         return self
