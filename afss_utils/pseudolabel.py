@@ -208,13 +208,19 @@ def dataset_fingerprint(dataset: Dataset) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- labelling
 def teacher_settings(teacher: Teacher) -> dict[str, Any]:
-    """The teacher's name and its plain (json scalar) attributes, minus the device."""
+    """The teacher's name and its plain (json scalar) attributes, minus the device; plus, for a
+    teacher with weights (a ``checkpoints()`` method: the VLM teachers), ``checkpoints``: the
+    identity of each checkpoint it loaded, so a run resumed with another SAM 2 or detector is a
+    :class:`CacheMismatchError`. A weight-free teacher (classical) has no such key."""
     out: dict[str, Any] = {"name": getattr(teacher, "name", type(teacher).__name__)}
     for key, value in sorted(getattr(teacher, "__dict__", {}).items()):
         if key.startswith("_") or key == "device":
             continue
         if value is None or isinstance(value, (bool, int, float, str)):
             out[key] = value
+    checkpoints = getattr(teacher, "checkpoints", None)
+    if callable(checkpoints):
+        out["checkpoints"] = dict(checkpoints())
     return out
 
 

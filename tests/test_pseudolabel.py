@@ -524,3 +524,51 @@ def test_ctrl_c_prints_one_line_keeps_the_cache_and_the_rerun_resumes(
     assert main(argv) == 0 and "3 resumed" in capsys.readouterr().out
     ref = pseudolabel(FakeTeacher(), open_coco(ann), tmp_path / "ref.json", "none", progress=False)
     assert out.read_bytes() == ref.out_path.read_bytes()
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def test_resume_with_another_sam2_checkpoint_is_an_error(tiny_vlm_models, tmp_path):
+    """The cache header records which checkpoints a VLM teacher loaded: a run started with one
+    SAM 2 and resumed with another fails naming the teacher key, instead of mixing the two."""
+    import shutil
+
+    import tiny_models
+
+    from afss_utils.pseudolabel import OutputConflictError, info_path
+    from afss_utils.teachers import build_teacher
+
+    data = open_coco(make_dataset(tmp_path / "data", 3))
+
+    def teacher(sam2):
+        return build_teacher(
+            "grounded_sam2",
+            detector=str(tiny_vlm_models["grounding_dino"]),
+            segmenter=str(sam2),
+            box_threshold=0.0,
+            text_threshold=0.0,
+        )
+
+    out = tmp_path / "pred.json"
+    first = pseudolabel(teacher(tiny_vlm_models["sam2"]), data, out, limit=1, progress=False)
+    assert first.n_images == 1 and cache_path(out).exists()
+    other = tiny_models.build_sam2(tmp_path / "sam2_other", seed=1)  # same config, other weights
+    # the sidecar of the partial PRED.json says whose labels they are: not replaced silently
+    with pytest.raises(OutputConflictError, match="teacher differ"):
+        pseudolabel(teacher(other), data, out, progress=False)
+    with pytest.raises(CacheMismatchError, match=r"\(teacher: .*checkpoints"):
+        pseudolabel(teacher(other), data, out, progress=False, overwrite=True)
+    # a copy of the same checkpoint in another folder is the same checkpoint: it resumes
+    copy = shutil.copytree(tiny_vlm_models["sam2"], tmp_path / "sam2_copy")
+    done = pseudolabel(teacher(copy), data, out, progress=False)
+    assert done.n_resumed == 1 and done.n_images == 3
+    settings = json.loads(info_path(out).read_text())["header"]["teacher"]
+    assert set(settings["checkpoints"]) == {"detector", "segmenter"}
+
+
+def test_weight_free_teacher_header_has_no_checkpoints():
+    """Classical teachers keep exactly their old header (name + scalar options)."""
+    from afss_utils.pseudolabel import teacher_settings
+    from afss_utils.teachers import build_teacher
+
+    assert "checkpoints" not in teacher_settings(FakeTeacher())
+    assert "checkpoints" not in teacher_settings(build_teacher("classical_threshold"))

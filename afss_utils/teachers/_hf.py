@@ -8,6 +8,8 @@ missing model raises :class:`WeightsNotFoundError` at once instead of retrying t
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from afss_utils.teachers.base import WeightsNotFoundError
 
 __all__ = [
     "check_sources",
+    "checkpoint_identity",
     "enable_tf32",
     "hub_offline",
     "load_model",
@@ -125,6 +128,54 @@ def enable_tf32(device: str) -> None:
 
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
+
+
+def _local_dir(source: str) -> Path | None:
+    """The folder a source's files are in: the directory itself, or for a hub id its snapshot
+    in the HF cache (None when it is not there)."""
+    path = Path(str(source)).expanduser()
+    if path.is_dir():
+        return path
+    if _looks_like_hub_id(str(source)):
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(str(source), "config.json")
+        if isinstance(cached, str):
+            return Path(cached).parent
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha1(path: str, size: int, mtime_ns: int) -> str:
+    # keyed by size and mtime too, so a file rewritten in place is hashed again
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha1").hexdigest()
+
+
+def checkpoint_identity(source: str) -> str:
+    """What a checkpoint *is*, whatever folder it sits in: the sha1 over (relative path, size,
+    sha1 of the bytes) of every file of the checkpoint folder (config, weights, processor,
+    tokenizer; dotfiles and ``*.md`` skipped; symlinks of the HF cache followed). Two copies of
+    one checkpoint agree; another checkpoint (SAM 2.1 tiny vs large, a re-save) differs. A hub id
+    not in the HF cache gives ``'unresolved:<id>'``. Each file is read once per process (a few
+    seconds for SAM 2.1 large) and remembered by path, size and mtime."""
+    folder = _local_dir(source)
+    if folder is None:
+        return f"unresolved:{source}"
+    digest = hashlib.sha1()
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.suffix != ".md"
+    )
+    for p in files:
+        real = p.resolve()
+        st = real.stat()
+        rel = p.relative_to(folder).as_posix()
+        digest.update(
+            f"{rel}\t{st.st_size}\t{_file_sha1(str(real), st.st_size, st.st_mtime_ns)}\n".encode()
+        )
+    return digest.hexdigest()
 
 
 def resolve_device(device: str | None) -> str:

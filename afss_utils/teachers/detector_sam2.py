@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from afss_utils.teachers._hf import (
+    checkpoint_identity,
     enable_tf32,
     load_model,
     load_pretrained,
@@ -114,6 +115,14 @@ class DetectorSam2Teacher:
         self.device = resolve_device(device)
         enable_tf32(self.device)
         self.sam = Sam2BoxSegmenter(segmenter, self.name, self.device)
+        # {key: weight source}; subclasses add their detector before calling this __init__
+        self._sources = {**getattr(self, "_sources", {}), "segmenter": str(segmenter)}
+
+    def checkpoints(self) -> dict[str, str]:
+        """{key: :func:`~afss_utils.teachers._hf.checkpoint_identity`} of the checkpoints this
+        teacher loaded (``detector``, ``segmenter``): part of the pseudo-label run header, so a
+        resume with other weights is an error, not a silent mix."""
+        return {key: checkpoint_identity(src) for key, src in sorted(self._sources.items())}
 
     def predict(self, image: np.ndarray, prompt: str = "spacecraft") -> Prediction:
         """image (H, W, 3) uint8 RGB -> Prediction (boxes xyxy px, detector scores, SAM masks)."""

@@ -64,6 +64,7 @@ class GroundedSam2Teacher(DetectorSam2Teacher):
             .to(dev)
             .eval()
         )
+        self._sources = {"detector": str(detector)}
         super().__init__(segmenter, top_k, dev)
 
     def _detect(self, images, prompt):

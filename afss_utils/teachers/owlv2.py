@@ -48,6 +48,7 @@ class Owlv2Sam2Teacher(DetectorSam2Teacher):
         self.processor = load_pretrained(Owlv2Processor, detector, self.name, "detector")
         self.detector = load_model(Owlv2ForObjectDetection, detector, self.name, "detector")
         self.detector = self.detector.to(dev).eval()
+        self._sources = {"detector": str(detector)}
         super().__init__(segmenter, top_k, dev)
 
     def _detect(self, images, prompt):
