@@ -255,7 +255,14 @@ def fuse_views(
         def reprompt(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return teacher.segment_boxes(image, boxes)  # type: ignore[attr-defined]
 
-    return fuse(views, image.shape[:2], fusion, reprompt=reprompt)
+    if getattr(teacher, "score", "box") != "mask":
+        return fuse(views, image.shape[:2], fusion, reprompt=reprompt)
+    # A mask-scored teacher (the authors' labels): fuse on the box scores as they do, then the
+    # label's score is the SAM mask score of the fused box (re-prompted, or the fused average)
+    from afss_utils.teachers.detector_sam2 import as_box_scored, as_mask_scored
+
+    fused = fuse([as_box_scored(v) for v in views], image.shape[:2], fusion, reprompt=reprompt)
+    return as_mask_scored(fused)
 
 
 class _Cache:

@@ -242,3 +242,41 @@ def test_enable_tf32_sets_the_flags_on_cuda_only():
         assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_mask_score_option_scores_labels_by_sam(tiny, teachers, image, name):
+    """score='mask' (the authors' label files): ``scores`` is SAM's mask score, the detector's
+    box score is kept as ``box_score``; the default stays the box score."""
+    thresholds = {"text_threshold": 0.0} if name == "grounded_sam2" else {}
+    masked = make_teacher(tiny, name, box_threshold=0.0, score="mask", **thresholds)
+    by_box, by_mask = teachers[name].predict(image), masked.predict(image)
+    assert teachers[name].score == "box" and "box_score" not in by_box.extra
+    np.testing.assert_array_equal(by_mask.boxes, by_box.boxes)  # top-1 still by the detector
+    np.testing.assert_allclose(by_mask.scores, by_box.extra["mask_scores"])
+    np.testing.assert_allclose(by_mask.extra["box_score"], by_box.scores)
+    with pytest.raises(ValueError, match="score"):
+        make_teacher(tiny, name, score="iou")
+
+
+def test_mask_scored_tta_fuses_on_box_scores_then_scores_by_the_reprompted_mask(
+    tiny, teachers, image
+):
+    """The authors' refinement: WBF on the detector scores, SAM re-prompted with the fused box,
+    the label's score is that mask's score and ``box_score`` the fused box score."""
+    from afss_utils.fusion import FusionConfig
+    from afss_utils.pseudolabel import label_image
+    from afss_utils.tta import parse_tta
+
+    masked = make_teacher(
+        tiny, "grounded_sam2", box_threshold=0.0, text_threshold=0.0, score="mask"
+    )
+    fusion = FusionConfig(mask_fusion="reprompt")
+    augs = parse_tta(["vflip"])
+    ref = label_image(teachers["grounded_sam2"], image, augs, fusion)
+    got = label_image(masked, image, augs, fusion)
+    np.testing.assert_allclose(got.boxes, ref.boxes)
+    np.testing.assert_allclose(got.extra["box_score"], ref.scores)
+    np.testing.assert_allclose(got.scores, ref.extra["mask_scores"])
+    _, again = masked.segment_boxes(image, got.boxes)
+    np.testing.assert_allclose(got.scores, again, rtol=1e-5)

@@ -3,8 +3,11 @@ top_k -> SAM 2 masks, the SAM image embedding computed once per image.
 
 A teacher subclasses :class:`DetectorSam2Teacher` and implements only ``_detect`` (Grounding DINO
 in :mod:`~afss_utils.teachers.grounded_sam2`, OWLv2 in :mod:`~afss_utils.teachers.owlv2`).
-``Prediction.scores`` is the detector box score (what the paper's authors rank, fuse and
-confidence-filter on); SAM's predicted mask IoU is kept in ``Prediction.extra['mask_scores']``.
+``Prediction.scores`` is the detector box score by default (``score='box'``); SAM's predicted
+mask IoU is kept in ``Prediction.extra['mask_scores']``. With ``score='mask'`` (the authors'
+released labels) ``scores`` is SAM's mask score and the box score is ``extra['box_score']``;
+the top-k boxes are still chosen by the detector, and TTA fusion still fuses on box scores
+(:func:`afss_utils.pseudolabel.fuse_views`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,37 @@ from afss_utils.teachers._hf import (
 )
 from afss_utils.teachers.base import Prediction
 
-__all__ = ["DetectorSam2Teacher", "Sam2BoxSegmenter", "clip_boxes"]
+__all__ = [
+    "SCORES",
+    "DetectorSam2Teacher",
+    "Sam2BoxSegmenter",
+    "as_box_scored",
+    "as_mask_scored",
+    "clip_boxes",
+]
+
+# What Prediction.scores (a label's `score`: ranking, fusion output, confidence filter) is:
+# box = the detector's box score (our default); mask = SAM's predicted mask IoU, the detector's
+# score kept as extra['box_score'] (the authors' released label files)
+SCORES = ("box", "mask")
+
+
+def as_mask_scored(pred: Prediction) -> Prediction:
+    """Box-scored -> mask-scored: ``scores`` <- ``extra['mask_scores']``, the old scores kept
+    as ``extra['box_score']``; best (by mask score) first. No detection: unchanged."""
+    if len(pred) == 0 and "mask_scores" not in pred.extra:
+        return pred
+    extra = {**pred.extra, "box_score": np.asarray(pred.scores, dtype=np.float32)}
+    mask_scores = np.asarray(pred.extra["mask_scores"], dtype=np.float32)
+    return Prediction(pred.boxes, mask_scores, pred.masks, extra).top_k(None)
+
+
+def as_box_scored(pred: Prediction) -> Prediction:
+    """The inverse of :func:`as_mask_scored` (``extra['box_score']`` back to ``scores``)."""
+    if len(pred) == 0 and "box_score" not in pred.extra:
+        return pred
+    extra = {k: v for k, v in pred.extra.items() if k != "box_score"}
+    return Prediction(pred.boxes, pred.extra["box_score"], pred.masks, extra)
 
 
 def clip_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -110,8 +143,11 @@ class DetectorSam2Teacher:
 
     name = "detector_sam2"
 
-    def __init__(self, segmenter: str, top_k: int | None, device: str):
+    def __init__(self, segmenter: str, top_k: int | None, device: str, score: str = "box"):
+        if score not in SCORES:
+            raise ValueError(f"{self.name}: score must be one of {SCORES}, got {score!r}")
         self.top_k = top_k
+        self.score = score
         self.device = resolve_device(device)
         enable_tf32(self.device)
         self.sam = Sam2BoxSegmenter(segmenter, self.name, self.device)
@@ -150,7 +186,8 @@ class DetectorSam2Teacher:
                 continue
             det = Prediction(clip_boxes(boxes, h, w), scores).top_k(self.top_k)
             masks, mask_scores = self.sam.decode(embeddings[i], det.boxes)
-            out.append(Prediction(det.boxes, det.scores, masks, {"mask_scores": mask_scores}))
+            pred = Prediction(det.boxes, det.scores, masks, {"mask_scores": mask_scores})
+            out.append(pred if self.score == "box" else as_mask_scored(pred))
         return out
 
     def _detect_by_size(self, images: list[np.ndarray], prompt: str) -> list:

@@ -50,6 +50,7 @@ class GroundedSam2Teacher(DetectorSam2Teacher):
         text_threshold: float = 0.25,
         top_k: int | None = 1,
         device: str = "cpu",
+        score: str = "box",
     ):
         check_sources(self.name, detector=detector, segmenter=segmenter)
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
@@ -65,7 +66,7 @@ class GroundedSam2Teacher(DetectorSam2Teacher):
             .eval()
         )
         self._sources = {"detector": str(detector)}
-        super().__init__(segmenter, top_k, dev)
+        super().__init__(segmenter, top_k, dev, score)
 
     def _detect(self, images, prompt):
         import torch

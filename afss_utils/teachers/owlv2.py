@@ -39,6 +39,7 @@ class Owlv2Sam2Teacher(DetectorSam2Teacher):
         box_threshold: float = 0.1,
         top_k: int | None = 1,
         device: str = "cpu",
+        score: str = "box",
     ):
         check_sources(self.name, detector=detector, segmenter=segmenter)
         from transformers import Owlv2ForObjectDetection, Owlv2Processor
@@ -49,7 +50,7 @@ class Owlv2Sam2Teacher(DetectorSam2Teacher):
         self.detector = load_model(Owlv2ForObjectDetection, detector, self.name, "detector")
         self.detector = self.detector.to(dev).eval()
         self._sources = {"detector": str(detector)}
-        super().__init__(segmenter, top_k, dev)
+        super().__init__(segmenter, top_k, dev, score)
 
     def _detect(self, images, prompt):
         import torch
