@@ -21,13 +21,22 @@ from afss_utils.tables import record_benchmarks
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def rows_from_manifest(manifest: dict, label: str) -> list[dict]:
-    """One row per notebook plus the total, in seconds."""
+def rows_from_manifest(manifest: dict, label: str, notes: str = "") -> list[dict]:
+    """One row per notebook plus the total, in seconds. The total is the study's wall time (the
+    runner starts 05 and 06 beside 01-04, so the notebooks' own times overlap); a manifest of a
+    partial run (``--only``) has none, and its total is the sum of its notebooks."""
     machine = manifest.get("machine", {})
-    notes = f"{machine.get('cpu_count', '?')} CPUs, one run, git {(manifest.get('git', {}).get('sha') or '?')[:8]}"
-    rows, total = [], 0.0
+    notes = ", ".join(
+        n
+        for n in (
+            f"{machine.get('cpu_count', '?')} CPUs, one run, git "
+            f"{(manifest.get('git', {}).get('sha') or '?')[:8]}",
+            notes,
+        )
+        if n
+    )
+    rows = []
     for name, entry in manifest["notebooks"].items():
-        total += entry["duration_s"] or 0.0
         rows.append(
             {
                 "benchmark": "study_wall_time",
@@ -37,6 +46,9 @@ def rows_from_manifest(manifest: dict, label: str) -> list[dict]:
                 "notes": notes,
             }
         )
+    total = manifest.get("duration_s") if not manifest.get("only") else None
+    if total is None:
+        total = sum(e["duration_s"] or 0.0 for e in manifest["notebooks"].values())
     rows.append(
         {
             "benchmark": "study_wall_time",
@@ -55,13 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="output folder of that run")
     ap.add_argument("--manifest", default=str(ROOT / "results" / "manifest.json"))
     ap.add_argument("--label", default="default")
+    ap.add_argument("--notes", default="", help="added to every row, e.g. the load average")
     ap.add_argument("--write", action="store_true", help="update results/tables/benchmarks.csv")
     args = ap.parse_args(argv)
     if args.run:
         manifest = run_study(args.run, args.out)
     else:
         manifest = json.loads(Path(args.manifest).read_text())
-    rows = rows_from_manifest(manifest, args.label)
+    rows = rows_from_manifest(manifest, args.label, args.notes)
     for row in rows:
         print(f"{row['setting']:40s} {row['value']:8.1f} s")
     if args.write:
