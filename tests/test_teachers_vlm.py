@@ -280,3 +280,15 @@ def test_mask_scored_tta_fuses_on_box_scores_then_scores_by_the_reprompted_mask(
     np.testing.assert_allclose(got.scores, ref.extra["mask_scores"])
     _, again = masked.segment_boxes(image, got.boxes)
     np.testing.assert_allclose(got.scores, again, rtol=1e-5)
+
+
+def test_teacher_turns_tf32_on_for_its_device_when_built_and_unpickled(tiny, monkeypatch):
+    import pickle
+
+    from afss_utils.teachers import detector_sam2
+
+    seen = []
+    monkeypatch.setattr(detector_sam2, "enable_tf32", seen.append)
+    teacher = make_teacher(tiny, "owlv2_sam2")
+    pickle.loads(pickle.dumps(teacher))  # what a Ray labelling actor receives
+    assert seen == ["cpu", "cpu"]

@@ -154,6 +154,11 @@ class DetectorSam2Teacher:
         # {key: weight source}; subclasses add their detector before calling this __init__
         self._sources = {**getattr(self, "_sources", {}), "segmenter": str(segmenter)}
 
+    def __setstate__(self, state: dict) -> None:
+        # unpickled in a Ray labelling actor: the TF32 flags are per process
+        self.__dict__.update(state)
+        enable_tf32(self.device)
+
     def checkpoints(self) -> dict[str, str]:
         """{key: :func:`~afss_utils.teachers._hf.checkpoint_identity`} of the checkpoints this
         teacher loaded (``detector``, ``segmenter``): part of the pseudo-label run header, so a
