@@ -231,3 +231,22 @@ def test_ultralytics_finds_fonts_offline(tmp_path):
     assert out.returncode == 0, out.stderr
     path = out.stdout.strip().splitlines()[-1]
     assert path == str(tmp_path / "Ultralytics" / "Arial.ttf")
+
+
+def test_paper_params_follow_the_authors_gpu_recipe():
+    """params/paper.yaml (issue #21): SAM re-prompted with the fused box, labels scored by SAM's
+    mask score, students from the official pretrained checkpoints, ultralytics' nominal batch
+    and a checkpoint period that fits 300 epochs."""
+    from afss_utils.config import load_params, named_grid
+
+    p = load_params("params/paper.yaml")
+    assert p["fusion"]["mask_fusion"] == "reprompt"
+    options = named_grid("teacher_options", p["teacher_options"])
+    assert options["grounded_sam2"]["score"] == options["owlv2_sam2"]["score"] == "mask"
+    assert p["yolo"]["model"].endswith(".pt")
+    assert p["yolo"]["nbs"] == 64
+    assert p["yolo"]["epochs"] // p["yolo"]["save_period"] <= 12
+    # the default study is untouched: from scratch, box scores, pixel vote
+    d = load_params("params/default.yaml")
+    assert d["fusion"]["mask_fusion"] == "vote" and d["yolo"]["model"].endswith(".yaml")
+    assert "score" not in named_grid("teacher_options", d["teacher_options"])["grounded_sam2"]
