@@ -121,6 +121,7 @@ efficientdet = {
     "batch": 8,
     "lr": 0.001,
     "weight_decay": 0.0001,
+    "weights": None,
 }
 center = {
     "backbone": "resnet18",
