@@ -8,8 +8,10 @@ The study has two kinds of independent work, and Ray runs both:
   into the next) with torch, OpenCV and ultralytics on exactly that many threads. A training's
   thread count is part of its result (DESIGN.md): pinned, a row gives the same bytes alone, beside
   another training, on a laptop or on a cluster node. Every task is submitted before any is
-  awaited (:func:`gather`), so two single-core trainings share a 2-core machine (1.45x the
-  throughput of running them one after the other, measured).
+  awaited (:func:`gather`), so as many trainings run at once as the cluster has CPUs (or GPUs)
+  for them; on 2 cores two single-thread YOLO trainings give only 1.07x the trainings per hour of
+  one two-thread training (benchmarks/bench_ray.py), since ultralytics' CPU data pipeline runs in
+  the training's own thread.
 - **labelling** (:mod:`afss_utils.pseudolabel` with ``engine="ray"``): ``ray.data`` over the
   image list, an actor pool that loads the teacher once per actor.
 
