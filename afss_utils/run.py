@@ -1,11 +1,14 @@
-"""The study runner: execute ``notebooks/NN_*.ipynb`` in order with papermill.
+"""The study runner: execute ``notebooks/NN_*.ipynb`` with papermill, each as a Ray task.
 
 ``python -m afss_utils.run --params params/default.yaml [--only 01,02] [--out results]``
 
 One params file decides the run (``config.load_params``: the default plus an overlay). Each
 notebook receives only the keys its ``parameters``-tagged cell declares; a key that no notebook
 declares is an error before anything runs, so a typo never silently falls back to a default.
-Executed copies go to ``{out}/executed/``; the first failing notebook stops the run (its saved
+A notebook waits for the one numbered before it, except the side branches of :data:`BRANCHES`
+(05 and 06 read only 00's datasets), which run beside the main line 01-04 on one Ray instance
+(:mod:`afss_utils.cluster`) whose CPUs the notebooks' trainings share. Executed copies go to
+``{out}/executed/``; the first failing notebook stops the run and cancels the others (its saved
 copy shows the traceback). ``{out}/manifest.json`` records params, seed, git sha, library
 versions, per-notebook timings and the machine, rewritten atomically after every notebook so a
 partial run is still recorded.
@@ -330,18 +333,19 @@ def _run_tasks(
         num_cpus=0, max_retries=0, runtime_env={"env_vars": env}
     )
     numbers = [t.number for t in tasks]
-    refs: dict[str, Any] = {}
+    by_number: dict[str, Any] = {}  # the last notebook of each number: what later ones wait on
+    by_ref: dict[Any, _NotebookTask] = {}
     for task in tasks:
         up = upstream(task.number, numbers)
-        refs[task.number] = remote.remote(
+        ref = remote.remote(
             str(task.notebook),
             str(task.target),
             task.params,
             kernel_name,
             str(cwd),
-            refs[up] if up else None,
+            by_number[up] if up else None,
         )
-    by_ref = {ref: task for task, ref in zip(tasks, refs.values(), strict=True)}
+        by_number[task.number], by_ref[ref] = ref, task
     pending = list(by_ref)
     with tqdm(total=len(tasks), desc="study", unit="notebook", disable=not progress) as bar:
         try:

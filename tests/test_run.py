@@ -288,3 +288,12 @@ def test_ctrl_c_stops_the_run_its_kernels_and_the_local_ray(tmp_path):
     assert m["status"] == "interrupted" and m["finished"]
     shm_after = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
     assert not {f for f in shm_after - shm_before if "plasma" in f or "ray" in f.lower()}
+
+
+def test_upstream_is_the_previous_notebook_except_for_side_branches():
+    numbers = ["00", "01", "02", "03", "04", "05", "06"]
+    assert [run.upstream(n, numbers) for n in numbers] == [None, "00", "01", "02", "03", "00", "00"]
+    # --only: a notebook outside the run is taken as done; a branch follows its own root
+    assert run.upstream("03", ["03", "04"]) is None and run.upstream("04", ["03", "04"]) == "03"
+    assert run.upstream("05", ["03", "05"]) is None
+    assert run.upstream("01", []) is None
