@@ -1,9 +1,10 @@
 """Parameters, seeding and offline set-up.
 
-A study run is decided by one params file: ``params/default.yaml`` is the schema and the
+A study run is decided by params files: ``params/default.yaml`` is the schema and the
 defaults; every other file (``quick.yaml``, ``smoke.yaml``, ``paper.yaml`` or a user's own) is
-an *overlay* that may only change keys the default defines. A typo in an overlay is an error
-naming the key and the file, never a silently ignored setting.
+an *overlay* that may only change keys the default defines. Overlays stack left to right
+(``paper.yaml paper_smoke.yaml``: the paper's configuration at smoke sizes). A typo in an
+overlay is an error naming the key and the file, never a silently ignored setting.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import os
 import random
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,16 +99,28 @@ def check_type(key: str, default: Any, value: Any, source: str = "<overlay>") ->
         )
 
 
-def load_params(
-    overlay: str | os.PathLike | None = None, extra: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Load ``params/default.yaml`` and apply an overlay file and then ``extra`` (e.g. CLI flags).
+def overlay_files(
+    overlay: str | os.PathLike | Sequence[str | os.PathLike] | None,
+) -> list[Path]:
+    """The overlay files of ``overlay`` (one path, a list applied in order, or None), without
+    the default itself (naming it is allowed and means no overlay)."""
+    if overlay is None:
+        return []
+    files = [overlay] if isinstance(overlay, (str, os.PathLike)) else list(overlay)
+    return [Path(f) for f in files if Path(f).resolve() != DEFAULT_PARAMS.resolve()]
 
-    ``overlay`` may be the default file itself (then it is read once).
+
+def load_params(
+    overlay: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Load ``params/default.yaml``, apply each overlay file in order and then ``extra`` (e.g.
+    CLI flags). Every overlay is checked against the default's keys, so a later file cannot
+    bring in a key that an earlier one lacks either.
     """
     params = read_yaml(DEFAULT_PARAMS)
-    if overlay is not None and Path(overlay).resolve() != DEFAULT_PARAMS.resolve():
-        params = merge_params(params, read_yaml(overlay), source=str(overlay))
+    for path in overlay_files(overlay):
+        params = merge_params(params, read_yaml(path), source=str(path))
     if extra:
         params = merge_params(params, extra, source="command-line overrides")
     for kind in NAMED_GRIDS:  # a misspelt grid name fails here, before anything runs

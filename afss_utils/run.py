@@ -2,7 +2,8 @@
 
 ``python -m afss_utils.run --params params/default.yaml [--only 01,02] [--out results]``
 
-One params file decides the run (``config.load_params``: the default plus an overlay). Each
+The params decide the run (``config.load_params``: the default plus overlays, e.g.
+``--params params/paper.yaml params/paper_smoke.yaml``). Each
 notebook receives only the keys its ``parameters``-tagged cell declares; a key that no notebook
 declares is an error before anything runs, so a typo never silently falls back to a default.
 A notebook waits for the one numbered before it, except the side branches of :data:`BRANCHES`
@@ -26,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -35,7 +37,7 @@ from typing import Any
 import nbformat
 
 from afss_utils import coco
-from afss_utils.config import DEFAULT_PARAMS, REPO_ROOT, cpu_cores, load_params
+from afss_utils.config import DEFAULT_PARAMS, REPO_ROOT, cpu_cores, load_params, overlay_files
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 NOTEBOOK_NAME = re.compile(r"^(\d{2})_[\w.-]+\.ipynb$")
@@ -211,17 +213,22 @@ def _notebook_error(exc: BaseException) -> str:
 
 
 def check_results_target(
-    out: Path, params_file: Path, results_dir: Path = RESULTS_DIR, allow_dirty: bool = False
+    out: Path,
+    params_file: str | os.PathLike | Sequence[str | os.PathLike],
+    results_dir: Path = RESULTS_DIR,
+    allow_dirty: bool = False,
 ) -> None:
     """RunError when a run into the committed ``results_dir`` would mix in other params (smoke,
     quick, paper overlays) or come from a tree with uncommitted changes (unless
     ``allow_dirty``). Runs into any other folder are free."""
     if out.resolve() != Path(results_dir).resolve():
         return
-    if Path(params_file).resolve() != DEFAULT_PARAMS.resolve():
+    overlays = overlay_files(params_file)
+    if overlays:
         raise RunError(
             f"{results_dir} holds the committed results of {DEFAULT_PARAMS.name} only; "
-            f"write the run of {params_file} elsewhere (e.g. --out out/{Path(params_file).stem})"
+            f"write the run of {' '.join(map(str, overlays))} elsewhere "
+            f"(e.g. --out out/{overlays[-1].stem})"
         )
     if git_state().get("dirty") and not allow_dirty:
         raise RunError(
@@ -231,7 +238,7 @@ def check_results_target(
 
 
 def run_study(
-    params_file: str | os.PathLike | None = DEFAULT_PARAMS,
+    params_file: str | os.PathLike | Sequence[str | os.PathLike] | None = DEFAULT_PARAMS,
     out_dir: str | os.PathLike | None = None,
     only: list[str] | None = None,
     progress: bool = True,
@@ -243,7 +250,8 @@ def run_study(
 ) -> dict[str, Any]:
     """Execute the study's notebooks and return the manifest (also written to disk).
 
-    params_file:   an overlay on ``params/default.yaml`` (or the default itself; None = it)
+    params_file:   an overlay on ``params/default.yaml`` (or the default itself; None = it), or
+                   a list of overlays applied in order (:func:`afss_utils.config.load_params`)
     out_dir:       results folder (default: the params' ``out_dir``); injected as ``out_dir``
     only:          notebook numbers to run, e.g. ``["01", "02"]``; manifest entries of the other
                    notebooks already in ``{out_dir}/manifest.json`` are kept
@@ -259,7 +267,7 @@ def run_study(
     import papermill  # noqa: F401  (fail before anything is written when it is missing)
 
     cwd = Path(cwd).resolve()
-    params_file = Path(params_file if params_file is not None else DEFAULT_PARAMS)
+    params_file = overlay_files(params_file) or [DEFAULT_PARAMS]
     params = load_params(params_file)
     out = _resolve_out(out_dir, params, params_file, results_dir, allow_dirty)
     params["out_dir"] = _display_path(out, cwd)
@@ -328,7 +336,9 @@ def _run_tasks(
     ray = cluster.connect(manifest["params"].get("cluster"))
     # The notebooks' kernels join this instance (their trainings share its CPUs); the notebook
     # tasks themselves ask for no CPU, since each only waits on its kernel.
-    env = {"RAY_ADDRESS": os.environ["RAY_ADDRESS"], "OMP_NUM_THREADS": str(cpu_cores())}
+    env = cluster.worker_env(
+        RAY_ADDRESS=os.environ["RAY_ADDRESS"], OMP_NUM_THREADS=str(cpu_cores())
+    )
     remote = ray.remote(max_calls=1)(_execute_task).options(
         num_cpus=0, max_retries=0, runtime_env={"env_vars": env}
     )
@@ -408,7 +418,7 @@ def _execute_task(
 def _resolve_out(
     out_dir: str | os.PathLike | None,
     params: dict[str, Any],
-    params_file: Path,
+    params_file: list[Path],
     results_dir: str | os.PathLike,
     allow_dirty: bool,
 ) -> Path:
@@ -424,7 +434,7 @@ def _resolve_out(
 
 def _start_manifest(
     manifest_path: Path,
-    params_file: Path,
+    params_file: list[Path],
     params: dict[str, Any],
     selected: list[Path],
     only: list[str] | None,
@@ -438,7 +448,12 @@ def _start_manifest(
         except (OSError, ValueError):
             previous = {}  # an unreadable old manifest is replaced, not fatal
     manifest: dict[str, Any] = {
-        "params_file": _display_path(params_file, REPO_ROOT),
+        # one file as a string (the common case), several as the list applied in order
+        "params_file": (
+            _display_path(params_file[0], REPO_ROOT)
+            if len(params_file) == 1
+            else [_display_path(p, REPO_ROOT) for p in params_file]
+        ),
         "seed": params.get("seed"),
         "params": params,
         "only": [nb.name for nb in selected] if only else None,
@@ -495,8 +510,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--params",
-        default=str(DEFAULT_PARAMS),
-        help="params file: an overlay on params/default.yaml (default: the default itself)",
+        nargs="+",
+        default=[str(DEFAULT_PARAMS)],
+        help="params file(s): overlays on params/default.yaml, applied in order "
+        "(default: the default itself)",
     )
     parser.add_argument(
         "--only",

@@ -67,6 +67,48 @@ def test_unknown_key_names_key_and_file(tmp_path):
         load_params(deeper)
 
 
+def test_overlays_stack_left_to_right_and_each_is_checked(tmp_path):
+    first = _overlay(tmp_path, "seed: 7\nyolo: {epochs: 2, imgsz: 96}\n", "first.yaml")
+    second = _overlay(tmp_path, "yolo: {epochs: 3}\n", "second.yaml")
+    params = load_params([first, second])
+    assert params["seed"] == 7  # kept from the first
+    assert params["yolo"]["epochs"] == 3 and params["yolo"]["imgsz"] == 96  # later wins per key
+    assert load_params([second, first])["yolo"]["epochs"] == 2
+    assert load_params([config.DEFAULT_PARAMS, first]) == load_params(first)
+    assert load_params([]) == load_params() == load_params(config.DEFAULT_PARAMS)
+    typo = _overlay(tmp_path, "yolo: {epoch: 3}\n", "typo.yaml")
+    with pytest.raises(ParamsError, match=r"'yolo\.epoch' in .*typo\.yaml"):
+        load_params([first, typo])
+
+
+def test_paper_smoke_is_the_paper_at_smoke_sizes():
+    paper = load_params(PARAMS_DIR / "paper.yaml")
+    smoke = load_params([PARAMS_DIR / "paper.yaml", PARAMS_DIR / "paper_smoke.yaml"])
+    # what makes it the paper's run is kept ...
+    for key in (
+        "datasets",
+        "zero_shot_teachers",
+        "teacher",
+        "confidence_threshold",
+        "budget",
+        "students",
+        "pool_training",
+        "seeds",
+    ):
+        assert smoke[key] == paper[key], key
+    assert smoke["fusion"] == paper["fusion"] and smoke["fusion"]["mask_fusion"] == "reprompt"
+    assert smoke["yolo"]["model"] == paper["yolo"]["model"]
+    assert smoke["efficientdet"]["weights"] == paper["efficientdet"]["weights"]
+    teachers = named_grid("teacher_options", smoke["teacher_options"])
+    for name, opts in named_grid("teacher_options", paper["teacher_options"]).items():
+        assert {k: v for k, v in teachers[name].items() if "threshold" not in k} == {
+            k: v for k, v in opts.items() if "threshold" not in k
+        }
+    # ... and what makes it small and CPU-only is not
+    assert smoke["device"] == "cpu" and smoke["cluster"]["gpus_per_training"] == 0
+    assert smoke["yolo"]["epochs"] == smoke["efficientdet"]["epochs"] == 1
+
+
 def test_grids_are_read_by_name(tmp_path):
     params = load_params()
     assert params["tta_grid"] == "paper" and params["fusion_grid"] == "paper"

@@ -188,6 +188,23 @@ def test_declared_parameters_reads_assignments_only(tmp_path):
     assert run.declared_parameters(tmp_path / "01_y.ipynb") == []
 
 
+def test_cli_stacks_several_params_files_in_order(tmp_path):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    recording_notebook(nbs / "00_first.ipynb", FIRST_KEYS, tmp_path / "log")
+    recording_notebook(nbs / "01_second.ipynb", SECOND_KEYS, tmp_path / "log")
+    first, second = tmp_path / "first.yaml", tmp_path / "second.yaml"
+    first.write_text("seed: 7\nnum_train: 3\n")
+    second.write_text("num_train: 5\n")
+    out = tmp_path / "out"
+    argv = ["--params", str(first), str(second), "--out", str(out), "--notebooks-dir", str(nbs)]
+    assert run.main([*argv, "--no-progress"]) == 0
+    seen, _ = read_log(tmp_path / "log")
+    assert seen["seen"]["seed"] == 7 and seen["seen"]["num_train"] == 5
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["params_file"] == [str(first.resolve()), str(second.resolve())]
+
+
 def test_failing_notebook_stops_the_run_and_keeps_its_traceback(tmp_path, capsys):
     nbs = tmp_path / "notebooks"
     nbs.mkdir()
@@ -237,7 +254,11 @@ def test_results_folder_takes_only_default_params_from_a_clean_tree(tmp_path, mo
     assert not results.exists() and not read_log(tmp_path / "log")
     # other folders are free, and --allow-dirty is the explicit way in
     run.check_results_target(tmp_path / "out", smoke, results)
-    m = run.run_study(None, results, allow_dirty=True, **kw)
+    # stacked overlays are named, and the default alone in a list is the default
+    with pytest.raises(run.RunError, match="paper.yaml .*smoke.yaml elsewhere"):
+        run.check_results_target(results, [smoke.with_name("paper.yaml"), smoke], results)
+    run.check_results_target(tmp_path / "out", [run.DEFAULT_PARAMS, smoke], results)
+    m = run.run_study([run.DEFAULT_PARAMS], results, allow_dirty=True, **kw)
     assert m["status"] == "ok" and m["git"]["dirty"] is True
 
 
