@@ -44,6 +44,18 @@ DDP_VARIABLES = (
 )
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # read by Ray when it is imported
 THREADS_ENV = "AFSS_THREADS"  # read by config.cpu_cores(): the threads this process may use
+# Where weights and caches are, and whether the network may be used: a worker process gets the
+# environment its raylet was started with, so a model cache named by the caller after Ray started
+# (a notebook kernel, a test) would otherwise be invisible to the task that loads the teacher.
+FORWARDED_ENV = (
+    "HF_HOME",
+    "HF_HUB_CACHE",
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "AFSS_ALLOW_DOWNLOAD",
+    "AFSS_CACHE",
+    "TORCH_HOME",
+)
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,13 @@ def connect(config: ClusterConfig | Mapping[str, Any] | None = None, num_cpus: i
     return ray
 
 
+def worker_env(**extra: str) -> dict[str, str]:
+    """``runtime_env`` of the study's tasks and actors: the :data:`FORWARDED_ENV` variables this
+    process has set, plus ``extra``."""
+    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    return env | extra
+
+
 def shutdown() -> None:
     """Stop this process's Ray connection (and the local instance it started)."""
     import sys
@@ -175,6 +194,7 @@ def submit(fn: Callable, *args: Any, config: ClusterConfig | None = None, **kwar
         num_gpus=config.gpus_per_training,
         max_retries=2,
         name=getattr(fn, "__name__", "training"),
+        runtime_env={"env_vars": worker_env()},
     )
     return task.remote(fn, config.cpus_per_training, args, kwargs)
 

@@ -81,6 +81,24 @@ def _fails():
     raise ValueError("boom-1234")
 
 
+def _env(keys):
+    return {k: os.environ.get(k) for k in keys}
+
+
+def test_tasks_see_the_model_cache_the_caller_names_after_ray_started(
+    ray_local, monkeypatch, tmp_path
+):
+    # the local Ray (and its workers' environment) predates this variable: a teacher loaded in a
+    # task would look in the wrong Hugging Face cache without the forwarding
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("TORCH_HOME", raising=False)
+    out = cluster.run_all({"a": functools.partial(_env, ["HF_HOME", "TORCH_HOME"])}, progress=False)
+    assert out["a"] == {"HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": None}
+    assert cluster.worker_env(X="1") == {
+        k: os.environ[k] for k in cluster.FORWARDED_ENV if k in os.environ
+    } | {"X": "1"}
+
+
 def test_first_failure_names_its_task(ray_local):
     calls = {"ok": functools.partial(_where, "ok"), "bad": _fails}
     with pytest.raises(RuntimeError, match=r"'bad' failed: ValueError: boom-1234"):
