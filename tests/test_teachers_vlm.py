@@ -292,3 +292,21 @@ def test_teacher_turns_tf32_on_for_its_device_when_built_and_unpickled(tiny, mon
     teacher = make_teacher(tiny, "owlv2_sam2")
     pickle.loads(pickle.dumps(teacher))  # what a Ray labelling actor receives
     assert seen == ["cpu", "cpu"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_pickled_teacher_is_rebuilt_from_its_options_and_predicts_the_same(teachers, image, name):
+    # Ray ships a teacher to each labelling actor with cloudpickle; transformers' models do not
+    # pickle (local hook functions, ContextVars), so the copy reloads the same checkpoints.
+    from ray import cloudpickle
+
+    t = teachers[name]
+    blob = cloudpickle.dumps(t)
+    assert len(blob) < 10_000  # the options, not the weights
+    copy = cloudpickle.loads(blob)
+    assert type(copy) is type(t) and copy.options == t.options and copy is not t
+    assert copy.checkpoints() == t.checkpoints()
+    a, b = t.predict(image, "spacecraft"), copy.predict(image, "spacecraft")
+    np.testing.assert_allclose(a.boxes, b.boxes, rtol=1e-5)
+    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+    np.testing.assert_array_equal(a.masks, b.masks)

@@ -137,9 +137,14 @@ class Sam2BoxSegmenter:
         return self.decode(self.embed([image])[0], boxes)
 
 
+def _rebuild(cls: type, options: dict) -> DetectorSam2Teacher:
+    return cls(**options)
+
+
 class DetectorSam2Teacher:
     """Shared flow: detector boxes per image -> top_k -> SAM 2 masks. Subclasses implement
-    ``_detect(images, prompt) -> list[(boxes (N, 4) xyxy px, scores (N,))]``."""
+    ``_detect(images, prompt) -> list[(boxes (N, 4) xyxy px, scores (N,))]`` and set
+    ``self.options`` (their constructor's keyword arguments: how a pickled copy is rebuilt)."""
 
     name = "detector_sam2"
 
@@ -154,10 +159,13 @@ class DetectorSam2Teacher:
         # {key: weight source}; subclasses add their detector before calling this __init__
         self._sources = {**getattr(self, "_sources", {}), "segmenter": str(segmenter)}
 
-    def __setstate__(self, state: dict) -> None:
-        # unpickled in a Ray labelling actor: the TF32 flags are per process
-        self.__dict__.update(state)
-        enable_tf32(self.device)
+    def __reduce__(self):
+        # A Ray labelling actor gets the teacher pickled: it is rebuilt there from its options and
+        # loads the weights itself. The models cannot be pickled (transformers' output-capturing
+        # hooks are local functions holding ContextVars), shipping gigabytes of weights through
+        # the object store would cost more than loading them where they run, and __init__ sets
+        # the per-process state (TF32 flags) of the actor.
+        return _rebuild, (type(self), self.options)
 
     def checkpoints(self) -> dict[str, str]:
         """{key: :func:`~afss_utils.teachers._hf.checkpoint_identity`} of the checkpoints this

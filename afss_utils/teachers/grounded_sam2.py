@@ -52,6 +52,15 @@ class GroundedSam2Teacher(DetectorSam2Teacher):
         device: str = "cpu",
         score: str = "box",
     ):
+        self.options = {
+            "detector": detector,
+            "segmenter": segmenter,
+            "box_threshold": box_threshold,
+            "text_threshold": text_threshold,
+            "top_k": top_k,
+            "device": device,
+            "score": score,
+        }
         check_sources(self.name, detector=detector, segmenter=segmenter)
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 

@@ -41,6 +41,14 @@ class Owlv2Sam2Teacher(DetectorSam2Teacher):
         device: str = "cpu",
         score: str = "box",
     ):
+        self.options = {
+            "detector": detector,
+            "segmenter": segmenter,
+            "box_threshold": box_threshold,
+            "top_k": top_k,
+            "device": device,
+            "score": score,
+        }
         check_sources(self.name, detector=detector, segmenter=segmenter)
         from transformers import Owlv2ForObjectDetection, Owlv2Processor
 
