@@ -165,6 +165,16 @@ def paper_table(number: int, datasets: Iterable[str] | None = None) -> pd.DataFr
     return df
 
 
+def ours_source(datasets: Iterable[dict]) -> str:
+    """The ``source`` of our rows for params ``datasets``: 'ours (synthetic)' when every entry is
+    the embedded synthetic data, 'ours (real data)' when none is (the paper's layouts, a COCO
+    folder), 'ours' for a mix."""
+    synthetic = {spec.get("layout") == "synthetic" for spec in datasets}
+    if synthetic == {True}:
+        return "ours (synthetic)"
+    return "ours (real data)" if synthetic == {False} else "ours"
+
+
 def beside_paper(
     ours: pd.DataFrame,
     paper: pd.DataFrame | int,

@@ -151,7 +151,6 @@ center = {
 
 # %%
 narrative.run_from_repo_root()
-narrative.require([f"{data_dir}/train/annotations.json"], "00_datasets")
 seed_everything(seed)
 work, pred_dir = Path(work_dir) / "distill", Path(out_dir) / "predictions"
 train_sets = {spec["name"]: open_split(spec, "train", data_dir) for spec in datasets}
@@ -374,7 +373,7 @@ seed_rows = pd.DataFrame([r for key, rec in records.items() for r in student_row
 seed_rows = seed_rows[seed_rows[[*tables.METRICS]].notna().any(axis=1)]  # box-only: no mask row
 tables.write_table(seed_rows, "table3_seed_runs", out_dir)
 ours = pd.concat([teacher_rows, tables.mean_over_seeds(seed_rows)], ignore_index=True)
-table3 = tables.beside_paper(ours, 3)
+table3 = tables.beside_paper(ours, 3, source=tables.ours_source(datasets))
 tables.write_table(table3, "table3_distillation", out_dir)
 models = [MODEL_NAMES[s] for s in students]
 tables.pivot_metrics(ours)

@@ -15,6 +15,7 @@ from afss_utils.tables import (
     PAPER_TABLE2,
     PAPER_TABLE3,
     beside_paper,
+    ours_source,
     paper_table,
     pivot_metrics,
     to_markdown,
@@ -212,3 +213,13 @@ def test_mean_over_seeds_mean_spread_and_single_seed():
     assert out.loc["TTA+WBF+CF", "epochs"] == 20 and out.loc["Oracle", "init"] == "scratch"
     assert "seed" not in out.columns
     assert mean_over_seeds(runs.iloc[:0]).empty
+
+
+def test_our_rows_say_whether_the_data_was_synthetic():
+    synthetic = {"name": "a", "layout": "synthetic", "domain": "earth"}
+    real = {"name": "b", "layout": "speedplus", "domain": "sunlamp", "root": "x"}
+    assert ours_source([synthetic]) == "ours (synthetic)"
+    assert ours_source([real, dict(real, layout="tango")]) == "ours (real data)"
+    assert ours_source([synthetic, real]) == "ours"
+    df = beside_paper(pd.DataFrame([{"dataset": "b", "AP": 1.0}]), 1, source=ours_source([real]))
+    assert df["source"].iloc[0] == "ours (real data)"
