@@ -27,6 +27,7 @@ looked for.
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -309,7 +310,9 @@ def _with_masks_from_files(
         return instances
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir) / f"{source.stem}.with_masks.json"
+        # the json's own name is the same in every copy of a dataset: the path tells copies apart
+        digest = hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:10]
+        cache = Path(cache_dir) / f"{source.stem}.{digest}.with_masks.json"
         stamp = {"source": str(source.resolve()), "mtime": source.stat().st_mtime}
         if cache.is_file():
             cached = coco.read_json(cache)
@@ -481,6 +484,14 @@ _LAYOUT_KEYS = {
 }
 
 
+def mask_cache_dir() -> Path:
+    """Where :func:`open_split` keeps the paper layouts' jsons with their PNG masks attached:
+    ``{AFSS_CACHE or <repo>/.cache}/gt_masks``."""
+    from afss_utils.config import cache_dir
+
+    return cache_dir() / "gt_masks"
+
+
 def open_split(
     spec: dict,
     split: str,
@@ -492,8 +503,9 @@ def open_split(
     Relative paths in ``spec`` are taken relative to ``data_dir`` (absolute ones are kept). The
     dataset's name is ``spec['name']``. Layouts and their keys: see the module docstring.
     Missing files raise DatasetNotFoundError saying which file to place where; an unknown layout
-    or a missing key raises DatasetSpecError naming it. ``cache_dir`` keeps mask-converted jsons
-    (SPEED+, TANGO) between runs.
+    or a missing key raises DatasetSpecError naming it. ``cache_dir`` (default
+    :func:`mask_cache_dir`) keeps mask-converted jsons (SPEED+, TANGO) between runs and notebooks:
+    decoding thousands of full-size mask PNGs is the slow part of opening them.
     """
     if not isinstance(spec, dict):
         raise DatasetSpecError(f"a datasets entry must be a mapping, got {spec!r}")
@@ -529,6 +541,7 @@ def open_split(
             images = images.get(split)
         return open_coco(ann_file, None if images is None else data_dir / images, name=name)
     root = data_dir / spec["root"]
+    cache_dir = mask_cache_dir() if cache_dir is None else cache_dir
     if layout == "speedplus":
         return open_speedplus(root, spec["domain"], split, name=name, cache_dir=cache_dir)
     if layout == "spark":

@@ -216,10 +216,30 @@ def test_speedplus_missing_image_folder(tmp_path):
 def test_speedplus_mask_cache(speedplus_root, tmp_path):
     cache = tmp_path / "cache"
     open_speedplus(speedplus_root, "sunlamp", "train", cache_dir=cache)
-    assert (cache / "instances_train_sunlamp_500.with_masks.json").is_file()
+    (cached,) = cache.glob("instances_train_sunlamp_500.*.with_masks.json")
     for f in (speedplus_root / "masks" / "train_sunlamp_500").iterdir():
         f.unlink()  # the second open must not need the PNGs
     _check_masks(open_speedplus(speedplus_root, "sunlamp", "train", cache_dir=cache))
+    # another copy of the dataset (same json name, other folder) gets its own cache file
+    other = tmp_path / "elsewhere" / "speedplus_dataset"
+    for stem in ("train_sunlamp_500", "val_sunlamp"):
+        for img in _write_split(other, f"instances_{stem}.json", stem):
+            _save_binary(other / "masks" / stem / img["file_name"], _box_mask(img["id"] - 10))
+    open_speedplus(other, "sunlamp", "train", cache_dir=cache)
+    assert len(list(cache.glob("instances_train_sunlamp_500.*.with_masks.json"))) == 2
+    assert cached.is_file()
+
+
+def test_open_split_caches_masks_for_every_notebook(speedplus_root, tmp_path, monkeypatch):
+    # notebooks call open_split without a cache: the project cache is the default, so only the
+    # first notebook decodes the PNGs
+    monkeypatch.setenv("AFSS_CACHE", str(tmp_path / "project_cache"))
+    spec = {"name": "sun", "layout": "speedplus", "domain": "sunlamp", "root": "speedplus_dataset"}
+    open_split(spec, "train", speedplus_root.parent)
+    assert list((tmp_path / "project_cache" / "gt_masks").glob("*.with_masks.json"))
+    for f in (speedplus_root / "masks" / "train_sunlamp_500").iterdir():
+        f.unlink()
+    _check_masks(open_split(spec, "train", speedplus_root.parent))
 
 
 # ---------------------------------------------------------------------------- SPARK-2024
