@@ -231,6 +231,20 @@ class RoundRecord:
         return {k: v for k, v in vars(self).items() if k not in skip}
 
 
+def student_init(student: Any) -> str:
+    """Where ``student``'s training starts, for the records (Table III's ``init``): 'scratch',
+    or the file name of the checkpoint it loads first (YOLO's ``.pt`` model, EfficientDet's
+    ``weights`` or ImageNet backbone, the centre student's backbone weights)."""
+    source = getattr(student, "model_source", None)
+    if source is not None:  # YOLO: a model yaml (built from scratch) or a checkpoint
+        return Path(str(source)).name if str(source).endswith(".pt") else "scratch"
+    for attr in ("weights", "backbone_weights"):
+        weights = getattr(student, attr, None)
+        if weights:
+            return Path(str(weights)).name
+    return "scratch"
+
+
 def train_on_results(
     student: Any,
     results: list[dict],
@@ -283,7 +297,7 @@ def train_on_results(
         epochs * student.steps_per_epoch(n),
         seconds,
         threads,
-        getattr(student, "init", "scratch"),
+        student_init(student),
         test_results,
         kept,
     )

@@ -18,6 +18,7 @@ from afss_utils.distill import (
     pseudo_instances,
     relabel,
     run_rounds,
+    student_init,
     training_epochs,
 )
 from afss_utils.evaluate import evaluate
@@ -288,3 +289,20 @@ def test_run_rounds_with_yolo_on_tiny_shapes(tmp_path: Path, make_shapes):
         assert (
             ap["AP75"] <= ap["AP50"] and ap["AP"] <= ap["AP50"]
         )  # precision falls with the IoU threshold
+
+
+def test_student_init_names_the_checkpoint_a_training_starts_from(tmp_path):
+    from afss_utils.students.efficientdet import EfficientDetStudent
+    from afss_utils.students.yolo import YoloStudent
+
+    assert student_init(YoloStudent(model="yolo11n-seg.yaml")) == "scratch"
+    pt = tmp_path / "yolo11n-seg.pt"
+    pt.write_bytes(b"")  # only its name is read here
+    assert student_init(YoloStudent(model=str(pt))) == "yolo11n-seg.pt"
+    assert student_init(EfficientDetStudent()) == "scratch"
+    ckpt = tmp_path / "efficientdet_d0.pth"
+    ckpt.write_bytes(b"")
+    assert student_init(EfficientDetStudent(weights=ckpt)) == "efficientdet_d0.pth"
+    lite = EfficientDetStudent("tf_efficientdet_lite0", backbone_weights="imagenet_lite0")
+    assert student_init(lite) == "imagenet_lite0"
+    assert student_init(object()) == "scratch"
