@@ -353,3 +353,33 @@ def test_efficientdet_missing_weights_names_the_key_and_path(tmp_path: Path):
     missing = tmp_path / "nope" / "d0.pth"
     with pytest.raises(FileNotFoundError, match=r"efficientdet\.weights.*nope"):
         EfficientDetStudent(imgsz=128, weights=missing)
+
+
+def test_yolo_predicts_equal_size_batches_at_batch_one_on_cpu_and_whole_on_cuda(tmp_path):
+    from types import SimpleNamespace
+
+    from afss_utils.students.yolo import YoloStudent, equal_size_batches
+
+    images = [
+        coco.make_image(i, f"{i}.png", *(64, 48) if i != 4 else (32, 32)) for i in range(1, 8)
+    ]
+    ds = open_coco(coco.save_json(coco.make_instances(images, []), tmp_path / "a.json"))
+    # image 4 has another size: it is a batch of its own, and a run never exceeds `batch`
+    assert equal_size_batches(ds, ds.image_ids, 2) == [[1, 2], [3], [4], [5, 6], [7]]
+    assert equal_size_batches(ds, [], 2) == []
+
+    calls = []
+
+    class Recorder:
+        def predict(self, paths, **kw):
+            calls.append((len(paths), kw["batch"]))
+            return [SimpleNamespace(obb=None, boxes=None) for _ in paths]
+
+    student = YoloStudent(model="yolo11n-seg.yaml", imgsz=64)
+    student.model = Recorder()
+    assert student.predict(ds, batch=16) == []
+    assert calls == [(3, 1), (1, 1), (3, 1)]  # CPU: image by image, as before
+    calls.clear()
+    student.device = "cuda:0"  # what a GPU run resolves to; the recorder needs no GPU
+    student.predict(ds, batch=16)
+    assert calls == [(3, 3), (1, 1), (3, 3)]
