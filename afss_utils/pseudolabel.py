@@ -524,6 +524,8 @@ def _ray_rows(
             # one CPU per actor leaves the rest of a machine to Ray Data's own tasks
             num_cpus=1,
             num_gpus=num_gpus,
+            # the actor loads the teacher from the caller's model cache (cluster.worker_env)
+            runtime_env={"env_vars": ray_cluster.worker_env()},
             # Ray Data restarts a dead actor (killed, out of memory) and reruns its batch by
             # default (max_restarts and max_task_retries -1); passing them is deprecated
         )

@@ -212,6 +212,25 @@ def test_unreadable_image_names_the_file_and_cli_resumes(ray_here, make_shapes, 
     assert same_output(out, ref)
 
 
+class CacheReporter(SlowBright):
+    """Writes the ``HF_HOME`` its actor sees: where a VLM teacher would look for weights."""
+
+    def predict(self, image, prompt="spacecraft"):
+        (self._pid_dir / "hf_home").write_text(os.environ.get("HF_HOME", "<unset>"))
+        return super().predict(image, prompt)
+
+
+def test_actors_see_the_model_cache_the_caller_names(ray_here, make_shapes, tmp_path, monkeypatch):
+    # the session's Ray started before HF_HOME was set: without forwarding, the actors would
+    # look for the teacher's weights in the default cache
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    ds = open_coco(make_shapes(tmp_path / "data", n=2, size=48))
+    pseudolabel(CacheReporter(seen), ds, tmp_path / "p.json", engine="ray", progress=False)
+    assert (seen / "hf_home").read_text() == str(tmp_path / "hf")
+
+
 # ----------------------------------------------------------------------------- without Ray
 def test_nothing_to_label_does_not_start_ray(make_shapes, tmp_path, monkeypatch):
     def no_ray(*args, **kwargs):
