@@ -1,12 +1,14 @@
 """The TTA ablation (paper Section IV-E): augmentation sets x fusion methods, scored by COCO AP.
 
-Each row's views are predicted by :func:`afss_utils.tta.predict_views` and fused by
+Views are predicted by :func:`afss_utils.tta.predict_views` and fused by
 :func:`afss_utils.pseudolabel.fuse_views`, the two functions the pseudo-labeller runs, so a cell of
-Table II is exactly the pseudo-label file made with that row's ``tta`` and fusion settings (a
-teacher that batches views, e.g. a VLM padding views of different sizes, sees the same batch).
-Rows with the same augmentation set share one prediction; the fusion methods of a row share its
-views. The cost of a cell is the seconds its views took plus its fusion time, i.e. what labelling
-with that setting alone costs.
+Table II is the pseudo-label file made with that row's ``tta`` and fusion settings. The teacher
+sees each distinct view of an image once, all of them in one batch (the paper's grid has 11
+distinct views in 30 view slots of its 8 sets): every set takes its views from that batch, and
+the fusion methods of a set share them. A teacher's batched predictions equal its one-by-one
+ones (tests/test_teachers_vlm.py), so this changes the cost, not the labels. The cost of a cell is
+its share of the batch (the batch's seconds per view times its number of views) plus its fusion
+time, i.e. what labelling with that setting alone costs.
 """
 
 from __future__ import annotations
@@ -66,16 +68,15 @@ def tta_ablation(
     runs = {(name, m): AblationRun(name, m, len(augs), []) for name, augs, ms in rows for m in ms}
     configs = {m: dataclasses.replace(fusion, method=m) for m in methods}
 
+    distinct = list({a.name: a for _, augs, _ in rows for a in augs}.values())
     for image_id in tqdm(dataset.image_ids, desc="TTA ablation", unit="img", disable=not progress):
         image = dataset.load_image(image_id)
-        predicted: dict[tuple[str, ...], tuple[list, float]] = {}
+        t0 = time.perf_counter()
+        views = predict_views(teacher, image, distinct, prompt)
+        by_name = {a.name: v for a, v in zip(distinct, views, strict=True)}
+        per_view = (time.perf_counter() - t0) / max(len(distinct), 1)
         for name, augs, row_methods in rows:
-            key = tuple(a.name for a in augs)
-            if key not in predicted:
-                t0 = time.perf_counter()
-                views = predict_views(teacher, image, augs, prompt)
-                predicted[key] = (views, time.perf_counter() - t0)
-            views, view_cost = predicted[key]
+            views, view_cost = [by_name[a.name] for a in augs], per_view * len(augs)
             for method in row_methods:
                 t0 = time.perf_counter()
                 cfg = fusion if method == NO_FUSION else configs[method]

@@ -1,4 +1,5 @@
-"""TTA ablation grid: one run per (setting, method), views predicted once, results scoreable."""
+"""TTA ablation grid: one run per (setting, method), each distinct view predicted once per image,
+results scoreable and equal to the pseudo-labeller's."""
 
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ def test_grid_cells_views_and_exact_geometry(tiny_coco, bright_teacher_cls):
         ("flips", "wbf", 3),
         ("flips", "nms", 3),
     ]
-    # each aug set is predicted once per image, as the pseudo-labeller would: 1 + 2 + 3 views
-    assert teacher.calls == 6 * len(ds)
+    # each distinct view once per image (identity, vflip, hflip), not once per set (1 + 2 + 3)
+    assert teacher.calls == 3 * len(ds)
     for run in runs:
         assert len(run.results) == len(ds)
         assert run.seconds > 0
@@ -54,24 +55,43 @@ def test_empty_dataset_and_no_detection(tiny_coco, tmp_path, bright_teacher_cls)
 
 
 @pytest.fixture
-def batch_size_teacher_cls(bright_teacher_cls):
-    """A teacher that batches views, and its score depends on the batch (as a VLM's output does
-    on the padding of differently sized views), so a cell made from other batches than the
-    labeller's differs."""
+def batching_teacher_cls(bright_teacher_cls):
+    """A teacher that labels views in batches and records each batch's view count."""
 
-    class BatchSizeTeacher(bright_teacher_cls):
+    class BatchingTeacher(bright_teacher_cls):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.batches = []
+
         def predict_batch(self, images, prompt="spacecraft"):
-            preds = [self.predict(im, prompt) for im in images]
-            for p in preds:
-                p.scores = p.scores - 0.01 * len(images)
-            return preds
+            self.batches.append(len(images))
+            return [self.predict(im, prompt) for im in images]
 
-    return BatchSizeTeacher
+    return BatchingTeacher
+
+
+def test_the_paper_grid_labels_each_distinct_view_once_in_one_batch(
+    tiny_coco, batching_teacher_cls
+):
+    from afss_utils.config import named_grid
+
+    grid = named_grid("tta_grid", "paper")
+    ds = open_coco(tiny_coco)
+    teacher = batching_teacher_cls()
+    runs = tta_ablation(teacher, ds, grid, ["wbf"], FusionConfig(), progress=False)
+    slots = sum(1 + len(row["augs"]) for row in grid)
+    distinct = 1 + len({a for row in grid for a in row["augs"]})
+    assert (slots, distinct) == (30, 11)  # the issue's count for the paper grid
+    assert teacher.batches == [distinct] * len(ds) and teacher.calls == distinct * len(ds)
+    assert {r.views for r in runs} == {1 + len(row["augs"]) for row in grid}
 
 
 def test_ablation_cell_equals_the_pseudolabel_file_of_the_params_setting(
-    tiny_coco, tmp_path, batch_size_teacher_cls
+    tiny_coco, tmp_path, batching_teacher_cls
 ):
+    # The ablation batches all distinct views, the labeller only its setting's: the same labels
+    # from a teacher whose predictions do not depend on the batch, as the VLMs' do not
+    # (tests/test_teachers_vlm.py::test_batch_of_different_sizes_matches_single)
     from afss_utils import coco
     from afss_utils.config import load_params
     from afss_utils.pseudolabel import pseudolabel
@@ -84,14 +104,14 @@ def test_ablation_cell_equals_the_pseudolabel_file_of_the_params_setting(
         {"name": "params", "augs": list(params["tta"])},
         {"name": "more", "augs": ["hflip", "rot90"]},
     ]
-    runs = tta_ablation(batch_size_teacher_cls(), ds, grid, [fusion.method], fusion, progress=False)
+    runs = tta_ablation(batching_teacher_cls(), ds, grid, [fusion.method], fusion, progress=False)
     cell = next(r for r in runs if r.setting == "params")
     out = pseudolabel(
-        batch_size_teacher_cls(), ds, tmp_path / "p.json", params["tta"], fusion, progress=False
+        batching_teacher_cls(), ds, tmp_path / "p.json", params["tta"], fusion, progress=False
     ).out_path
     assert cell.results and coco.load_results(out) == json_roundtrip(cell.results)
     single = pseudolabel(
-        batch_size_teacher_cls(), ds, tmp_path / "s.json", "none", fusion, progress=False
+        batching_teacher_cls(), ds, tmp_path / "s.json", "none", fusion, progress=False
     )
     assert coco.load_results(single.out_path) == json_roundtrip(runs[0].results)
 
