@@ -48,6 +48,7 @@ CLI: ``--engine ray --actors N``. Ray is imported only by that engine.
 from __future__ import annotations
 
 import argparse
+import collections
 import functools
 import hashlib
 import json
@@ -77,6 +78,9 @@ ENGINES = ("serial", "ray")
 # images per Ray Data batch: a killed actor reruns at most this many, and the driver's progress
 # bar and cache advance in steps of this size
 RAY_BATCH_SIZE = 4
+# images the serial engine reads and decodes ahead of the teacher, in background threads: enough
+# to hide a decode behind a GPU forward pass, few enough that memory does not grow with the data
+PREFETCH = 4
 
 
 class OutputConflictError(ValueError):
@@ -420,20 +424,50 @@ def _label_missing(
     """
     # hashing costs a file read: only worth it when there is a cache to check against
     check_hashes = any(i in cache.offsets for i in selected)
+
+    def read(image_id: int) -> tuple[str, np.ndarray | None]:
+        """(sha1, decoded image), or (sha1, None) for an image the cache already holds."""
+        sha1 = file_sha1(dataset.image_path(image_id)) if check_hashes else ""
+        if _is_cached(cache, image_id, sha1):
+            return sha1, None
+        image = dataset.load_image(image_id)
+        return sha1 or file_sha1(dataset.image_path(image_id)), image
+
     n_resumed, n_labelled = 0, 0
     with tqdm(total=len(selected), disable=not progress, unit="img", desc=desc) as bar:
-        for image_id in selected:
-            sha1 = file_sha1(dataset.image_path(image_id)) if check_hashes else ""
-            if _is_cached(cache, image_id, sha1):
+        for image_id, (sha1, image) in _read_ahead(selected, read, PREFETCH):
+            if image is None:
                 n_resumed += 1
             else:
-                image = dataset.load_image(image_id)
-                sha1 = sha1 or file_sha1(dataset.image_path(image_id))
                 records = label(image).to_results(image_id)
                 cache.append(image_id, dataset.image_info(image_id)["file_name"], sha1, records)
                 n_labelled += 1
             bar.update(1)
     return n_resumed, n_labelled
+
+
+def _read_ahead(ids: Sequence[int], read: Callable[[int], Any], ahead: int) -> Iterator[tuple]:
+    """``(id, read(id))`` for ``ids`` in order, ``read`` running in two background threads at most
+    ``ahead`` images ahead of the consumer. An error of ``read`` (an unreadable image) is raised
+    here when its image's turn comes, as if read in order; stopping early cancels the rest."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="afss-read")
+    window: collections.deque = collections.deque()
+    pending = iter(ids)
+    try:
+        for image_id in pending:
+            window.append((image_id, pool.submit(read, image_id)))
+            if len(window) >= ahead:
+                break
+        while window:
+            image_id, future = window.popleft()
+            nxt = next(pending, None)
+            if nxt is not None:
+                window.append((nxt, pool.submit(read, nxt)))
+            yield image_id, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # ----------------------------------------------------------------------------- ray engine

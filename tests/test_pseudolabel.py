@@ -572,3 +572,53 @@ def test_weight_free_teacher_header_has_no_checkpoints():
 
     assert "checkpoints" not in teacher_settings(FakeTeacher())
     assert "checkpoints" not in teacher_settings(build_teacher("classical_threshold"))
+
+
+# ----------------------------------------------------------------------------- read-ahead
+def test_reading_ahead_changes_no_byte_and_stays_bounded(
+    make_shapes, bright_teacher_cls, tmp_path, monkeypatch
+):
+    import threading
+
+    from afss_utils import pseudolabel as pl
+
+    ds = open_coco(make_shapes(tmp_path / "data", n=12, size=48))
+    monkeypatch.setattr(pl, "PREFETCH", 1)  # read, then label: one image at a time
+    one = pseudolabel(bright_teacher_cls(), ds, tmp_path / "one.json", ["vflip"], progress=False)
+    monkeypatch.setattr(pl, "PREFETCH", 4)
+    in_flight, peak, lock = [0], [0], threading.Lock()
+    load = type(ds).load_image
+
+    def counting_load(self, image_id):
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        try:
+            time.sleep(0.01)
+            return load(self, image_id)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    monkeypatch.setattr(type(ds), "load_image", counting_load)
+    ahead = pseudolabel(
+        bright_teacher_cls(), ds, tmp_path / "ahead.json", ["vflip"], progress=False
+    )
+    assert ahead.out_path.read_bytes() == one.out_path.read_bytes()
+    assert 1 < peak[0] <= 2  # two reader threads, never more, whatever the dataset's size
+
+
+def test_read_ahead_raises_in_order_and_keeps_what_came_before(tmp_path):
+    from afss_utils.pseudolabel import _read_ahead
+
+    def read(i):
+        if i == 3:
+            raise ImageReadError(f"cannot read image img{i}.png")
+        return i * 10
+
+    got = []
+    with pytest.raises(ImageReadError, match="img3.png"):
+        for i, value in _read_ahead([1, 2, 3, 4, 5], read, ahead=4):
+            got.append((i, value))
+    assert got == [(1, 10), (2, 20)]  # the images before the bad one were handed over
+    assert list(_read_ahead([], read, ahead=4)) == []
