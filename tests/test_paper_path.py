@@ -129,6 +129,7 @@ def test_table3_has_both_students_and_every_row_per_dataset(paper_run):
         assert set(effdet["task"]) == {"box"}  # a detector: no mask row
     rounds = pd.read_csv(paper_run["out"] / "tables" / "relabel_rounds.csv")
     assert set(rounds["dataset"]) == {"spark", "sunlamp", "lightbox", "tango"}
+    assert set(rounds["init"]) == {"yolo11n-seg.pt", "efficientdet_d0.pth"}  # pretrained
     # theta = mean of each dataset's own labels (the paper's rule), a number in [0, 1]
     assert all(0.0 <= t <= 1.0 and not math.isnan(t) for t in rounds["theta"])
 
