@@ -363,3 +363,84 @@ def test_load_moves_the_network_to_the_students_device(tmp_path, monkeypatch):
     student = CenterNetStudent(imgsz=64, device="cpu").load(tmp_path / "w.pt")
     assert [torch.device(d) for d in moved_to] == [torch.device(student.device)]
     assert {p.device for p in student.net.parameters()} == {torch.device(student.device)}
+
+
+# ---------------------------------------------------------------------------- batches via DataLoader
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_loader_batches_equal_the_old_direct_indexing(tmp_path: Path, monkeypatch, workers):
+    """The DataLoader's batches (built in the main process as on the CPU, or in worker
+    processes as on CUDA) are, bit for bit, those the loop built by indexing with its seeded
+    Generator: per epoch a permutation, then two flip draws per image."""
+    from functools import partial
+
+    from afss_utils.students import efficientdet as ed
+    from afss_utils.students.training import load_letterboxed
+
+    monkeypatch.setattr(ed, "loader_workers", lambda device: workers)
+    ds = open_coco(make_rects(tmp_path / "rects", 5, classes=2))
+    labels, _ = centernet.image_labels(ds.instances)
+    canvases, boxes, extents = load_letterboxed(ds.instances, ds.image_dir, 64)
+    student = CenterNetStudent(imgsz=64)
+    old, rng = [], np.random.default_rng(5)
+    for _ in range(2):
+        for idx in np.array_split(rng.permutation(5), 2):
+            old.append(student._batch(canvases, boxes, extents, labels, idx, rng))
+    make = partial(student._batch, canvases, boxes, extents, labels)
+    plans = ed.FlipPlans(5, 2, 2, np.random.default_rng(5))
+    new = list(ed.batch_loader(ed.FlipBatches(make), "cpu", 0, sampler=plans))
+    assert len(new) == len(old) == 4
+    for (x0, h0, c0, b0, l0), (x1, h1, c1, b1, l1) in zip(old, new, strict=True):
+        assert torch.equal(x0, x1) and torch.equal(h0, h1) and torch.equal(b0, b1)
+        # per-image cells and labels stay numpy arrays (center_loss indexes with them)
+        assert all(isinstance(c, np.ndarray) for c in c1 + l1)
+        assert [c.tolist() for c in c0] == [c.tolist() for c in c1]
+        assert [v.tolist() for v in l0] == [v.tolist() for v in l1]
+
+
+def test_training_in_loader_workers_gives_the_same_network(tmp_path: Path, monkeypatch):
+    """Worker processes (the CUDA setting) build the same batches as the main process, so a
+    seeded run trains the same network whichever builds them."""
+    from afss_utils.students import efficientdet as ed
+
+    ds = open_coco(make_rects(tmp_path / "rects", 5))
+    runs = []
+    for workers in (0, 2):
+        monkeypatch.setattr(ed, "loader_workers", lambda device, w=workers: w)
+        student = CenterNetStudent(imgsz=64, batch=2, epochs=2, seed=4, precision="fp32")
+        student.train(ds.instances, ds.image_dir, tmp_path / f"w{workers}")
+        runs.append(student)
+    a, b = (r.net.state_dict() for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert runs[0].history == runs[1].history and len(runs[0].history) == 2
+
+
+def test_predict_is_independent_of_the_chunking(tmp_path: Path):
+    """Mixed image sizes, a ragged last chunk: every record keeps its image's id and scale."""
+    sizes = {1: (96, 64), 2: (50, 130), 3: (64, 64)}
+    (tmp_path / "images").mkdir()
+    images = []
+    for i, (w, h) in sizes.items():
+        img = np.random.default_rng(i).integers(0, 255, (h, w, 3), np.uint8)
+        cv2.imwrite(str(tmp_path / "images" / f"{i}.png"), img)
+        images.append(coco.make_image(i, f"{i}.png", w, h))
+    ds = open_coco(coco.save_json(coco.make_instances(images, []), tmp_path / "a.json"))
+    student = CenterNetStudent(imgsz=64, top_k=2, conf=0.0)
+    torch.manual_seed(0)
+    student.net = centernet.build_model("resnet18", 1).eval()
+    whole, pairs = student.predict(ds, batch=3), student.predict(ds, batch=2)
+    assert [r["image_id"] for r in whole] == [1, 1, 2, 2, 3, 3]
+    assert [(r["image_id"], r["cell"]) for r in pairs] == [
+        (r["image_id"], r["cell"]) for r in whole
+    ]
+    for a, b in zip(whole, pairs, strict=True):
+        assert a["bbox"] == pytest.approx(b["bbox"], abs=0.011)  # records round to 0.01 px
+        assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+    # the same as the heads read image by image through forward_images
+    for r in whole[::2]:
+        heads, (s,) = student.forward_images([ds.load_image(r["image_id"])])
+        w, h = sizes[r["image_id"]]
+        (d, *_) = decode(heads["center"][0, 0], heads["box"][0], heads["cls"][0], 64, s, w, h)
+        assert r["bbox"] == pytest.approx(coco.xyxy_to_xywh(d.box[None])[0].tolist(), abs=0.011)
+    assert student.predict(ds.subset([]), batch=2) == []

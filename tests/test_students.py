@@ -383,3 +383,145 @@ def test_yolo_predicts_equal_size_batches_at_batch_one_on_cpu_and_whole_on_cuda(
     student.device = "cuda:0"  # what a GPU run resolves to; the recorder needs no GPU
     student.predict(ds, batch=16)
     assert calls == [(3, 3), (1, 1), (3, 3)]
+
+
+# ---------------------------------------------------------------------------- batches via DataLoader
+def _old_loop_keys(n: int, steps: int, epochs: int, seed: int) -> list[tuple[list, list]]:
+    """The (idx, flip draws) of each step as the training loops drew them before the DataLoader:
+    per epoch a permutation, then per batch and image two ``rng.random()`` calls."""
+    rng, keys = np.random.default_rng(seed), []
+    for _ in range(epochs):
+        for idx in np.array_split(rng.permutation(n), steps):
+            idx = np.repeat(idx, 2) if len(idx) == 1 else idx
+            keys.append((idx.tolist(), [rng.random() for _ in range(2 * len(idx))]))
+    return keys
+
+
+@pytest.mark.parametrize("n, steps, epochs", [(5, 2, 3), (1, 1, 2), (7, 3, 1)])
+def test_flip_plans_draw_in_the_old_loops_order(n, steps, epochs):
+    from afss_utils.students.efficientdet import FlipPlans
+
+    plans = FlipPlans(n, steps, epochs, np.random.default_rng(11))
+    got = [(idx.tolist(), draws.tolist()) for idx, draws in plans]
+    assert got == _old_loop_keys(n, steps, epochs, 11) and len(plans) == len(got)
+    # a one-image set repeats its image: BatchNorm needs two samples
+    assert all(len(idx) >= 2 for idx, _ in got)
+
+
+def _random_canvases(n: int, size: int = 64, seed: int = 0):
+    """n (size, size, 3) canvases of noise, each with 0-2 xyxy boxes inside a random extent."""
+    rng = np.random.default_rng(seed)
+    canvases = rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8)
+    extents = rng.integers(size // 2, size + 1, (n, 2))
+    boxes = []
+    for w, h in extents:
+        k = int(rng.integers(0, 3))
+        xy = np.sort(rng.uniform(0, [w, h, w, h], (k, 4)).reshape(k, 2, 2), axis=1)
+        boxes.append(xy.transpose(0, 2, 1).reshape(k, 4)[:, [0, 2, 1, 3]].astype(np.float32))
+    return canvases, boxes, extents
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_efficientdet_loader_batches_equal_the_old_direct_indexing(monkeypatch, workers):
+    """Batches built through the DataLoader (in the main process, or in worker processes as on
+    CUDA) are, bit for bit, those the loop built by indexing with the one seeded Generator."""
+    from functools import partial
+
+    from afss_utils.students import efficientdet as ed
+
+    monkeypatch.setattr(ed, "loader_workers", lambda device: workers)
+    canvases, boxes, extents = _random_canvases(5)
+    old = []
+    rng = np.random.default_rng(3)
+    for _ in range(2):
+        for idx in np.array_split(rng.permutation(5), 2):
+            old.append(EfficientDetStudent._batch(None, canvases, boxes, extents, idx, rng, "cpu"))
+    make = partial(EfficientDetStudent._batch, None, canvases, boxes, extents)
+    plans = ed.FlipPlans(5, 2, 2, np.random.default_rng(3))
+    loader = ed.batch_loader(ed.FlipBatches(make), "cpu", 0, sampler=plans)
+    assert loader.num_workers == workers
+    new = list(loader)
+    assert len(new) == len(old) == 4
+    for (x0, t0), (x1, t1) in zip(old, new, strict=True):
+        assert torch.equal(x0, x1)
+        assert t0.keys() == t1.keys() and all(torch.equal(t0[k], t1[k]) for k in t0)
+
+
+def test_batch_loader_pins_memory_and_starts_workers_only_on_cuda():
+    from afss_utils.students.efficientdet import batch_loader, loader_workers
+
+    cpu = batch_loader([1, 2], "cpu", 0)
+    assert not cpu.pin_memory and cpu.num_workers == 0 == loader_workers("cpu")
+    # built, not iterated: neither needs a GPU
+    gpu = batch_loader([1, 2], "cuda:0", 0)
+    assert gpu.pin_memory and gpu.num_workers == loader_workers("cuda:0") >= 1
+
+
+def test_batch_loader_leaves_torch_global_rng_alone():
+    """A DataLoader without its own generator takes its workers' seed from torch's global RNG
+    on every iter(): the drop-path masks of the training that follows would move."""
+    from afss_utils.students.efficientdet import batch_loader
+
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    assert len(list(batch_loader([np.zeros(2), np.ones(2)], "cpu", 0))) == 2
+    assert torch.equal(torch.rand(3), expected)
+
+
+def _write_rgb(path: Path, rgb: np.ndarray) -> None:
+    import cv2
+
+    cv2.imwrite(str(path), rgb[..., ::-1])
+
+
+MIXED_SIZES = [(40, 30), (30, 50), (64, 64), (20, 60), (50, 10)]  # (w, h) of images 1..5
+
+
+def _mixed_sizes(root: Path):
+    """Five noise images of :data:`MIXED_SIZES`, no annotations, opened as a Dataset."""
+    (root / "images").mkdir(parents=True)
+    images, rng = [], np.random.default_rng(0)
+    for i, (w, h) in enumerate(MIXED_SIZES, 1):
+        _write_rgb(root / "images" / f"{i}.png", rng.integers(0, 255, (h, w, 3), np.uint8))
+        images.append(coco.make_image(i, f"{i}.png", w, h))
+    return open_coco(coco.save_json(coco.make_instances(images, []), root / "a.json"))
+
+
+def test_letterboxed_chunks_keep_order_sizes_and_the_ragged_tail(tmp_path: Path):
+    from afss_utils.students.efficientdet import LetterboxedChunks, batch_loader
+    from afss_utils.students.training import _to_tensor
+
+    sizes = MIXED_SIZES
+    ds = _mixed_sizes(tmp_path)
+    chunks = LetterboxedChunks(ds, 2, 64)
+    got = list(batch_loader(chunks, "cpu", 0))
+    assert len(chunks) == len(got) == 3
+    assert [c[0] for c in got] == [[1, 2], [3, 4], [5]]
+    for ids, x, scales, wh in got:
+        boxed = [letterbox(ds.load_image(i), 64) for i in ids]
+        assert torch.equal(x, _to_tensor(np.stack([c for c, _ in boxed])))
+        assert scales.tolist() == [s for _, s in boxed]
+        assert [tuple(v) for v in wh.tolist()] == [sizes[i - 1] for i in ids]
+    empty = ds.subset([])
+    assert (
+        len(LetterboxedChunks(empty, 2, 64)) == 0
+        and list(batch_loader(LetterboxedChunks(empty, 2, 64), "cpu", 0)) == []
+    )
+
+
+def test_efficientdet_predict_is_independent_of_the_chunking(tmp_path: Path):
+    """Every image's detections come back under its own id and scale whatever the batch."""
+    ds = _mixed_sizes(tmp_path)
+    student = EfficientDetStudent(imgsz=128, top_k=3, conf=0.0, seed=0)
+    torch.manual_seed(0)
+    student.net = student._create().model.eval()
+    one, two = student.predict(ds, batch=5), student.predict(ds, batch=2)
+    assert [r["image_id"] for r in one] == [r["image_id"] for r in two] and len(one) == 15
+    for a, b in zip(one, two, strict=True):
+        assert a["bbox"] == pytest.approx(b["bbox"], abs=0.011)  # records round to 0.01 px
+        assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+        w, h = MIXED_SIZES[a["image_id"] - 1]  # boxes mapped back with the image's own scale
+        x, y, bw, bh = a["bbox"]
+        assert 0 <= x and x + bw <= w + 1e-6 and 0 <= y and y + bh <= h + 1e-6
+    assert student.predict(ds.subset([]), batch=2) == []

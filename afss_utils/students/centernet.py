@@ -27,6 +27,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,13 @@ from tqdm.auto import tqdm
 from afss_utils import coco
 from afss_utils.config import cpu_cores, resolve_device, seed_everything, torch_threads
 from afss_utils.datasets import Dataset
+from afss_utils.students.efficientdet import (
+    FlipBatches,
+    FlipPlans,
+    LetterboxedChunks,
+    Replayed,
+    batch_loader,
+)
 from afss_utils.students.protocol import PREDICT_CONF
 from afss_utils.students.training import (
     _to_tensor,
@@ -387,6 +395,14 @@ class CenterNetStudent:
             opt, warmup_cosine(epochs * steps_per_epoch, int(self.warmup_epochs * steps_per_epoch))
         )
         rng = np.random.default_rng(self.seed)
+        batches = iter(
+            batch_loader(
+                FlipBatches(partial(self._batch, canvases, boxes, extents, labels)),
+                device,
+                self.seed,
+                sampler=FlipPlans(len(canvases), steps_per_epoch, epochs, rng),
+            )
+        )
         self.history = []
         t0 = time.perf_counter()
         # importing ultralytics sets OMP_NUM_THREADS=1, which would leave torch on one thread
@@ -395,21 +411,19 @@ class CenterNetStudent:
             for epoch in bar:
                 net.train()
                 sums: dict[str, float] = {}
-                for idx in np.array_split(rng.permutation(len(canvases)), steps_per_epoch):
-                    if len(idx) == 1:  # BatchNorm needs two samples
-                        idx = np.repeat(idx, 2)
-                    x, heat, cells, box_t, labs = self._batch(
-                        canvases, boxes, extents, labels, idx, rng
-                    )
-                    x = x.to(device, memory_format=torch.channels_last)
+                for _ in range(steps_per_epoch):
+                    x, heat, cells, box_t, labs = next(batches)
+                    x = x.to(device, memory_format=torch.channels_last, non_blocking=True)
                     # the network in bf16 (~2x faster where the CPU has it), the loss in float32
                     with torch.autocast(
                         device.type, dtype=amp_dtype or torch.bfloat16, enabled=bool(amp_dtype)
                     ):
                         out = net(x)
                     out = as_float32(out)
-                    out["box_target"] = box_t.to(device)
-                    losses = center_loss(out, heat.to(device), cells, labs, weights)
+                    out["box_target"] = box_t.to(device, non_blocking=True)
+                    losses = center_loss(
+                        out, heat.to(device, non_blocking=True), cells, labs, weights
+                    )
                     opt.zero_grad(set_to_none=True)
                     scaler.scale(losses["loss"]).backward()
                     scaler.unscale_(opt)
@@ -428,9 +442,12 @@ class CenterNetStudent:
         )
         return self
 
-    def _batch(self, canvases, boxes, extents, labels, idx, rng):
-        """Flipped canvases (B, 3, S, S) tensor, heatmaps (B, G, G), per-image GT cells, the
-        (sum K, 4) normalised box targets and per-image labels."""
+    def _batch(
+        self, canvases, boxes, extents, labels, idx, rng: np.random.Generator | Replayed
+    ) -> tuple[Any, Any, list[np.ndarray], Any, list[np.ndarray]]:
+        """The images ``idx`` (B,), flipped: canvases (B, 3, S, S) tensor, heatmaps (B, G, G),
+        per-image GT cells (K, 2), the (sum K, 4) normalised box targets and per-image labels
+        (K,). CPU tensors: on CUDA they are built in DataLoader workers."""
         import torch
 
         imgs, heat, cells, box_t, labs = [], [], [], [], []
@@ -452,35 +469,44 @@ class CenterNetStudent:
 
     def forward_images(self, images: list[np.ndarray]) -> tuple[dict, list[float]]:
         """Head outputs as numpy for (H, W, 3) uint8 images, and each image's letterbox scale."""
-        import torch
-
         if self.net is None:
             raise RuntimeError(f"{self.name}: train() (or load()) before predict()")
         boxed = [letterbox(im, self.imgsz) for im in images]
-        x = _to_tensor(np.stack([c for c, _ in boxed])).to(torch.device(self.device))
+        return self._forward(_to_tensor(np.stack([c for c, _ in boxed]))), [s for _, s in boxed]
+
+    def _forward(self, x) -> dict:
+        """(B, 3, S, S) normalised inputs -> the heads as numpy: ``center`` (B, 1, G, G),
+        ``box`` (B, 4, G, G), ``cls`` (B, C, G, G)."""
+        import torch
+
         with torch.no_grad(), torch_threads(cpu_cores()):
-            out = self.net.eval()(x)
-        return {k: v.float().cpu().numpy() for k, v in out.items()}, [s for _, s in boxed]
+            out = self.net.eval()(x.to(torch.device(self.device), non_blocking=True))
+        return {k: v.float().cpu().numpy() for k, v in out.items()}
 
     def predict(self, dataset: Dataset, batch: int | None = None) -> list[dict]:
         """COCO results, ``top_k`` per image: ``bbox`` xywh original pixels, ``score`` the
         center probability, ``category_id`` the class head's category (1 ``spacecraft`` for a
         detector), plus ``cell`` [row, col] and ``class_name``."""
-        ids, batch = dataset.image_ids, batch or self.batch
+        if self.net is None:
+            raise RuntimeError(f"{self.name}: train() (or load()) before predict()")
+        chunks = LetterboxedChunks(dataset, batch or self.batch, self.imgsz)
         out: list[dict] = []
-        for start in tqdm(range(0, len(ids), batch), desc=f"{self.name} predict", leave=False):
-            chunk = ids[start : start + batch]
-            images = [dataset.load_image(i) for i in chunk]
-            heads, scales = self.forward_images(images)
-            for j, (image_id, im) in enumerate(zip(chunk, images, strict=True)):
+        for chunk, x, scales, sizes in tqdm(
+            batch_loader(chunks, self.device, self.seed),
+            total=len(chunks),
+            desc=f"{self.name} predict",
+            leave=False,
+        ):
+            heads = self._forward(x)
+            for j, image_id in enumerate(chunk):
                 dets = decode(
                     heads["center"][j, 0],
                     heads["box"][j],
                     heads["cls"][j],
                     self.imgsz,
                     scales[j],
-                    im.shape[1],
-                    im.shape[0],
+                    sizes[j][0],
+                    sizes[j][1],
                     self.top_k,
                 )
                 for d in dets:

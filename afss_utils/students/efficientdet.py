@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,125 @@ from afss_utils.students.training import (
     random_flips,
     warmup_cosine,
 )
+
+# ---------------------------------------------------------------------------- batches
+
+
+def loader_workers(device: Any) -> int:
+    """DataLoader worker processes: none on the CPU, where the network already has every core
+    and a worker would only take them from it; a few on CUDA, so that decoding, letterboxing
+    and normalising the next batches overlap the GPU's step."""
+    return min(4, cpu_cores()) if str(device).startswith("cuda") else 0
+
+
+def batch_loader(dataset: Any, device: Any, seed: int, sampler: Any = None):
+    """A ``torch.utils.data.DataLoader`` over a dataset whose items are whole batches
+    (``batch_size=None``; ``sampler`` yields the item keys, default ``range(len(dataset))``),
+    passed on as they are (no collation). Memory is pinned on CUDA only, where it makes the
+    host-to-device copy asynchronous; on the CPU pinning is a needless copy.
+
+    The loader draws its workers' base seed from a generator of its own: without one each
+    ``iter(loader)`` takes a number from torch's global RNG, which moves every random draw
+    after it (EfficientDet's drop-path masks, a later training run in the same process)."""
+    import torch
+
+    cuda = str(device).startswith("cuda")
+    workers = loader_workers(device)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=None,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=cuda,
+        collate_fn=_as_is,
+        generator=torch.Generator().manual_seed(seed),
+        prefetch_factor=2 if workers else None,
+    )
+
+
+def _as_is(batch: Any) -> Any:
+    # the default collation turns numpy arrays (per-image cells, labels, scales) into tensors
+    return batch
+
+
+class FlipPlans:
+    """The training batches' keys, ``(idx, draws)`` per step: (B,) int image indices and
+    (2B,) float uniform draws, two per image for :func:`random_flips`.
+
+    Drawn lazily from ``rng`` in exactly the order the loop drew them before it had a
+    DataLoader (per epoch a permutation, then per batch and image the two flip draws), so a
+    seed gives the same batches whether they are built here or in worker processes, which never
+    touch ``rng``. ``epochs * steps_per_epoch`` keys; a one-image set repeats its image
+    (BatchNorm needs two samples)."""
+
+    def __init__(self, n_images: int, steps_per_epoch: int, epochs: int, rng: np.random.Generator):
+        self.n_images, self.steps_per_epoch, self.epochs, self.rng = (
+            n_images,
+            steps_per_epoch,
+            epochs,
+            rng,
+        )
+
+    def __len__(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for _ in range(self.epochs):
+            for idx in np.array_split(self.rng.permutation(self.n_images), self.steps_per_epoch):
+                if len(idx) == 1:
+                    idx = np.repeat(idx, 2)
+                yield idx, self.rng.random(2 * len(idx))
+
+
+class Replayed:
+    """Stands in for the numpy Generator that :func:`random_flips` takes: ``random()`` hands
+    back ``draws`` in order (what the Generator would have returned, drawn earlier)."""
+
+    def __init__(self, draws: np.ndarray):
+        self._draws = iter(np.asarray(draws, dtype=np.float64).tolist())
+
+    def random(self) -> float:
+        return next(self._draws)
+
+
+class FlipBatches:
+    """Map-style dataset keyed by :class:`FlipPlans`: ``self[(idx, draws)]`` is
+    ``make(idx, Replayed(draws))``, one training batch as CPU tensors."""
+
+    def __init__(self, make: Callable[[np.ndarray, Any], Any]):
+        self.make = make
+
+    def __getitem__(self, key: tuple[np.ndarray, np.ndarray]) -> Any:
+        idx, draws = key
+        return self.make(idx, Replayed(draws))
+
+
+class LetterboxedChunks:
+    """Map-style dataset of prediction batches: item k holds the k-th run of ``batch`` images
+    of ``dataset`` in ``image_ids`` order, as ``(ids, x, scales, sizes)``: the B image ids,
+    (B, 3, S, S) float32 normalised letterboxed inputs, (B,) letterbox scales and (B, 2) int
+    original (w, h)."""
+
+    def __init__(self, dataset: Dataset, batch: int, size: int):
+        self.dataset, self.batch, self.size = dataset, batch, size
+        self.ids = list(dataset.image_ids)
+
+    def __len__(self) -> int:
+        return -(-len(self.ids) // self.batch)
+
+    def __getitem__(self, k: int) -> tuple[list[int], Any, np.ndarray, np.ndarray]:
+        chunk = self.ids[k * self.batch : (k + 1) * self.batch]
+        if not chunk:
+            raise IndexError(k)
+        images = [self.dataset.load_image(i) for i in chunk]
+        boxed = [letterbox(im, self.size) for im in images]
+        return (
+            chunk,
+            _to_tensor(np.stack([c for c, _ in boxed])),
+            np.array([s for _, s in boxed]),
+            np.array([(im.shape[1], im.shape[0]) for im in images]),
+        )
+
 
 # ---------------------------------------------------------------------------- EfficientDet
 
@@ -236,14 +357,23 @@ class EfficientDetStudent:
     ) -> None:
         import torch
 
+        plans = FlipPlans(len(canvases), steps_per_epoch, epochs, rng)
+        batches = iter(
+            batch_loader(
+                FlipBatches(partial(self._batch, canvases, boxes, extents)),
+                device,
+                self.seed,
+                sampler=plans,
+            )
+        )
         bar = tqdm(range(epochs), desc="efficientdet train")
         for epoch in bar:
             bench.train()
             losses = []
-            for idx in np.array_split(rng.permutation(len(canvases)), steps_per_epoch):
-                if len(idx) == 1:  # a one-image training set: BatchNorm needs two samples
-                    idx = np.repeat(idx, 2)
-                x, target = self._batch(canvases, boxes, extents, idx, rng, device)
+            for _ in range(steps_per_epoch):
+                x, target = next(batches)
+                x = x.to(device, non_blocking=True)
+                target = {k: v.to(device, non_blocking=True) for k, v in target.items()}
                 loss = bench(x, target)["loss"]
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -260,10 +390,12 @@ class EfficientDetStudent:
         boxes: list[np.ndarray],
         extents: np.ndarray,
         idx: np.ndarray,
-        rng: np.random.Generator,
-        device: Any,
+        rng: np.random.Generator | Replayed,
+        device: Any = "cpu",
     ) -> tuple[Any, dict]:
-        """A training batch: :func:`random_flips` of the letterboxed images, effdet targets."""
+        """A training batch: :func:`random_flips` of the letterboxed images idx (B,) as a
+        (B, 3, S, S) normalised tensor, and effdet targets ``bbox`` (B, K, 4) yxyx, ``cls``
+        (B, K) (-1 pads images with fewer than K boxes)."""
         import torch
 
         imgs, bbs = [], []
@@ -289,18 +421,20 @@ class EfficientDetStudent:
 
         if self.net is None:
             raise RuntimeError(f"{self.name}: train() (or load()) before predict()")
-        bench = DetBenchPredict(self.net).to(torch.device(self.device)).eval()
-        ids, batch = dataset.image_ids, batch or self.batch
+        device = torch.device(self.device)
+        bench = DetBenchPredict(self.net).to(device).eval()
+        chunks = LetterboxedChunks(dataset, batch or self.batch, self.imgsz)
         out: list[dict] = []
-        for start in tqdm(range(0, len(ids), batch), desc=f"{self.name} predict", leave=False):
-            chunk = ids[start : start + batch]
-            images = [dataset.load_image(i) for i in chunk]
-            boxed = [letterbox(im, self.imgsz) for im in images]
-            x = _to_tensor(np.stack([c for c, _ in boxed])).to(torch.device(self.device))
+        for chunk, x, scales, sizes in tqdm(
+            batch_loader(chunks, device, self.seed),
+            total=len(chunks),
+            desc=f"{self.name} predict",
+            leave=False,
+        ):
             with torch.no_grad():
-                dets = bench(x).cpu().numpy()
-            for image_id, im, (_, scale), d in zip(chunk, images, boxed, dets, strict=True):
-                b, s = from_effdet_detections(d, scale, im.shape[1], im.shape[0], self.conf)
+                dets = bench(x.to(device, non_blocking=True)).cpu().numpy()
+            for image_id, scale, (w, h), d in zip(chunk, scales, sizes, dets, strict=True):
+                b, s = from_effdet_detections(d, scale, w, h, self.conf)
                 k = len(s) if self.top_k is None else self.top_k
                 out.extend(coco.result_record(image_id, b[i], s[i]) for i in range(min(k, len(s))))
         return out
