@@ -355,7 +355,7 @@ def test_efficientdet_missing_weights_names_the_key_and_path(tmp_path: Path):
         EfficientDetStudent(imgsz=128, weights=missing)
 
 
-def test_yolo_predicts_equal_size_batches_at_batch_one_on_cpu_and_whole_on_cuda(tmp_path):
+def test_yolo_predicts_each_equal_size_run_as_one_batch_on_any_device(tmp_path):
     from types import SimpleNamespace
 
     from afss_utils.students.yolo import YoloStudent, equal_size_batches
@@ -378,7 +378,9 @@ def test_yolo_predicts_equal_size_batches_at_batch_one_on_cpu_and_whole_on_cuda(
     student = YoloStudent(model="yolo11n-seg.yaml", imgsz=64)
     student.model = Recorder()
     assert student.predict(ds, batch=16) == []
-    assert calls == [(3, 1), (1, 1), (3, 1)]  # CPU: image by image, as before
+    # ultralytics runs a list of paths as one batch whatever `batch` says: the CPU has always
+    # predicted a chunk at once, so a GPU does the same and both say so
+    assert calls == [(3, 3), (1, 1), (3, 3)]
     calls.clear()
     student.device = "cuda:0"  # what a GPU run resolves to; the recorder needs no GPU
     student.predict(ds, batch=16)
@@ -525,3 +527,54 @@ def test_efficientdet_predict_is_independent_of_the_chunking(tmp_path: Path):
         x, y, bw, bh = a["bbox"]
         assert 0 <= x and x + bw <= w + 1e-6 and 0 <= y and y + bh <= h + 1e-6
     assert student.predict(ds.subset([]), batch=2) == []
+
+
+def test_yolo_chunk_is_one_forward_pass_letterboxed_as_each_image_alone(
+    tmp_path: Path, monkeypatch, no_network
+):
+    """ultralytics runs a list of paths as one batch whatever ``batch`` says, and letterboxes
+    a batch of one image size to the minimum rectangle each image gets alone (a mixed batch to
+    a square): each one-size chunk is one forward pass whose inputs, and so records, are the
+    image-by-image ones. Checked on the network's inputs: a random-init net's outputs say
+    little."""
+    from afss_utils.students import yolo
+    from afss_utils.students.yolo import import_ultralytics
+
+    sizes = [(96, 64)] * 3 + [(64, 96)] + [(96, 64)] * 2  # (w, h): a portrait one in the middle
+    (tmp_path / "images").mkdir()
+    images = []
+    for i, (w, h) in enumerate(sizes, 1):
+        img = np.random.default_rng(i).integers(0, 255, (h, w, 3), np.uint8)
+        _write_rgb(tmp_path / "images" / f"{i}.png", img)
+        images.append(coco.make_image(i, f"{i}.png", w, h))
+    ds = open_coco(coco.save_json(coco.make_instances(images, []), tmp_path / "a.json"))
+    torch.manual_seed(0)
+    model = import_ultralytics().YOLO("yolo11n-seg.yaml")
+    inputs: list[torch.Tensor] = []
+    model.model.register_forward_pre_hook(lambda m, args: inputs.append(args[0].clone()))
+    student = YoloStudent(model="yolo11n-seg.yaml", imgsz=96, top_k=5, conf=0.001)
+    student.model = model
+
+    paths = [str(ds.image_path(i)) for i in (1, 2, 3)]
+    model.predict(paths, batch=1, imgsz=96, device="cpu", verbose=False)
+    assert [x.shape[0] for x in inputs] == [3]  # `batch=1` ignored for a list source
+    inputs.clear()
+    alone = student.predict(ds, batch=1)
+    alone_inputs = [x[0] for x in inputs]
+    assert [tuple(x.shape) for x in alone_inputs] == [
+        (3, 64, 96) if w > h else (3, 96, 64) for w, h in sizes
+    ]
+    inputs.clear()
+    chunked = student.predict(ds, batch=16)
+    assert [x.shape[0] for x in inputs] == [3, 1, 2]  # one forward pass per one-size run
+    for a, b in zip(alone_inputs, [x[j] for x in inputs for j in range(len(x))], strict=True):
+        assert torch.equal(a, b)
+    assert [r["image_id"] for r in chunked] == [r["image_id"] for r in alone]
+    for a, b in zip(alone, chunked, strict=True):
+        assert a["bbox"] == pytest.approx(b["bbox"], abs=0.011)  # records round to 0.01 px
+        assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+    # one chunk of mixed sizes instead: every image letterboxed to a square, other pixels
+    monkeypatch.setattr(yolo, "equal_size_batches", lambda dataset, ids, batch: [list(ids)])
+    inputs.clear()
+    student.predict(ds, batch=16)
+    assert [tuple(x.shape) for x in inputs] == [(6, 3, 96, 96)]
