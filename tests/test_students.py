@@ -130,6 +130,39 @@ def test_letterbox_keeps_aspect_at_top_left():
 # ---------------------------------------------------------------------------- training
 
 
+def test_load_letterboxed_holds_the_canvases_once(tmp_path: Path):
+    """The canvases are the memory of a training set in RAM: building them may not need twice
+    that (a list of canvases and then their stacked copy)."""
+    import tracemalloc
+
+    from PIL import Image
+
+    from afss_utils.students.training import letterbox, load_letterboxed
+
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(24):
+        pixels = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"{i}.png")
+        images.append(coco.make_image(i + 1, f"{i}.png", 64, 48))
+    anns = [coco.make_annotation(1, 3, box_xyxy=np.array([8.0, 4.0, 24.0, 12.0]))]
+    instances = coco.make_instances(images, anns)
+    tracemalloc.start()
+    try:
+        canvases, boxes, extents = load_letterboxed(instances, tmp_path, 96)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert canvases.shape == (24, 96, 96, 3) and extents.tolist() == [[96, 72]] * 24
+    assert peak < 1.3 * canvases.nbytes, (peak, canvases.nbytes)
+    image = np.asarray(Image.open(tmp_path / "2.png"))
+    np.testing.assert_array_equal(canvases[2], letterbox(image, 96)[0])
+    np.testing.assert_allclose(boxes[2], [[12.0, 6.0, 36.0, 18.0]])
+    assert [len(b) for b in boxes].count(0) == 23
+    empty = load_letterboxed(coco.make_instances([], []), tmp_path, 96)
+    assert empty[0].shape == (0, 96, 96, 3) and empty[1] == [] and empty[2].shape == (0, 2)
+
+
 @pytest.mark.slow
 def test_yolo_seg_one_epoch_train_predict_evaluate(shapes, tmp_path: Path, no_network):
     student = YoloStudent(

@@ -26,23 +26,23 @@ def load_letterboxed(
     Returns (N, S, S, 3) uint8 canvases, per-image (K, 4) float xyxy boxes in the canvas frame
     (annotations in their json order) and the (N, 2) int w, h extent of each resized image
     inside its canvas (top-left, see :func:`letterbox`). Images follow ``instances["images"]``.
+    Each canvas is written into one preallocated array: memory is the canvases once, not a list
+    of them plus their stacked copy.
     """
     image_dir = Path(image_dir)
     by_image: dict[int, list[list[float]]] = {img["id"]: [] for img in instances["images"]}
     for a in instances["annotations"]:
         by_image[a["image_id"]].append(a["bbox"])
-    canvases, boxes, extents = [], [], []
-    for img in tqdm(instances["images"], desc=desc, leave=False):
+    images = instances["images"]
+    canvases = np.zeros((len(images), size, size, 3), np.uint8)
+    boxes, extents = [], np.zeros((len(images), 2), int)
+    for n, img in enumerate(tqdm(images, desc=desc, leave=False)):
         image = read_image(image_dir / img["file_name"])
         canvas, scale = letterbox(image, size)
-        canvases.append(canvas)
+        canvases[n] = canvas
         boxes.append(coco.xywh_to_xyxy(np.array(by_image[img["id"]]).reshape(-1, 4)) * scale)
-        extents.append(
-            (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-        )
-    if not canvases:
-        return np.zeros((0, size, size, 3), np.uint8), [], np.zeros((0, 2), int)
-    return np.stack(canvases), boxes, np.array(extents)
+        extents[n] = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return canvases, boxes, extents
 
 
 def random_flips(
