@@ -34,7 +34,8 @@ class AblationRun:
     """Predictions and cost of one (augmentation set, fusion method) cell of the grid.
 
     results: COCO results list over the dataset; seconds: teacher + fusion seconds in total;
-    views: number of views including the identity.
+    views: number of views including the identity; augs: their names, as ``pseudolabel``'s
+    header lists them.
     """
 
     setting: str
@@ -42,6 +43,7 @@ class AblationRun:
     views: int
     results: list[dict]
     seconds: float = 0.0
+    augs: tuple[str, ...] = ()
 
 
 def tta_ablation(
@@ -65,7 +67,11 @@ def tta_ablation(
     for row in grid:
         augs = parse_tta(row["augs"])
         rows.append((row["name"], augs, [NO_FUSION] if len(augs) == 1 else list(methods)))
-    runs = {(name, m): AblationRun(name, m, len(augs), []) for name, augs, ms in rows for m in ms}
+    runs = {
+        (name, m): AblationRun(name, m, len(augs), [], augs=tuple(a.name for a in augs))
+        for name, augs, ms in rows
+        for m in ms
+    }
     configs = {m: dataclasses.replace(fusion, method=m) for m in methods}
 
     distinct = list({a.name: a for _, augs, _ in rows for a in augs}.values())

@@ -23,10 +23,19 @@ Files, for ``--out PRED.json``:
   cache and the other way round. The cache is removed once the final json covers the whole
   dataset; a run with ``limit`` below the dataset size keeps it, so a longer run continues.
 
-Single view (no TTA) is the teacher's own output, unfused (the paper's zero-shot baseline).
+Single view (no TTA) is the teacher's own output, unfused (the paper's zero-shot baseline); of
+the fusion settings only ``top_k`` applies to it, so only ``top_k`` is in its header.
 
 - ``PRED.info.json``: the header above, written with ``PRED.json``: it says whose output the
   file is and from which inputs.
+
+Reuse: ``reuse={OTHER.json: its dataset}`` takes the labels of images another run already made
+with the same settings (its ``.info.json`` equal to this run's header but for the dataset, whose
+fingerprint must be ``its dataset``'s), e.g. notebook 03 scoring the teacher on the test images
+that notebooks 01 and 02 labelled. A source is used only for images with the same id, file and
+path here, and only when the image file is not newer than the source; anything else (a missing or
+unreadable source, other settings) is labelled as usual. Reused lines enter the resume cache as
+labelled ones, so the output is byte-identical to labelling them here.
 
 Nothing of the user's is overwritten by surprise: ``--out`` (and its ``.empty.json`` /
 ``.partial.jsonl`` / ``.info.json``) may not be an input of the run (the annotations json or an
@@ -94,7 +103,8 @@ class CacheMismatchError(RuntimeError):
 @dataclass
 class PseudolabelSummary:
     """What one call did. ``n_images``/``n_empty`` count the output; ``n_resumed`` of them came
-    from the cache; ``images_per_s`` is over the images labelled in this call."""
+    from the cache, ``n_reused`` from another run's file (``reuse``); ``images_per_s`` is over
+    the images labelled in this call."""
 
     n_images: int
     n_empty: int
@@ -103,6 +113,7 @@ class PseudolabelSummary:
     out_path: Path
     empty_path: Path
     n_resumed: int = 0
+    n_reused: int = 0
 
 
 # ----------------------------------------------------------------------------- paths
@@ -393,11 +404,13 @@ def run_header(
     fusion: FusionConfig,
     prompt: str,
 ) -> dict[str, Any]:
-    """Everything a run's output depends on: the resume cache and the sidecar carry it."""
+    """Everything a run's output depends on: the resume cache and the sidecar carry it. A single
+    view is not fused, so its fusion is only ``top_k`` (:func:`fuse_views`)."""
+    single = len(augs) <= 1
     return {
         "teacher": teacher_settings(teacher),
         "tta": [a.name for a in augs],
-        "fusion": fusion.to_dict(),
+        "fusion": {"top_k": fusion.top_k} if single else fusion.to_dict(),
         "prompt": prompt,
         "dataset": dataset_fingerprint(dataset),
     }
@@ -517,6 +530,49 @@ class _RayLabeller:
         return out
 
 
+def _reuse(
+    sources: Mapping[str | os.PathLike, Dataset],
+    dataset: Dataset,
+    selected: Sequence[int],
+    header: dict[str, Any],
+    cache: _Cache,
+) -> int:
+    """Append to ``cache`` the selected images that a source labelled with this run's settings
+    (module docstring, Reuse); returns how many."""
+    wanted = json.loads(json.dumps({k: v for k, v in header.items() if k != "dataset"}))
+    todo = {i for i in selected if i not in cache.offsets}
+    n = 0
+    for src_path, src_data in sources.items():
+        src_path = Path(src_path)
+        try:
+            found = coco.read_json(info_path(src_path))["header"]
+            if {k: v for k, v in found.items() if k != "dataset"} != wanted:
+                continue
+            if found.get("dataset") != dataset_fingerprint(src_data):
+                continue
+            by_image: dict[int, list[dict]] = {i: [] for i in src_data.image_ids}
+            for rec in coco.read_json(src_path):
+                by_image[int(rec["image_id"])].append(rec)
+            written = src_path.stat().st_mtime
+        except (coco.CocoFormatError, OSError, KeyError, TypeError, ValueError):
+            continue  # not a usable source: its images are labelled here
+        for image_id in src_data.image_ids:
+            if image_id not in todo:
+                continue
+            path = dataset.image_path(image_id)
+            same = src_data.image_path(image_id) == path and (
+                src_data.image_info(image_id)["file_name"]
+                == dataset.image_info(image_id)["file_name"]
+            )
+            if not same or not path.is_file() or path.stat().st_mtime > written:
+                continue
+            file_name = dataset.image_info(image_id)["file_name"]
+            cache.append(image_id, file_name, file_sha1(path), by_image[image_id])
+            todo.discard(image_id)
+            n += 1
+    return n
+
+
 def _missing(dataset: Dataset, selected: Sequence[int], cache: _Cache) -> list[int]:
     """The selected image ids the cache lacks or holds for a file that changed since, sorted."""
     return sorted(
@@ -622,14 +678,44 @@ def _label_missing_ray(
     return n_resumed, len(appended)
 
 
-def _publish(
-    cache: _Cache, selected: Sequence[int], header: dict, out_path: Path
-) -> tuple[list, Path]:
+def _publish(lines: Iterable[dict], header: dict, out_path: Path) -> tuple[list, Path]:
     """Write the sidecar, ``out_path`` and its empty-image list; returns (empty, empty file)."""
     # the claim first: killed between the two, a rerun still knows PRED.json is its own
     coco.save_json({"afss_pseudolabel": CACHE_VERSION, "header": header}, info_path(out_path))
-    _, empty = _write_results(cache.iter_lines(selected), out_path)
+    _, empty = _write_results(lines, out_path)
     return empty, coco.save_json(empty, empty_path(out_path))
+
+
+def save_labels(
+    results: Sequence[dict],
+    teacher: Teacher,
+    dataset: Dataset,
+    out_path: str | os.PathLike,
+    tta: str | Sequence[str | Augmentation] | None = (),
+    fusion: FusionConfig | None = None,
+    prompt: str = "spacecraft",
+    overwrite: bool = False,
+) -> Path:
+    """Publish labels made elsewhere with these settings (the TTA ablation's cell of the params'
+    setting) as :func:`pseudolabel` would have written them: ``PRED.json``, its ``.empty.json``
+    and the ``.info.json`` header, so a later run can reuse them. ``results`` cover ``dataset``
+    (COCO results, any order within an image); returns ``out_path``."""
+    fusion = fusion or FusionConfig()
+    out_path = Path(out_path)
+    header = run_header(teacher, dataset, parse_tta(tta), fusion, prompt)
+    check_output(dataset, out_path, overwrite, header)
+    by_image: dict[int, list[dict]] = {i: [] for i in dataset.image_ids}
+    for rec in results:
+        if rec["image_id"] not in by_image:
+            raise ValueError(f"{out_path}: image_id {rec['image_id']} is not in {dataset.name}")
+        by_image[rec["image_id"]].append(rec)
+    info = dataset.image_info
+    lines = (
+        {"image_id": i, "file_name": info(i)["file_name"], "results": by_image[i]}
+        for i in dataset.image_ids
+    )
+    _publish(lines, header, out_path)
+    return out_path
 
 
 def pseudolabel(
@@ -646,6 +732,7 @@ def pseudolabel(
     engine: str = "serial",
     cluster: ClusterConfig | Mapping[str, Any] | None = None,
     teacher_factory: Callable[[], Teacher] | None = None,
+    reuse: Mapping[str | os.PathLike, Dataset] | None = None,
 ) -> PseudolabelSummary:
     """Label the first ``limit`` images of ``dataset`` (all when None) into ``out_path``.
 
@@ -655,6 +742,8 @@ def pseudolabel(
     callable, e.g. ``functools.partial(build_teacher, name, **options)``) each Ray actor builds
     its own teacher instead of receiving ``teacher`` pickled; ``teacher`` still names the run
     (its settings are the cache header) and decides whether actors ask for a GPU.
+    reuse: ``{results json: the dataset it labelled}`` of other runs whose labels to take where
+    their settings match (module docstring).
     Resumes from ``<out>.partial.jsonl`` when it exists with the same settings (module
     docstring). A missing or corrupt image raises ImageReadError naming the file; the cache
     keeps every image finished before it. ``--out`` is checked first (:func:`check_output`).
@@ -672,6 +761,7 @@ def pseudolabel(
     selected = dataset.image_ids if limit is None else dataset.image_ids[:limit]
     cache = _Cache(cache_path(out_path), header, restart)
     try:
+        n_reused = _reuse(reuse, dataset, selected, header, cache) if reuse else 0
         t0 = time.perf_counter()
         desc = f"pseudolabel {header['teacher']['name']}"
         if config is not None:
@@ -701,7 +791,7 @@ def pseudolabel(
                 progress,
             )
         labelled_s = time.perf_counter() - t0
-        empty, empty_file = _publish(cache, selected, header, out_path)
+        empty, empty_file = _publish(cache.iter_lines(selected), header, out_path)
     finally:
         cache.close()
     if len(selected) == len(dataset):  # a --limit run keeps it for a longer run to continue from
@@ -713,7 +803,8 @@ def pseudolabel(
         images_per_s=n_labelled / labelled_s if labelled_s > 0 and n_labelled else 0.0,
         out_path=out_path,
         empty_path=empty_file,
-        n_resumed=n_resumed,
+        n_resumed=n_resumed - n_reused,
+        n_reused=n_reused,
     )
 
 

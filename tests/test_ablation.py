@@ -3,6 +3,8 @@ results scoreable and equal to the pseudo-labeller's."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -94,7 +96,7 @@ def test_ablation_cell_equals_the_pseudolabel_file_of_the_params_setting(
     # (tests/test_teachers_vlm.py::test_batch_of_different_sizes_matches_single)
     from afss_utils import coco
     from afss_utils.config import load_params
-    from afss_utils.pseudolabel import pseudolabel
+    from afss_utils.pseudolabel import empty_path, info_path, pseudolabel, save_labels
 
     params = load_params(None)
     fusion = FusionConfig.from_params(dict(params["fusion"], top_k=params["top_k"]))
@@ -110,6 +112,18 @@ def test_ablation_cell_equals_the_pseudolabel_file_of_the_params_setting(
         batching_teacher_cls(), ds, tmp_path / "p.json", params["tta"], fusion, progress=False
     ).out_path
     assert cell.results and coco.load_results(out) == json_roundtrip(cell.results)
+    # notebook 02 publishes that cell as the labeller's files, sidecar included, for 03 to reuse
+    assert list(cell.augs) == json.loads(info_path(out).read_text())["header"]["tta"]
+    saved = save_labels(
+        cell.results,
+        batching_teacher_cls(),
+        ds,
+        tmp_path / "cell" / "p.json",
+        params["tta"],
+        fusion,
+    )
+    for path in (saved, info_path(saved), empty_path(saved)):
+        assert path.read_bytes() == (tmp_path / path.name).read_bytes(), path.name
     single = pseudolabel(
         batching_teacher_cls(), ds, tmp_path / "s.json", "none", fusion, progress=False
     )
@@ -117,6 +131,4 @@ def test_ablation_cell_equals_the_pseudolabel_file_of_the_params_setting(
 
 
 def json_roundtrip(obj):
-    import json
-
     return json.loads(json.dumps(obj))

@@ -23,8 +23,10 @@ from afss_utils.pseudolabel import (
     CacheMismatchError,
     cache_path,
     empty_path,
+    info_path,
     main,
     pseudolabel,
+    save_labels,
 )
 from afss_utils.teachers.base import Prediction
 
@@ -622,3 +624,108 @@ def test_read_ahead_raises_in_order_and_keeps_what_came_before(tmp_path):
             got.append((i, value))
     assert got == [(1, 10), (2, 20)]  # the images before the bad one were handed over
     assert list(_read_ahead([], read, ahead=4)) == []
+
+
+# ----------------------------------------------------------------------------- reuse
+class CountingTeacher(FakeTeacher):
+    """FakeTeacher that records which images it was asked about (by their pixel sum)."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.seen = []
+
+    def predict(self, image, prompt="spacecraft"):
+        self.seen.append(int(image.sum()))
+        return super().predict(image, prompt)
+
+
+def test_a_run_reuses_the_images_another_run_labelled_with_its_settings(data12, tmp_path):
+    # notebook 03 scores the teacher on a pooled test set whose parts 01/02 already labelled
+    part_a = data12.subset(data12.image_ids[:5], "a")
+    part_b = data12.subset(data12.image_ids[5:9], "b")
+    pseudolabel(FakeTeacher(), part_a, tmp_path / "a.json", ["vflip"], progress=False)
+    pseudolabel(FakeTeacher(), part_b, tmp_path / "b.json", ["vflip"], progress=False)
+    fresh = pseudolabel(FakeTeacher(), data12, tmp_path / "fresh.json", ["vflip"], progress=False)
+
+    teacher = CountingTeacher()
+    sources = {tmp_path / "a.json": part_a, tmp_path / "b.json": part_b}
+    out = tmp_path / "pooled" / "fresh.json"
+    run = pseudolabel(teacher, data12, out, ["vflip"], progress=False, reuse=sources)
+    assert (run.n_reused, run.n_resumed, run.n_images) == (9, 0, 12)
+    assert len(teacher.seen) == 2 * 3  # the 3 images no source had, two views each
+    for path in (out, empty_path(out), info_path(out)):  # as if labelled here
+        assert path.read_bytes() == (tmp_path / path.name).read_bytes(), path.name
+    assert fresh.n_reused == 0
+
+
+def test_a_source_with_other_settings_or_a_newer_image_is_not_reused(data12, tmp_path):
+    part = data12.subset(data12.image_ids[:6], "part")
+    pseudolabel(FakeTeacher(), part, tmp_path / "flip.json", ["vflip"], progress=False)
+    pseudolabel(FakeTeacher(), part, tmp_path / "single.json", [], progress=False)
+
+    # other views, another teacher setting, a source that does not exist
+    for tta, teacher, source in (
+        ([], FakeTeacher(), "flip.json"),
+        (["vflip"], FakeTeacher(threshold=100), "flip.json"),
+        (["vflip"], FakeTeacher(), "missing.json"),
+    ):
+        run = pseudolabel(
+            teacher,
+            data12,
+            tmp_path / "out.json",
+            tta,
+            progress=False,
+            overwrite=True,
+            reuse={tmp_path / source: part},
+        )
+        assert run.n_reused == 0, (tta, source)
+    # a single view is not fused: a run with other fusion settings takes it as its own
+    nms = FusionConfig(method="nms", iou_thr=0.3)
+    run = pseudolabel(
+        FakeTeacher(),
+        data12,
+        tmp_path / "out.json",
+        [],
+        nms,
+        progress=False,
+        overwrite=True,
+        reuse={tmp_path / "single.json": part},
+    )
+    assert run.n_reused == 6
+
+    # the source was written before this image changed: it is labelled again
+    changed = part.image_path(part.image_ids[0])
+    later = (tmp_path / "flip.json").stat().st_mtime + 10
+    os.utime(changed, (later, later))
+    run = pseudolabel(
+        FakeTeacher(),
+        data12,
+        tmp_path / "out.json",
+        ["vflip"],
+        progress=False,
+        overwrite=True,
+        reuse={tmp_path / "flip.json": part},
+    )
+    assert run.n_reused == 5
+    # a source whose dataset is not the one given for it (ids of another list) is not trusted
+    other = data12.subset(data12.image_ids[6:], "part")
+    run = pseudolabel(
+        FakeTeacher(),
+        data12,
+        tmp_path / "out.json",
+        ["vflip"],
+        progress=False,
+        overwrite=True,
+        reuse={tmp_path / "flip.json": other},
+    )
+    assert run.n_reused == 0
+
+
+def test_save_labels_refuses_results_of_images_outside_the_dataset(data12, tmp_path):
+    part = data12.subset(data12.image_ids[:3], "part")
+    results = [{"image_id": 99, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}]
+    with pytest.raises(ValueError, match=r"image_id 99 is not in part"):
+        save_labels(results, FakeTeacher(), part, tmp_path / "p.json")
+    assert not (tmp_path / "p.json").exists() and not info_path(tmp_path / "p.json").exists()
+    empty = save_labels([], FakeTeacher(), part, tmp_path / "p.json")
+    assert empty.read_text() == "[]" and len(json.loads(empty_path(empty).read_text())) == 3
