@@ -32,10 +32,13 @@
 #
 # **Inputs:** the val and test splits (notebook 00). **Outputs:**
 # `{out_dir}/tables/tta_ablation.{csv,md}`, `{out_dir}/tables/table2_tta.{csv,md}`,
-# `{out_dir}/figures/tta_ap75_vs_views.png`.
+# `{out_dir}/figures/tta_ap75_vs_views.png`, and the test labels of the params' `tta`/`fusion`
+# (when the grid has that cell) as `{out_dir}/predictions/teacher_tta/{dataset}.json`, which
+# notebook 03 reuses instead of labelling the test images again.
 
 # %%
 from dataclasses import replace
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -49,10 +52,10 @@ from afss_utils.config import named_grid, seed_everything
 from afss_utils.datasets import NoValidationSplitError, open_split
 from afss_utils.evaluate import score_rows
 from afss_utils.fusion import FusionConfig, fuse
-from afss_utils.pseudolabel import fuse_views
+from afss_utils.pseudolabel import fuse_views, save_labels
 from afss_utils.teachers import build_teacher
 from afss_utils.teachers.base import Prediction
-from afss_utils.tta import get_augmentation, predict_views
+from afss_utils.tta import get_augmentation, parse_tta, predict_views
 
 # %% tags=["parameters"]
 # --- run ---------------------------------------------------------------------------------
@@ -182,14 +185,22 @@ display(
 # `tta_ablation` runs sections 1–2 on every image: each image's views are predicted once and
 # shared by all grid rows that use them; each row fuses its own subset with each method. The
 # grid runs on **val** (where the setting is chosen) and **test** (where it is reported); the
-# row without augmentation is the single-view baseline (fusion `none`, as in Table I).
+# row without augmentation is the single-view baseline (fusion `none`, as in Table I). The test
+# cell of the params' own setting is exactly the file `pseudolabel` would write with it, so it is
+# saved as one, with its settings beside it, for notebook 03.
 
 # %%
 seed_everything(seed)  # the one-image walk-through above leaves no trace in the ablation
+setting = tuple(a.name for a in parse_tta(tta))
+setting_method = NO_FUSION if len(setting) == 1 else base_fusion.method
 rows = []
 for split, sets in (("val", val_sets), ("test", test_sets)):
     for d_name, d in sets.items():
         for run in tta_ablation(labeller, d, tta_sets, fusion_methods, base_fusion, prompt):
+            if split == "test" and (run.augs, run.method) == (setting, setting_method):
+                out_path = Path(out_dir) / "predictions" / "teacher_tta" / f"{d_name}.json"
+                save_labels(run.results, labeller, d, out_path, tta, base_fusion, prompt,
+                            overwrite=True)
             for row in score_rows(d, run.results):
                 row.update(split=split, dataset=d_name, method=run.setting, model=run.method,
                            views=run.views, seconds_per_image=run.seconds / max(len(d), 1))

@@ -334,8 +334,10 @@ runs[["group", "student", "method", "seed", "train_images", "epochs", "steps", "
 # ## 5 · Scoring every row on the test splits
 #
 # Students are scored per dataset (that dataset's test images only), next to the teacher's own
-# zero-shot and TTA+WBF labels on the same images. Student predictions are saved as COCO results
-# for notebook 04.
+# zero-shot and TTA+WBF labels on the same images. Those labels are the ones notebooks 01 and 02
+# already made where their files say they used these settings (teacher, checkpoints, views,
+# fusion, prompt; the table counts them); other images are labelled here. Student predictions
+# are saved as COCO results for notebook 04.
 
 # %%
 MODEL_NAMES = {
@@ -344,15 +346,23 @@ MODEL_NAMES = {
     "efficientdet_d0": "EfficientDet",
     "center_resnet18": "CenterNet-R18",
 }
-rows = []
+# where notebooks 01 and 02 saved the teacher's labels of each test split with these settings
+earlier = {"zero-shot": lambda name: pred_dir / "zero_shot" / teacher / f"{name}.json",
+           "TTA+WBF": lambda name: pred_dir / "teacher_tta" / f"{name}.json"}
+rows, labelled = [], []
 for g, names in groups.items():
     for kind, views in (("zero-shot", []), ("TTA+WBF", tta)):
         path = pred_dir / "teacher_test" / f"{g}_{kind}.json"
-        pseudolabel(labeller, group_test[g], path, views, fusion_cfg, prompt, overwrite=True)
+        reuse = {earlier[kind](name): test_sets[name] for name in names}
+        run = pseudolabel(labeller, group_test[g], path, views, fusion_cfg, prompt, overwrite=True,
+                          reuse=reuse)
+        labelled.append({"group": g, "labels": kind, "images": run.n_images,
+                         "from notebooks 01/02": run.n_reused})
         for name in names:
             for row in score_rows(group_test[g], path, test_sets[name].image_ids):
                 rows.append({"dataset": name, "method": f"teacher {kind}", "model": teacher, **row})
 teacher_rows = pd.DataFrame(rows)
+pd.DataFrame(labelled)
 
 
 # %%

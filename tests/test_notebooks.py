@@ -59,6 +59,17 @@ def _in_range(df, cols=("AP", "AP50", "AP75")):
     assert (values["AP"] <= values["AP50"] + 1e-6).all()
 
 
+def reused_teacher_labels(out):
+    """Notebook 03's table of its teacher test labels: (images, taken from 01/02) per row."""
+    nb = json.loads((out / "executed" / "03_distillation.ipynb").read_text())
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            lines = "".join(o.get("data", {}).get("text/plain", "")).splitlines()
+            if lines and lines[0].split()[-3:] == ["from", "notebooks", "01/02"]:
+                return [tuple(int(v) for v in line.split()[-2:]) for line in lines[1:]]
+    raise AssertionError("notebook 03 shows no table of reused teacher labels")
+
+
 def test_every_notebook_ran_and_was_recorded(study):
     out, manifest, _ = study
     names = list(manifest["notebooks"])
@@ -178,3 +189,10 @@ def test_figures_written(study):
     for name in FIGURES:
         path = out / "figures" / f"{name}.png"
         assert path.is_file() and path.stat().st_size > 1000, name
+
+
+def test_distillation_scores_the_teacher_with_the_labels_of_01_and_02(study):
+    # the pooled test set is the three domains' test sets that 01 and 02 labelled with the
+    # params' teacher and settings: notebook 03 labels none of its images again
+    rows = reused_teacher_labels(study[0])
+    assert len(rows) == 2 and all(n > 0 and reused == n for n, reused in rows)

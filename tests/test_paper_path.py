@@ -16,6 +16,7 @@ import math
 import pandas as pd
 import paper_fixtures
 import pytest
+from test_notebooks import reused_teacher_labels
 
 from afss_utils.config import PARAMS_DIR, load_params, named_grid
 from afss_utils.run import run_study
@@ -137,3 +138,10 @@ def test_table3_has_both_students_and_every_row_per_dataset(paper_run):
 def test_figures_of_04_are_written(paper_run):
     figures = paper_run["out"] / "figures"
     assert (figures / "figure3_visual_results.png").stat().st_size > 0
+
+
+def test_distillation_scores_the_teacher_with_the_labels_of_01_and_02(paper_run):
+    # 01 (zero-shot) and 02 (the params' TTA cell of its test grid) labelled every test image with
+    # the VLM's checkpoints and settings; 03 takes them instead of running the teacher again
+    rows = reused_teacher_labels(paper_run["out"])
+    assert len(rows) == 2 * 4 and all(n > 0 and reused == n for n, reused in rows)
