@@ -63,7 +63,10 @@ def merge_params(
         if key not in base:
             known = ", ".join(sorted(map(str, base)))
             raise ParamsError(f"unknown params key '{dotted}' in {source} (known keys: {known})")
-        check_type(dotted, base[key], value, source)
+        if key == "confidence_threshold":  # a number or a rule's name: checked by its parser
+            check_threshold(dotted, value, source)
+        else:
+            check_type(dotted, base[key], value, source)
         if isinstance(base[key], dict) and isinstance(value, dict):
             out[key] = merge_params(base[key], value, source, _prefix=f"{dotted}.")
         else:
@@ -97,6 +100,16 @@ def check_type(key: str, default: Any, value: Any, source: str = "<overlay>") ->
             f"params key '{key}' in {source} must be {want} like the default "
             f"({default!r}), got {value!r}"
         )
+
+
+def check_threshold(key: str, value: Any, source: str = "<overlay>") -> None:
+    """ParamsError unless ``value`` is a theta of eq. 6 (:func:`afss_utils.distill.parse_threshold`)."""
+    from afss_utils.distill import parse_threshold
+
+    try:
+        parse_threshold(value)
+    except ValueError as exc:
+        raise ParamsError(f"params key '{key}' in {source}: {exc}") from None
 
 
 def overlay_files(

@@ -231,6 +231,22 @@ def test_overlay_values_of_the_right_type_pass_and_int_fills_a_float():
     assert p["seed"] == 3 and p["fusion"][floats[0]] == 1
 
 
+@pytest.mark.parametrize("key", ["confidence_threshold", "debris.confidence_threshold"])
+def test_confidence_threshold_takes_a_number_or_a_rule_and_names_a_bad_one(key):
+    def overlay(value):
+        *outer, last = key.split(".")
+        return {outer[0]: {last: value}} if outer else {last: value}
+
+    def get(p):
+        return p["debris"]["confidence_threshold"] if "." in key else p["confidence_threshold"]
+
+    for value in (0.6, 1, "mean", "keep 0.85"):  # the forms eq. 6's theta takes
+        assert get(load_params(extra=overlay(value))) == value
+    for bad in ("median", "keep 2", 1.5, [0.5]):
+        with pytest.raises(ParamsError, match=f"'{key}' in command-line overrides: confidence"):
+            load_params(extra=overlay(bad))
+
+
 def test_seed_everything_rejects_a_non_integer_seed():
 
     with pytest.raises(ParamsError, match="'seed' must be an integer, got 'abc'"):

@@ -11,6 +11,7 @@ import pytest
 from afss_utils import coco
 from afss_utils.datasets import open_coco
 from afss_utils.distill import (
+    PAPER_KEPT_SHARE,
     confidence_filter,
     confidence_filter_by_dataset,
     filter_report,
@@ -55,6 +56,43 @@ def test_confidence_filter_empty_and_invalid():
         confidence_filter([rec(1, 0.5)], "median")
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         confidence_filter([rec(1, 0.5)], 1.5)
+
+
+def test_confidence_filter_keep_rule_keeps_the_best_share():
+    scores = [0.9, 0.1, 0.5, 0.7, 0.3, 0.8, 0.2, 0.6, 0.4, 0.65]
+    results = [rec(i, s) for i, s in enumerate(scores)]
+    kept, theta = confidence_filter(results, "keep 0.85")  # ceil(8.5) = 9 of 10: all but 0.1
+    assert theta == 0.2 and sorted(r["image_id"] for r in kept) == sorted(set(range(10)) - {1})
+    kept, theta = confidence_filter(results, "keep 0.3")  # the best 3, in input order
+    assert theta == 0.7 and [r["score"] for r in kept] == [0.9, 0.7, 0.8]
+    assert confidence_filter(results, "keep 1")[1] == 0.1
+    # a share that is exact in decimal but not in binary: 0.85 * 20 is 17.000000000000004
+    twenty = [rec(i, i / 20) for i in range(20)]
+    assert len(confidence_filter(twenty, "keep 0.85")[0]) == 17
+    # ties at theta pass: at least the share is kept, never fewer
+    tied = [rec(1, 0.9), rec(2, 0.5), rec(3, 0.5), rec(4, 0.2)]
+    assert len(confidence_filter(tied, "keep 0.5")[0]) == 3
+    assert len(confidence_filter([rec(1, 0.3)], "keep 0.01")[0]) == 1  # one label is its best
+
+
+def test_confidence_filter_keep_rule_empty_invalid_and_the_papers_share():
+    kept, theta = confidence_filter([], "keep 0.85")
+    assert kept == [] and math.isnan(theta)
+    for bad in ("keep", "keep 0", "keep 1.2", "keep most", "keep 0.5 0.6", 1.5, True):
+        with pytest.raises(ValueError, match="confidence threshold must"):
+            confidence_filter([rec(1, 0.5)], bad)
+    # Sec. IV-F: 395 + 451 + 417 + 471 of 4 x 500 training images survived the paper's filter
+    assert PAPER_KEPT_SHARE == pytest.approx(1734 / 2000)
+
+
+def test_confidence_filter_by_dataset_keep_rule_is_per_dataset():
+    low = [rec(i, 0.1 + 0.01 * i) for i in range(10)]  # dataset a: scores 0.10-0.19
+    high = [rec(100 + i, 0.8 + 0.01 * i) for i in range(10)]  # dataset b: 0.80-0.89
+    kept, thetas = confidence_filter_by_dataset(
+        high + low, "keep 0.5", {"a": range(10), "b": range(100, 110)}
+    )
+    assert thetas == {"a": pytest.approx(0.15), "b": pytest.approx(0.85)}
+    assert len(kept) == 10 and sum(r["score"] < 0.5 for r in kept) == 5  # half of each
 
 
 def test_filter_report_counts_images_and_predictions():
