@@ -13,8 +13,17 @@ What ``ensemble_boxes`` does that we guard against (read from its source):
   new process -> both run through its ``cpu_soft_nms_float`` (see :func:`_suppress`);
 - a zero score divides by zero in WBF -> boxes with score <= 0 carry no weight and are dropped.
 
-Empty views (``empty_views``). WBF ``avg`` scores a cluster as ``sum(scores) / T`` where ``T`` is
-the number of views passed in (each view weight 1; capped at the cluster size). The authors pass
+Fused scores. WBF ``avg`` first takes the cluster's mean score (the paper's eq. 4,
+``sum(scores) / M`` over the cluster's ``M`` boxes), then ``ensemble_boxes`` rescales it by
+``min(M, T) / T``, ``T`` being the number of views passed in (each view weight 1; see
+``weighted_boxes_fusion`` in ``ensemble_boxes_wbf.py``, ``conf_type='avg'`` without
+``allows_overflow``). So a cluster scores ``sum(scores) / T`` when ``M <= T``: where the views
+agree (every view's box in one cluster, ``M = T``) the score is eq. 4's mean, and where they
+disagree (each view's box its own cluster, ``M = 1``) each cluster's score is divided by ``T``.
+That rescaling, not eq. 4, is what lowers the fused score of a disputed label (notebook 02 checks it
+by hand on two views).
+
+Empty views (``empty_views``). The views passed in, ``T`` above, are a choice. The authors pass
 only views that detected something, so a detection seen in one view of two keeps its score:
 ``'skip'`` (the default in ``params/default.yaml``) does that. ``'count'`` passes every view, so
 a view that saw nothing pulls the score down (s/2 in the example), which makes the confidence

@@ -104,6 +104,93 @@ def zero_shot(ours: pd.DataFrame, unavailable: Mapping[str, str] | None = None) 
     )
 
 
+# Teacher-name prefixes of the weight-free teachers (classical image processing, no weights).
+WEIGHT_FREE_PREFIXES = ("classical", "streak")
+
+
+def _names(items: Iterable[str]) -> str:
+    return ", ".join(f"`{x}`" for x in items)
+
+
+def teachers_ran(
+    ran: Iterable[str], unavailable: Mapping[str, str] | None = None, what: str = "our rows"
+) -> str:
+    """The legend of a table of teacher results: which teachers made ``what`` (weight-free
+    classical ones, VLMs), and which did not run for want of weights (``unavailable``)."""
+    ran = list(dict.fromkeys(ran))
+    free = [t for t in ran if str(t).startswith(WEIGHT_FREE_PREFIXES)]
+    vlm = [t for t in ran if t not in free]
+    missing = _names(unavailable or {})
+    if not ran:
+        tail = f" (not run, no weights here: {missing})" if missing else ""
+        return f"**Which teacher ran:** none, so {what} are empty{tail}."
+    parts = []
+    if free:
+        parts.append(f"the weight-free {_names(free)} (classical image processing, no VLM)")
+    if vlm:
+        parts.append(f"the vision-language teacher(s) {_names(vlm)} (local weights)")
+    text = f"**Which teacher ran:** {what} come from " + " and ".join(parts)
+    if missing:
+        text += f"; not run (no weights here): {missing}"
+    if not vlm:
+        text += ". No vision-language model ran"
+    return text + "."
+
+
+def paper_best(paper: pd.DataFrame, metric: str = "AP") -> str:
+    """The paper's Table I rows (``dataset``, ``model``, ``task`` box | mask, ``metric``): per
+    dataset the best model on boxes and on masks, and the datasets where they differ."""
+    if msg := _lacks(paper, ("dataset", "model", "task", metric)):
+        return msg
+    lines, differ = [], []
+    for name, d in paper.groupby("dataset", sort=False):
+        best = {}
+        for task in ("box", "mask"):
+            t = d[d["task"] == task].dropna(subset=[metric])
+            if len(t):
+                best[task] = t.loc[t[metric].idxmax()]
+        if not best:
+            continue
+        parts = [
+            f"{'boxes' if task == 'box' else 'masks'} **{r['model']}** ({metric} {_f(r[metric])})"
+            for task, r in best.items()
+        ]
+        if len(best) == 2 and best["box"]["model"] != best["mask"]["model"]:
+            differ.append(name)
+            box_model = best["box"]["model"]
+            own = d[(d["task"] == "mask") & (d["model"] == box_model)][metric]
+            if len(own):
+                parts[-1] += f", against {box_model}'s {_f(own.iloc[0])}"
+        elif "mask" not in best:
+            parts.append("no masks")
+        lines.append(f"`{name}`: " + "; ".join(parts))
+    if not lines:
+        return f"**What to look at:** no paper row has a {metric}."
+    verdict = (
+        f"the best model on boxes is not the best on masks on {_names(differ)}"
+        if differ
+        else "the same model is best on boxes and on masks on every dataset that has masks"
+    )
+    return f"**What to look at:** in the paper's rows, {verdict}.\n\n" + _bullets(lines)
+
+
+def classical_confidence(factors: pd.DataFrame, score: float) -> str:
+    """One weight-free label's confidence by hand: ``factors`` has one row per factor of the
+    product under the square root (index: the factor's name, column ``factor``), ``score`` the
+    teacher's own; names the smallest factor, the one that holds the score down most."""
+    if msg := _lacks(factors, ("factor",)):
+        return msg
+    f = factors["factor"].astype(float)
+    product = float(f.prod())
+    low = f.idxmin()
+    terms = " · ".join(_f(v, 3) for v in f)
+    return (
+        f"**What to look at:** s = √({terms}) = {_f(math.sqrt(max(product, 0.0)), 3)}, the "
+        f"teacher's score {_f(score, 3)} (asserted equal). The smallest factor is **{low}** "
+        f"({_f(float(f[low]), 3)}): it holds this label's confidence down most."
+    )
+
+
 # ---------------------------------------------------------------------------- 02 TTA
 def one_image_tta(box: list[float], views: Mapping[str, list[float]], fused: list[float]) -> str:
     """The one-image walk-through: each view's box mapped back and the fused box."""
@@ -137,17 +224,124 @@ def tta_views(box: pd.DataFrame, no_fusion: str = "none") -> str:
     lines = []
     for name, d in box.groupby("dataset", sort=False):
         single = d[d["fusion"] == no_fusion]["AP75"]
-        fused = d[d["fusion"] != no_fusion].groupby("views")["AP75"].max()
+        cells = d[(d["fusion"] != no_fusion) & d["AP75"].notna()]
+        fused = cells.groupby("views")["AP75"].max()
         if not len(single) or not len(fused):
             continue
+        which = ""
+        if "augmentations" in cells:  # name the cell: sets of one size are different families
+            top = cells.loc[cells["AP75"].idxmax()]
+            which = f" ({top['augmentations']} / {top['fusion']})"
         lines.append(
             f"`{name}`: single view {_f(single.iloc[0])}; best set of {fused.idxmax()} views "
-            f"{_f(fused.max())}, of {fused.index.max()} views {_f(fused.iloc[-1])}"
+            f"{_f(fused.max())}{which}, of {fused.index.max()} views {_f(fused.iloc[-1])}"
         )
     return (
         "**What to look at:** whether box AP75 falls as views are added (the paper saw it fall).\n\n"
         + _bullets(lines)
     )
+
+
+def nms_vs_soft_nms(box: pd.DataFrame) -> str:
+    """Ablation rows (``dataset``, ``augmentations``, ``fusion``, ``AP75``): in how many cells
+    NMS and soft-NMS give the same AP75, and why they can."""
+    if msg := _lacks(box, ("dataset", "augmentations", "fusion", "AP75")):
+        return msg
+    wide = box[box["fusion"].isin(["nms", "soft_nms"])].pivot_table(
+        index=["dataset", "augmentations"], columns="fusion", values="AP75", aggfunc="first"
+    )
+    if not {"nms", "soft_nms"} <= set(wide.columns) or wide.dropna().empty:
+        return "**What to look at:** the grid does not compare NMS with soft-NMS."
+    wide = wide.dropna()
+    same = int(np.isclose(wide["nms"], wide["soft_nms"], atol=1e-9).sum())
+    n = len(wide)
+    if same == n:
+        return (
+            f"**What to look at:** NMS and soft-NMS give the same AP75 in all {n} cells (their "
+            "markers sit side by side): with one box per view and one fused box kept (`top_k`), "
+            "both keep the top-scoring box with its own score, and soft-NMS only decays the "
+            "boxes that are then dropped."
+        )
+    return (
+        f"**What to look at:** NMS and soft-NMS differ in {n - same} of {n} cells: soft-NMS "
+        "keeps overlapping boxes with decayed scores where NMS drops them."
+    )
+
+
+def wbf_rescale(cases: pd.DataFrame, tau: float) -> str:
+    """Two-view WBF examples: one row per case with ``case``, ``IoU`` of the two boxes, ``M``
+    (boxes in the kept cluster), ``T`` (views passed to WBF), ``mean`` (eq. 4's s*) and
+    ``ensemble_boxes`` (the fused score it returns); says where the score drops and why."""
+    if msg := _lacks(cases, ("case", "IoU", "M", "T", "mean", "ensemble_boxes")):
+        return msg
+    lines = []
+    for r in cases.to_dict("records"):
+        m, t = int(r["M"]), int(r["T"])
+        if m < t:
+            how = (
+                f"IoU {_f(r['IoU'], 3)} ≤ τ = {_f(tau, 2)}: each box is its own cluster, so the "
+                f"kept one has M = {m} of T = {t} views; eq. 4 alone leaves s* = {_f(r['mean'], 3)}"
+                f", `ensemble_boxes` returns {_f(r['mean'], 3)} · {min(m, t)}/{t} = "
+                f"{_f(r['ensemble_boxes'], 3)}: **lowered**"
+            )
+        else:
+            how = (
+                f"IoU {_f(r['IoU'], 3)} > τ = {_f(tau, 2)}: one cluster of M = {m} boxes from "
+                f"T = {t} views, the factor is {min(m, t)}/{t} = 1 and s* is eq. 4's mean "
+                f"{_f(r['ensemble_boxes'], 3)}: **not lowered**"
+            )
+        lines.append(f"{r['case']}: {how}")
+    return (
+        "**What to look at:** the fused score drops only where the views disagree, and only "
+        "through the factor min(M, T)/T, not through eq. 4's mean (all three columns asserted "
+        "equal).\n\n" + _bullets(lines)
+    )
+
+
+def flip_equivariance(
+    shift_px: float,
+    box: pd.DataFrame,
+    no_fusion: str = "none",
+    flip_sets: Iterable[str] = ("hflip", "vflip", "hflip+vflip"),
+    tol: float = 0.05,
+) -> str:
+    """Whether flips give the teacher a second opinion: ``shift_px``, the largest coordinate
+    difference (px) between a flipped view's box mapped back and the identity's (section 1), and
+    the test rows of ``box`` (``dataset``, ``augmentations``, ``fusion``, ``AP75``): per dataset
+    the range of AP75 changes of the flip-only sets against the single view."""
+    if msg := _lacks(box, ("dataset", "augmentations", "fusion", "AP75")):
+        return msg
+    flip_sets = list(flip_sets)
+    lines, changes = [], []
+    for name, d in box.groupby("dataset", sort=False):
+        single = d[d["fusion"] == no_fusion]["AP75"].dropna()
+        flips = d[d["augmentations"].isin(flip_sets) & (d["fusion"] != no_fusion)]["AP75"]
+        flips = flips.dropna()
+        if single.empty or flips.empty:
+            continue
+        delta = flips - single.iloc[0]
+        changes += list(delta)
+        lines.append(
+            f"`{name}`: {_signed(delta.min())} to {_signed(delta.max())} points over "
+            f"{len(delta)} flip cells"
+        )
+    if not lines:
+        return "**What to look at:** the grid has no flip-only set to compare with the single view."
+    moved = not math.isnan(shift_px) and shift_px > 0.5
+    if moved or max(abs(c) for c in changes) > tol:
+        verdict = (
+            f"this teacher is **not** exactly flip-equivariant: a flipped view's box comes back "
+            f"up to {_f(shift_px)} px away from the identity's (section 1), so its flips are a "
+            "slightly different second opinion; the flip-only sets change test box AP75, "
+            "against the single view, by:"
+        )
+    else:
+        verdict = (
+            "this teacher is flip-equivariant here: a flipped view's box comes back where the "
+            f"identity's is ({_f(shift_px)} px), so flips add no information; the flip-only "
+            "sets change test box AP75, against the single view, by:"
+        )
+    return f"**What to look at:** {verdict}\n\n" + _bullets(lines)
 
 
 # ---------------------------------------------------------------------------- 03 distillation
@@ -201,37 +395,252 @@ def distillation(ours: pd.DataFrame, teacher: str, models: Iterable[str], metric
     return f"**What to look at:** box {metric} of each row.\n\n" + _bullets(lines)
 
 
-def convergence(curve: pd.DataFrame, teacher_ap: Mapping[str, float]) -> str:
-    """The Oracle's last checkpoint gain per dataset: is the comparison settled?"""
-    lines = []
+def convergence(
+    curve: pd.DataFrame, teacher_ap: Mapping[str, float], flat: float = 1.0, last: int = 2
+) -> str:
+    """The Oracle's gain over its ``last`` checkpoint intervals per dataset, and the verdict:
+    more than ``flat`` AP gained means it is still rising (not converged: more training would
+    change the comparison), otherwise flat."""
+    lines, rising = [], []
     for name, d in curve.groupby("dataset", sort=False) if len(curve) else []:
         d = d.sort_values("epoch")
-        last, prev = d.iloc[-1], d.iloc[-2] if len(d) > 1 else d.iloc[-1]
+        end, start = d.iloc[-1], d.iloc[-1 - min(last, len(d) - 1)]
+        gain = end["AP"] - start["AP"]
+        if gain > flat:
+            rising.append(name)
         lines.append(
-            f"`{name}`: Oracle box AP {_f(last['AP'])} after {int(last['epoch'])} epochs "
-            f"({_signed(last['AP'] - prev['AP'])} over epoch {int(prev['epoch'])}); teacher "
-            f"zero-shot {_f(teacher_ap.get(name, math.nan))}"
+            f"`{name}`: Oracle box AP {_f(end['AP'])} after {int(end['epoch'])} epochs "
+            f"({_signed(gain)} since epoch {int(start['epoch'])}); teacher zero-shot "
+            f"{_f(teacher_ap.get(name, math.nan))}"
         )
     if not lines:
         return "**What to look at:** no checkpoint was saved, so there is no curve."
+    if rising:
+        verdict = (
+            f"**still rising on {', '.join(f'`{n}`' for n in rising)} (more than {_f(flat)} AP "
+            "over the last checkpoints): not converged, so more training would change the "
+            "comparison**; the rows of Table III are compared at equal, insufficient training."
+        )
+    else:
+        verdict = (
+            f"**flat everywhere (at most {_f(flat)} AP over the last checkpoints): converged "
+            "at this budget**; more training would not change the comparison."
+        )
     return (
-        "**What to look at:** the gain of the last checkpoint over the one before it; a flat "
-        "end means more training would not change the comparison.\n\n" + _bullets(lines)
+        "**What to look at:** the gain of the last checkpoints over the ones before.\n\n"
+        + _bullets(lines)
+        + f"\n\nVerdict: {verdict}"
     )
 
 
 def relabel_rounds(relabel: pd.DataFrame, metric: str = "AP75") -> str:
-    """Test box ``metric`` per relabel round, per dataset and student."""
+    """Test box ``metric`` per relabel round, per dataset and student (the mean over a ``seed``
+    column when there is one, with the seed range)."""
     box = relabel[relabel["task"] == "box"]
+    keys = ["dataset", "student", "round"]
+    m = box.groupby(keys, sort=False)[metric].agg(["mean", "min", "max", "count"]).reset_index()
+
+    def one(r) -> str:
+        spread = f" (seeds {_f(r['min'])}–{_f(r['max'])})" if r["count"] > 1 else ""
+        return f"round {int(r['round'])} {_f(r['mean'])}{spread}"
+
     lines = [
-        f"`{name}` / {student}: "
-        + ", ".join(f"round {int(r['round'])} {_f(r[metric])}" for _, r in d.iterrows())
-        for (name, student), d in box.groupby(["dataset", "student"], sort=False)
+        f"`{name}` / {student}: " + ", ".join(one(r) for _, r in d.iterrows())
+        for (name, student), d in m.groupby(["dataset", "student"], sort=False)
     ]
     return f"**What to look at:** test box {metric} per round.\n\n" + _bullets(lines)
 
 
+# ---- 03 verdicts: one sentence per question, whose words follow the numbers
+def _box_value(ours: pd.DataFrame, name: str, method: str, model: str, column: str) -> float:
+    d = ours[(ours["dataset"] == name) & (ours["method"] == method) & (ours["model"] == model)]
+    d = d[d["task"] == "box"]
+    if not len(d) or column not in d:
+        return math.nan
+    return float(d[column].iloc[0])
+
+
+def effect(delta: float, spread: float, unit: str = "AP") -> str:
+    """``delta`` with its sign and where it lies against the seed ``spread`` (max - min over the
+    seeds of the two rows compared; NaN for single-seed rows): "+2.6 AP (inside the seed spread
+    of 3.0)", "-5.8 AP (beyond the seed spread of 2.7)", "+1.0 AP (one seed: no spread)"."""
+    if delta is None or math.isnan(delta):
+        return "n/a"
+    value = f"{_signed(delta)} {unit}".rstrip()
+    if spread is None or math.isnan(spread):
+        return f"{value} (one seed: no spread to compare with)"
+    where = "inside" if abs(delta) <= spread else "beyond"
+    return f"{value} ({where} the seed spread of {_f(spread)})"
+
+
+def _verdict_word(delta: float, spread: float) -> str:
+    if delta is None or math.isnan(delta):
+        return ": not measured"
+    if spread is not None and not math.isnan(spread) and abs(delta) <= spread:
+        return ": no effect beyond seed noise"
+    return " helps" if delta > 0 else " hurts"
+
+
+def oracle_bound(ours: pd.DataFrame, teacher: str, model: str, metric: str = "AP") -> list[str]:
+    """Per dataset: does the Oracle (trained on ground truth) bound the teacher and the
+    distilled rows at this budget? The best row above it is named."""
+    lines = []
+    rows = ["TTA+WBF", "TTA+WBF+CF", "TTA+WBF+CF+TR"]
+    for name in ours["dataset"].drop_duplicates():
+        oracle = _box_value(ours, name, "Oracle", model, metric)
+        if math.isnan(oracle):
+            continue
+        rivals = {
+            f"the teacher `{teacher}`": _box_value(ours, name, "teacher zero-shot", teacher, metric)
+        }
+        rivals |= {m: _box_value(ours, name, m, model, metric) for m in rows}
+        above = {k: v for k, v in rivals.items() if not math.isnan(v) and v > oracle}
+        if above:
+            who, v = max(above.items(), key=lambda kv: kv[1])
+            lines.append(
+                f"`{name}`: the Oracle ({_f(oracle)} box {metric}) is below {who} ({_f(v)}): "
+                "**not an upper bound at this budget**"
+            )
+        else:
+            lines.append(
+                f"`{name}`: the Oracle ({_f(oracle)} box {metric}) is above the teacher and every "
+                "distilled row: **an upper bound here**"
+            )
+    return lines
+
+
+def _spread(ours: pd.DataFrame, name: str, methods: Iterable[str], model: str, col: str) -> float:
+    """The larger seed spread of the rows compared (NaN when none has one)."""
+    values = [_box_value(ours, name, m, model, f"{col} spread") for m in methods]
+    values = [v for v in values if not math.isnan(v)]
+    return max(values) if values else math.nan
+
+
+def row_effect(
+    ours: pd.DataFrame, name: str, model: str, before: str, after: str, metric: str = "AP75"
+) -> tuple[float, float]:
+    """(box ``metric`` of row ``after`` minus row ``before``, their larger seed spread)."""
+    delta = _box_value(ours, name, after, model, metric) - _box_value(
+        ours, name, before, model, metric
+    )
+    return delta, _spread(ours, name, (before, after), model, metric)
+
+
+def filter_verdicts(
+    ours: pd.DataFrame, cf: pd.DataFrame, model: str, metric: str = "AP75"
+) -> list[str]:
+    """Per dataset, what the confidence filter did: the labels' mean box IoU before and after,
+    the share of images it dropped, and the student's change (TTA+WBF -> TTA+WBF+CF) against
+    the seed spread. ``cf``: dataset, ``train images``, ``kept``, ``box IoU all``,
+    ``box IoU kept`` (one row per dataset)."""
+    _need(cf, ["dataset", "train images", "kept", "box IoU all", "box IoU kept"], "the CF table")
+    lines = []
+    for _, r in cf.iterrows():
+        delta, spread = row_effect(ours, r["dataset"], model, "TTA+WBF", "TTA+WBF+CF", metric)
+        dropped = 100 * (1 - r["kept"] / r["train images"]) if r["train images"] else math.nan
+        lines.append(
+            f"`{r['dataset']}`: label box IoU {_f(r['box IoU all'], 3)} → "
+            f"{_f(r['box IoU kept'], 3)} ({_signed(100 * (r['box IoU kept'] - r['box IoU all']))} "
+            f"points), {_f(dropped, 0)} % of the images dropped, student box {metric} "
+            f"{effect(delta, spread, '')}: **CF{_verdict_word(delta, spread)}**"
+        )
+    return lines
+
+
+def relabel_verdicts(ours: pd.DataFrame, model: str, metric: str = "AP75") -> list[str]:
+    """Per dataset, TR's change over CF (TTA+WBF+CF -> TTA+WBF+CF+TR) against the seed spread."""
+    lines = []
+    for name in ours["dataset"].drop_duplicates():
+        delta, spread = row_effect(ours, name, model, "TTA+WBF+CF", "TTA+WBF+CF+TR", metric)
+        if math.isnan(delta):
+            continue
+        lines.append(
+            f"`{name}`: student box {metric} {effect(delta, spread, '')}: "
+            f"**TR{_verdict_word(delta, spread)}**"
+        )
+    return lines
+
+
+def distillation_verdicts(
+    ours: pd.DataFrame,
+    teacher: str,
+    model: str,
+    cf: pd.DataFrame | None = None,
+    metric: str = "AP75",
+) -> str:
+    """The answers Table III exists for, per dataset: does the Oracle bound the students? does
+    CF help (with ``cf``, the filter's table)? does TR? Each sentence flips with its numbers."""
+    parts = [("Does the Oracle bound the students?", oracle_bound(ours, teacher, model, "AP"))]
+    if cf is not None and len(cf):
+        parts.append(("Does the confidence filter help?", filter_verdicts(ours, cf, model, metric)))
+    parts.append(("Does train relabelling help?", relabel_verdicts(ours, model, metric)))
+    body = [f"*{q}*\n\n{_bullets(lines)}" for q, lines in parts if lines]
+    if not body:
+        return f"**Verdicts ({model}):** no trained rows to compare."
+    return f"**Verdicts ({model}):**\n\n" + "\n\n".join(body)
+
+
 # ---------------------------------------------------------------------------- 04 figures
+def box_fit(fit: pd.DataFrame, tight: float = 0.9, loose: float = 1.1) -> str:
+    """Figure 3 in numbers: per dataset and predictor (``who``), the median area of the top box
+    over the true box's; below ``tight`` it is too tight (appendages cut off), above ``loose`` it
+    leaks onto the background. ``fit``: dataset, who, ``area ratio``, IoU (one row per image)."""
+    _need(fit, ["dataset", "who", "area ratio", "IoU"], "the box-fit table")
+    if fit.empty:
+        return "**What to look at:** no test image has both a true box and a prediction."
+    m = fit.groupby(["dataset", "who"], sort=False)[["area ratio", "IoU"]].median()
+    lines, verdicts = [], []
+    for (name, who), r in m.iterrows():
+        ratio = r["area ratio"]
+        if ratio < tight:
+            how = "too tight: parts of the spacecraft (thin antennas, booms) lie outside it"
+        elif ratio > loose:
+            how = "too loose: it leaks onto the background"
+        else:
+            how = "the right size"
+        lines.append(
+            f"`{name}` / {who}: median area {_f(100 * ratio, 0)} % of the true box, IoU "
+            f"{_f(r['IoU'], 2)}: {how}"
+        )
+        verdicts.append(ratio < tight)
+    n_tight = sum(verdicts)
+    verdict = (
+        f"**{n_tight} of {len(verdicts)} are too tight**: the visible failure of Figure 3 is "
+        "missing appendages, not boxes on the background."
+        if n_tight > len(verdicts) / 2
+        else f"**{n_tight} of {len(verdicts)} are too tight**: tightness is not the main failure."
+    )
+    return "**What to look at:** the fit of the top box.\n\n" + _bullets(lines) + f"\n\n{verdict}"
+
+
+def confidence_informative(rho: Mapping[str, float], informative: float = 0.3) -> str:
+    """Spearman ρ of confidence and IoU per dataset, and the verdict: at least ``informative`` is
+    informative enough to filter on; below it (or negative) filtering is close to dropping
+    images at random."""
+    if not rho:
+        return "**What to look at:** no dataset had labels to correlate."
+    good = [n for n, r in rho.items() if not math.isnan(r) and r >= informative]
+    weak = [n for n in rho if n not in good]
+    lines = [
+        f"`{n}` ρ = {_f(r, 2)}: {'informative' if n in good else 'weak'}" for n, r in rho.items()
+    ]
+    verdict = (
+        f"**the confidence is informative (ρ ≥ {informative}) on {len(good)} of {len(rho)} "
+        "datasets**"
+        + (
+            f"; on {', '.join(f'`{n}`' for n in weak)} a filter on it is little better than "
+            "dropping images at random, so it can only cost training data there."
+            if weak
+            else "."
+        )
+    )
+    return (
+        "**What to look at:** the rank correlation of confidence and true box IoU.\n\n"
+        + _bullets(lines)
+        + f"\n\nVerdict: {verdict}"
+    )
+
+
 def label_iou_summary(summary: pd.DataFrame) -> str:
     """Mean box IoU per label set (columns) and dataset (index), plus kept share and rho."""
     lines = []
@@ -444,11 +853,62 @@ def debris_table(table: pd.DataFrame) -> str:
     )
 
 
+def best_tracking_row(
+    long: pd.DataFrame, split: str = "dense", exclude: Iterable[str] = ("Oracle",)
+) -> pd.Series | None:
+    """The row of the long MOT table (``detector``, ``tracker``, ``split``, ``HOTA``) with the
+    highest HOTA on ``split`` among the detectors not in ``exclude``; None when there is none."""
+    _need(long, ["detector", "tracker", "split", "HOTA"], "best_tracking_row")
+    d = long[(long["split"] == split) & ~long["detector"].isin(list(exclude))]
+    d = d.dropna(subset=["HOTA"])
+    return None if d.empty else d.loc[d["HOTA"].idxmax()]
+
+
+def tracks_shown(
+    long: pd.DataFrame,
+    detector: str,
+    tracker: str,
+    split: str = "dense",
+    exclude: Iterable[str] = ("Oracle",),
+) -> str:
+    """Where the detector + tracker drawn in the tracks figure ranks by HOTA on ``split`` among
+    the rows of the long MOT table whose detector is not in ``exclude`` (annotation-free)."""
+    _need(long, ["detector", "tracker", "split", "HOTA"], "tracks_shown")
+    d = long[(long["split"] == split) & ~long["detector"].isin(list(exclude))]
+    d = d.dropna(subset=["HOTA"]).sort_values("HOTA", ascending=False, kind="stable")
+    hit = d[(d["detector"] == detector) & (d["tracker"] == tracker)]
+    if d.empty or hit.empty:
+        return f"**Shown:** {detector} + {tracker}, which has no {split} HOTA to rank."
+    value, n = float(hit["HOTA"].iloc[0]), len(d)
+    above = int((d["HOTA"] > value + 1e-9).sum())
+    tied = int(np.isclose(d["HOTA"], value, atol=1e-9).sum()) - 1
+    pairs = f"the {n} annotation-free detector and tracker pairs on the {split} split"
+    with_ties = f" (tied with {tied})" if tied else ""
+    if tied == n - 1:
+        where = f"one of {pairs}, which all score the same"
+    elif above == 0:
+        where = f"the **best**{with_ties} of {pairs}"
+    elif above + tied == n - 1:
+        where = f"the **worst**{with_ties} of {pairs}"
+    else:
+        where = f"number {above + 1}{with_ties} of {pairs}"
+    return (
+        f"**Shown:** {detector} + {tracker}, {where} (HOTA {_f(value)}; range "
+        f"{_f(d['HOTA'].min())}–{_f(d['HOTA'].max())})."
+    )
+
+
 def debris_tracks(
-    gt: pd.DataFrame, tracked: pd.DataFrame, video: str, frames: Iterable[int] | None = None
+    gt: pd.DataFrame,
+    tracked: pd.DataFrame,
+    video: str,
+    frames: Iterable[int] | None = None,
+    detector: str = "student +CF",
+    tracker: str = "OC-SORT",
 ) -> str:
     """The tracks figure: MOT rows (columns ``frame``, ``id``) of the truth and of the tracker
-    on one video; ``frames``: the video's frame ids (default: those with a box)."""
+    on one video; ``frames``: the video's frame ids (default: those with a box); ``detector``
+    and ``tracker``: the pair drawn."""
     _need(gt, ["frame", "id"], "debris_tracks (ground truth)")
     _need(tracked, ["frame", "id"], "debris_tracks (tracked)")
     if frames is None:
@@ -458,7 +918,7 @@ def debris_tracks(
     same = sum(int(g.get(f, 0)) == int(t.get(f, 0)) for f in frames)
     return (
         f"**What to look at:** in `{video}` the truth holds {gt['id'].nunique()} debris tracks "
-        f"({len(gt)} boxes); the student +CF + OC-SORT reports {tracked['id'].nunique()} "
+        f"({len(gt)} boxes); the {detector} + {tracker} reports {tracked['id'].nunique()} "
         f"identities ({len(tracked)} boxes), and the box count matches the truth on {same} of "
         f"{len(frames)} frames. More identities than debris means broken or spurious tracks, "
         "fewer means debris never tracked; a track's first frame is never reported (the "
@@ -724,4 +1184,67 @@ def center_heatmaps(shown: pd.DataFrame) -> str:
         f"**What to look at:** {typed} of {len(shown)} shown types and {celled} of {len(shown)} "
         "center cells are right; a wrong cell shifts the green box, a right cell with a wrong "
         "type does not.\n\n" + _bullets(lines)
+    )
+
+
+def center_setup(arch: Mapping, hyper: Mapping, grid: Mapping) -> str:
+    """Which network runs and which hyper-parameters lie outside the report's grid (Table 2.1).
+
+    arch: ``backbone``, ``weights`` (None: random initialisation), ``imgsz``; hyper: the values
+    trained with (``lr``, ``weight_decay``, ``sigma``, ``pos_weight``, ``box_weight``); grid: the
+    report's value lists per hyper-parameter."""
+    if not arch or "backbone" not in arch:
+        return "**Setup:** no backbone is given."
+    weights = arch.get("weights")
+    start = f"`{weights}` weights" if weights else "random initialisation (no weights)"
+    imgsz = arch.get("imgsz")
+    size = f" at S = {imgsz} px (a grid of {imgsz // 32}×{imgsz // 32} cells)" if imgsz else ""
+    text = f"**Setup:** backbone `{arch['backbone']}` from {start}{size}."
+    names = {"pos_weight": "k (pos_weight)", "sigma": "σ (sigma)"}
+    outside, inside = [], []
+    for key, values in grid.items():
+        if key not in hyper:
+            continue
+        label = names.get(key, key)
+        if any(math.isclose(float(hyper[key]), float(v)) for v in values):
+            inside.append(label)
+        else:
+            grid_values = ", ".join(f"{float(v):g}" for v in values)
+            outside.append(f"{label} = {float(hyper[key]):g} (grid: {grid_values})")
+    if not outside and not inside:
+        return text + " No hyper-parameter is compared with the report's grid."
+    if outside:
+        text += " **Outside** the report's Table 2.1 grid: " + "; ".join(outside)
+        text += f". Inside: {', '.join(inside)}." if inside else "."
+    else:
+        text += f" Every hyper-parameter ({', '.join(inside)}) is one of the report's grid values."
+    return text
+
+
+def center_overfit(history: pd.DataFrame, test_accuracy: float, margin: float = 10.0) -> str:
+    """The class head's fit against its test accuracy: the last epoch's training class loss
+    (``cls``, a mean cross-entropy) turned into the true type's geometric-mean probability
+    ``100 exp(-cls)`` %, against ``test_accuracy`` (%); overfitting when the first exceeds the
+    second by more than ``margin`` points."""
+    if msg := _lacks(history, ("epoch", "cls")):
+        return msg
+    if test_accuracy is None or math.isnan(test_accuracy):
+        return "**What to look at:** there is no test accuracy to compare the training loss with."
+    last = history.iloc[-1]
+    fit = 100 * math.exp(-float(last["cls"]))
+    gap = fit - test_accuracy
+    said = (
+        f"the training class loss of the last epoch ({int(last['epoch'])}) is "
+        f"{_f(float(last['cls']), 3)}, i.e. the class head gives a training image's true type a "
+        f"probability of about e^−{_f(float(last['cls']), 3)} = {_f(fit)} % (geometric mean), "
+        f"while it names the type of {_f(test_accuracy)} % of the test images"
+    )
+    if gap > margin:
+        return (
+            f"**Overfitting:** {said}: a gap of {_f(gap)} points. The class head fits its "
+            "training images far better than it recognises the types on new ones."
+        )
+    return (
+        f"**No sign of overfitting:** {said}; the two agree within {_f(margin, 0)} points "
+        f"({_signed(gap)})."
     )

@@ -26,6 +26,7 @@ if "MPLBACKEND" not in os.environ and "matplotlib.pyplot" not in sys.modules:
 
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from afss_utils import coco  # noqa: E402
@@ -290,6 +291,16 @@ def summarize_statistics(per_image: pd.DataFrame) -> dict[str, float]:
     }
 
 
+# ultralytics' training-loss columns, spelled out in the legend (read from ultralytics/utils/loss.py)
+LOSS_LABELS = {
+    "box_loss": "box_loss (CIoU of the boxes)",
+    "seg_loss": "seg_loss (mask BCE)",
+    "cls_loss": "cls_loss (class BCE)",
+    "dfl_loss": "dfl_loss (DFL: distribution focal loss, box edges as distributions)",
+    "sem_loss": "sem_loss (semantic-mask BCE + Dice; 0 without a semantic head, as YOLO11)",
+}
+
+
 def convergence_figure(
     curve: pd.DataFrame, history: Sequence[dict], reference: dict[str, float] | None = None
 ) -> plt.Figure:
@@ -305,7 +316,8 @@ def convergence_figure(
     fig, (ax_loss, ax_ap) = plt.subplots(1, 2, figsize=(9.0, 3.4))
     hist = pd.DataFrame(list(history))
     for col in [c for c in hist.columns if str(c).startswith("train/")]:
-        ax_loss.plot(hist["epoch"], hist[col], label=col.removeprefix("train/"))
+        name = col.removeprefix("train/")
+        ax_loss.plot(hist["epoch"], hist[col], label=LOSS_LABELS.get(name, name))
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss")
     if len(hist):
         ax_loss.legend(fontsize=7)
@@ -322,4 +334,128 @@ def convergence_figure(
     for ax in (ax_loss, ax_ap):
         ax.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------- ablation and bars
+FUSION_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def ap_vs_views(
+    box: pd.DataFrame,
+    methods: Sequence[str],
+    no_fusion: str = "none",
+    metric: str = "AP75",
+) -> plt.Figure:
+    """One panel per dataset: ``metric`` of every (augmentation set, fusion method) cell against
+    its number of views, as points, never lines: sets of the same size are different families
+    (flips, rotations, scales, colours), not one series.
+
+    box: rows ``dataset``, ``augmentations``, ``fusion``, ``views``, ``metric``; the row whose
+    fusion is ``no_fusion`` is the single view, drawn as a dashed line. Colour: the set; marker
+    and a small sideways offset: the fusion method, so methods with equal values all show.
+    """
+    datasets = list(dict.fromkeys(box["dataset"]))
+    if not datasets:
+        raise ValueError("ap_vs_views needs at least one dataset row")
+    cells = box[box["fusion"] != no_fusion]
+    sets = list(dict.fromkeys(cells["augmentations"]))
+    methods = list(methods)
+    offsets = np.linspace(-0.24, 0.24, len(methods)) if len(methods) > 1 else np.zeros(1)
+    # sets of one size (hflip, vflip) side by side too, a little apart within each method
+    size = cells.drop_duplicates("augmentations").set_index("augmentations")["views"]
+    nudge = {}
+    for _, same in size.groupby(size):
+        for i, aug in enumerate(same.index):
+            nudge[aug] = 0.07 * (i - (len(same) - 1) / 2)
+    fig, axes = plt.subplots(
+        1, len(datasets), figsize=(4.2 * len(datasets), 3.6), squeeze=False, sharey=False
+    )
+    for ax, name in zip(axes[0], datasets, strict=True):
+        d = box[box["dataset"] == name]
+        single = d.loc[d["fusion"] == no_fusion, metric]
+        if len(single):
+            ax.axhline(float(single.iloc[0]), color="0.3", ls="--", lw=1)
+            ax.scatter([1], [float(single.iloc[0])], marker="x", color="0.2", zorder=3)
+        for j, method in enumerate(methods):
+            marker = FUSION_MARKERS[j % len(FUSION_MARKERS)]
+            for k, aug in enumerate(sets):
+                cell = d[(d["fusion"] == method) & (d["augmentations"] == aug)]
+                if cell.empty:
+                    continue
+                color = f"C{k % 10}"
+                ax.scatter(
+                    cell["views"] + offsets[j] + nudge.get(aug, 0.0),
+                    cell[metric],
+                    marker=marker,
+                    s=36,
+                    facecolors=color if j == 0 else "none",
+                    edgecolors=color,
+                    linewidths=1.3,
+                    zorder=3,
+                )
+        views = sorted(set(d["views"]))
+        ax.set_xticks(views)
+        ax.set(title=name, xlabel="views (incl. identity)", ylabel=f"test box {metric}")
+        ax.grid(alpha=0.3)
+    handles = [
+        Line2D([], [], color="0.3", ls="--", marker="x", lw=1, label=f"single view ({no_fusion})"),
+        *[
+            Line2D([], [], ls="none", marker="o", color=f"C{k % 10}", label=aug)
+            for k, aug in enumerate(sets)
+        ],
+        *[
+            Line2D(
+                [],
+                [],
+                ls="none",
+                marker=FUSION_MARKERS[j % len(FUSION_MARKERS)],
+                color="0.2",
+                markerfacecolor="0.2" if j == 0 else "none",
+                label=m,
+            )
+            for j, m in enumerate(methods)
+        ],
+    ]
+    fig.tight_layout()
+    fig.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=min(len(handles), 7),
+        fontsize=8,
+        frameon=False,
+    )
+    return fig
+
+
+def bar_panels(
+    panels: dict[str, pd.DataFrame], ylabel: str, legend_title: str | None = None
+) -> plt.Figure:
+    """Grouped bars, one panel per entry of ``panels`` (title -> DataFrame: index the groups on
+    the x axis, columns the bars of a group), a shared y axis labelled ``ylabel``, a line at 0
+    and one legend below the panels, where it covers no bar."""
+    if not panels:
+        raise ValueError("bar_panels needs at least one panel")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.4), sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, (title, frame) in zip(axes, panels.items(), strict=True):
+        frame.plot.bar(ax=ax, rot=20, legend=False)
+        ax.set_title(title)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xlabel("")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.tight_layout()
+    if handles:
+        fig.legend(
+            handles,
+            labels,
+            title=legend_title,
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.0),
+            ncol=len(labels),
+            frameon=False,
+        )
     return fig

@@ -14,12 +14,17 @@
 # ---
 
 # %% [markdown]
-# # 02 · Test-time augmentation and fusion (the paper's Section III-B, Table II)
+# # 02 · Test-time augmentation and fusion (the paper's Section III-B, Table II), by default on the weight-free `classical_threshold` teacher
 #
 # *Reproduces:* Section III-B.1 (eqs. 1–5) and Section IV-E with **Table II** of Hicsonmez et al.
 #
+# **Which teacher runs.** The params' `teacher`: by default `classical_threshold`, the weight-free
+# classical teacher of notebook 01 (no VLM: none can be downloaded here). The paper's Table II
+# rows are GSAM-2, a VLM, on real images.
+#
 # **What you will see**
-# 1. One image, one vertical flip and its exact inverse, and one WBF cluster fused by hand (eq. 4).
+# 1. One image, one vertical flip and its exact inverse, and WBF fused by hand (eq. 4 and the
+#    score rescaling that `ensemble_boxes` adds to it).
 # 2. The ablation: every augmentation set × every fusion method, scored on val and test.
 # 3. Table II: the setting chosen on validation against the single view, and AP75 versus views.
 #
@@ -40,7 +45,6 @@
 from dataclasses import replace
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from ensemble_boxes import weighted_boxes_fusion
@@ -48,6 +52,7 @@ from IPython.display import Markdown, display
 
 from afss_utils import narrative, tables, viz
 from afss_utils.ablation import NO_FUSION, tta_ablation
+from afss_utils.coco import box_iou
 from afss_utils.config import named_grid, seed_everything
 from afss_utils.datasets import NoValidationSplitError, open_split
 from afss_utils.evaluate import score_rows
@@ -78,9 +83,9 @@ tta = ["vflip"]
 fusion = {
     "method": "wbf",  # wbf | nms | soft_nms
     "iou_thr": 0.55,  # tau
-    "skip_box_thr": 0.0,
-    "conf_type": "avg",
-    "empty_views": "skip",  # skip | count
+    "skip_box_thr": 0.0,  # boxes scoring below it are dropped before fusing (0: none)
+    "conf_type": "avg",  # WBF's score rule: the cluster mean, rescaled (section 2)
+    "empty_views": "skip",  # skip | count: does a view that found nothing count in T?
     "mask_fusion": "vote",  # vote | reprompt
 }
 # --- the ablation grid: names in params/grids.yaml ------------------------------------------
@@ -91,8 +96,12 @@ fusion_grid = "paper"
 # ## 0 · Setup
 #
 # The grids are read by name from `params/grids.yaml`; the teacher keeps its top detection per
-# view and fusion its top fused detection per image (`top_k`). With `empty_views: skip` (the
-# authors' behaviour) a view that found nothing does not vote in WBF's averaged score.
+# view and fusion its top fused detection per image (`top_k`). Two fusion settings are worth
+# naming before they are used: **`skip_box_thr`** drops every view's box that scores below it
+# before fusing (the default 0 keeps all; the authors' scripts use 0.05), and **`empty_views`**
+# says whether a view that found nothing still counts among the $T$ views that WBF's score is
+# divided by (section 2): `skip` (the authors' behaviour) leaves it out, `count` keeps it, which
+# lowers the fused score of every label that some view missed.
 
 # %%
 narrative.run_from_repo_root()
@@ -142,6 +151,8 @@ pd.DataFrame(back, index=["x1", "y1", "x2", "y2"]).round(1)
 # %%
 fused = fuse_views(labeller, image, views, base_fusion).boxes  # as the labelling does
 display(Markdown(narrative.one_image_tta(back["identity"], back, fused[0] if len(fused) else [])))
+found = [b for b in back.values() if not np.isnan(b).any()]
+shift_px = float(np.abs(np.array(found) - back["identity"]).max()) if len(found) > 1 else np.nan
 
 # %% [markdown]
 # ## 2 · One WBF cluster by hand (eqs. 4–5)
@@ -160,14 +171,21 @@ b = np.array([[0.30, 0.30, 0.60, 0.55], [0.31, 0.29, 0.62, 0.57], [0.29, 0.31, 0
 s = np.array([0.9, 0.6, 0.75])
 b_star, s_star = (s[:, None] * b).sum(0) / s.sum(), s.mean()  # eq. (4)
 eb_box, eb_score, _ = weighted_boxes_fusion(  # one list of boxes, scores, labels per view
-    [[bj / scale] for bj in b], [[sj] for sj in s], [[0] for _ in s],
-    iou_thr=fusion["iou_thr"], skip_box_thr=0.0, conf_type="avg")
+    [[bj / scale] for bj in b],
+    [[sj] for sj in s],
+    [[0] for _ in s],
+    iou_thr=fusion["iou_thr"],
+    skip_box_thr=0.0,
+    conf_type="avg",
+)
 assert np.allclose(eb_box[0] * scale, b_star) and np.isclose(eb_score[0], s_star)
 boxes_only = replace(base_fusion, mask_fusion="vote")  # no masks here to fuse or re-prompt
 ours = fuse([Prediction(bj[None], [sj]) for bj, sj in zip(b, s, strict=True)], (H, W), boxes_only)
 assert np.allclose(ours.boxes[0], b_star, atol=1e-3) and np.isclose(ours.scores[0], s_star)
-pd.DataFrame({"b* by hand": b_star, "ensemble_boxes": eb_box[0] * scale, "fuse": ours.boxes[0]},
-             index=["x1", "y1", "x2", "y2"]).round(2)
+pd.DataFrame(
+    {"b* by hand": b_star, "ensemble_boxes": eb_box[0] * scale, "fuse": ours.boxes[0]},
+    index=["x1", "y1", "x2", "y2"],
+).round(2)
 
 # %%
 display(
@@ -178,6 +196,62 @@ display(
         f"$b^*$ towards itself, where NMS would have kept it unchanged."
     )
 )
+
+# %% [markdown]
+# **Where the fused score drops.** Eq. 4's $s^*$ is a mean over the cluster, so by itself it can
+# never lower the score of a label the views disagree on: boxes that do not overlap simply form
+# separate clusters, each keeping its own mean. What lowers it is a step of WBF that the paper's
+# equations leave out and `ensemble_boxes` performs (`weighted_boxes_fusion`, `conf_type='avg'`,
+# read from `ensemble_boxes_wbf.py`): with $T$ views passed in, each of weight 1, and $M$ boxes
+# in the cluster, the mean is rescaled,
+#
+# $$s^*_{\text{WBF}} = \frac{\min(M, T)}{T}\cdot\frac{1}{M}\sum_{j=1}^{M} s_j .$$
+#
+# Where all $T$ views put their box in one cluster ($M = T$) the factor is 1 and $s^*$ is eq. 4's
+# mean, as above; where two views disagree, each box is a cluster of its own ($M = 1$) and keeps
+# only $1/T$ of its score. With `empty_views: skip`, $T$ counts only the views that found
+# something. Two views, one box each, scores 0.8 and 0.6, once overlapping and once apart; the
+# top fused score by hand, with `ensemble_boxes` and with `fuse`:
+
+# %%
+tau, s2 = fusion["iou_thr"], np.array([0.8, 0.6])  # two views, one box each
+two_views = {  # xyxy pixels, placed relative to the image size
+    "views agree": np.array([[0.30, 0.30, 0.60, 0.55], [0.31, 0.29, 0.62, 0.57]]) * scale,
+    "views disagree": np.array([[0.30, 0.30, 0.60, 0.55], [0.55, 0.50, 0.85, 0.80]]) * scale,
+}
+cases = []
+for case, (b1, b2) in two_views.items():
+    iou = float(box_iou(b1[None], b2[None])[0, 0])
+    M, T = (2, 2) if iou > tau else (1, 2)  # boxes in the top cluster, views passed in
+    mean = s2.mean() if M == 2 else s2.max()  # eq. (4) on the top cluster
+    hand = mean * min(M, T) / T  # the rescaling
+    _, eb_s, _ = weighted_boxes_fusion(
+        [[b1 / scale], [b2 / scale]],
+        [[s2[0]], [s2[1]]],
+        [[0], [0]],
+        iou_thr=tau,
+        skip_box_thr=0.0,
+        conf_type="avg",
+    )
+    ours = fuse([Prediction(b1[None], s2[:1]), Prediction(b2[None], s2[1:])], (H, W), boxes_only)
+    assert np.isclose(eb_s.max(), hand) and np.isclose(ours.scores[0], hand, atol=1e-6)
+    cases.append(
+        {
+            "case": case,
+            "IoU": iou,
+            "M": M,
+            "T": T,
+            "mean": mean,
+            "by hand": hand,
+            "ensemble_boxes": float(eb_s.max()),
+            "fuse": float(ours.scores[0]),
+        }
+    )
+cases = pd.DataFrame(cases)
+cases.round(3)
+
+# %%
+display(Markdown(narrative.wbf_rescale(cases, tau)))
 
 # %% [markdown]
 # ## 3 · The ablation grid at scale
@@ -199,18 +273,26 @@ for split, sets in (("val", val_sets), ("test", test_sets)):
         for run in tta_ablation(labeller, d, tta_sets, fusion_methods, base_fusion, prompt):
             if split == "test" and (run.augs, run.method) == (setting, setting_method):
                 out_path = Path(out_dir) / "predictions" / "teacher_tta" / f"{d_name}.json"
-                save_labels(run.results, labeller, d, out_path, tta, base_fusion, prompt,
-                            overwrite=True)
+                save_labels(
+                    run.results, labeller, d, out_path, tta, base_fusion, prompt, overwrite=True
+                )
             for row in score_rows(d, run.results):
-                row.update(split=split, dataset=d_name, method=run.setting, model=run.method,
-                           views=run.views, seconds_per_image=run.seconds / max(len(d), 1))
+                row.update(
+                    split=split,
+                    dataset=d_name,
+                    method=run.setting,
+                    model=run.method,
+                    views=run.views,
+                    seconds_per_image=run.seconds / max(len(d), 1),
+                )
                 rows.append(row)
 columns = ["split", *tables.KEY_COLUMNS, *tables.METRICS, "views", "seconds_per_image"]
 ablation = pd.DataFrame(rows, columns=columns)
 ablation = ablation.rename(columns={"method": "augmentations", "model": "fusion"})
 tables.write_table(ablation, "tta_ablation", out_dir)
 ablation[ablation["task"] == "box"].pivot_table(
-    index=["augmentations", "fusion"], columns=["split", "dataset"], values="AP75", sort=False)
+    index=["augmentations", "fusion"], columns=["split", "dataset"], values="AP75", sort=False
+).round(1)
 
 # %%
 box = ablation[ablation["task"] == "box"]
@@ -251,11 +333,22 @@ def chosen(d_name):
 def setting_rows(d_name, label, pick):
     """Table II rows (box and mask) of one setting of one dataset, on the test split."""
     t = test_ablation
-    d = t[(t["dataset"] == d_name) & (t["augmentations"] == pick["augmentations"])
-          & (t["fusion"] == pick["fusion"])]
-    return [{"dataset": d_name, "method": f"{label}: {r['augmentations']} / {r['fusion']}",
-             "model": teacher, "task": r["task"], **{m: r[m] for m in tables.METRICS},
-             "seconds_per_image": r["seconds_per_image"]} for _, r in d.iterrows()]
+    d = t[
+        (t["dataset"] == d_name)
+        & (t["augmentations"] == pick["augmentations"])
+        & (t["fusion"] == pick["fusion"])
+    ]
+    return [
+        {
+            "dataset": d_name,
+            "method": f"{label}: {r['augmentations']} / {r['fusion']}",
+            "model": teacher,
+            "task": r["task"],
+            **{m: r[m] for m in tables.METRICS},
+            "seconds_per_image": r["seconds_per_image"],
+        }
+        for _, r in d.iterrows()
+    ]
 
 
 # %%
@@ -267,7 +360,13 @@ for d_name in test_sets:
     best_rows += setting_rows(d_name, label, chosen(d_name))
 table2 = tables.beside_paper(pd.DataFrame(best_rows), 2, source=tables.ours_source(datasets))
 tables.write_table(table2, "table2_tta", out_dir)
-tables.pivot_metrics(table2)
+display(
+    Markdown(
+        narrative.teachers_ran([teacher], what="our rows")
+        + " The paper's rows are GSAM-2 (a VLM) with vertical flip + WBF on real test images."
+    )
+)
+tables.pivot_metrics(table2).round(1)
 
 # %%
 choice = []
@@ -291,31 +390,40 @@ display(Markdown(narrative.tta_choice(pd.DataFrame(choice))))
 # %% [markdown]
 # ## 5 · More views, better labels?
 #
-# Box AP75 on the test split against the number of views (identity included), one line per
-# fusion method and dataset (the best set of each size: an analysis, not a selection). The paper
-# saw AP fall as views were added, blaming low-confidence detections from the extra views. A
-# flip-equivariant teacher cannot gain anything from flips: all views agree.
+# Box AP75 on the test split of every grid cell against its number of views (identity
+# included): one colour per augmentation set, one marker per fusion method (set side by side, so
+# that equal values all show), the single view dashed. The cells are points, not lines: two sets
+# of the same size are different families (flips, rotations, scales, colour changes), not steps
+# of one series. The paper saw AP fall as views were added, blaming low-confidence detections
+# from the extra views.
 
 # %%
-fig, axes = plt.subplots(1, len(test_sets), figsize=(4.2 * len(test_sets), 3.4), squeeze=False)
-for ax, d_name in zip(axes[0], test_sets, strict=True):
-    d_box = box[box["dataset"] == d_name]
-    single = d_box[d_box["fusion"] == NO_FUSION]["AP75"].iloc[0]
-    for method in fusion_methods:
-        m = d_box[d_box["fusion"] == method].groupby("views")["AP75"].max()
-        ax.plot([1, *m.index], [single, *m.values], marker="o", label=method)
-    ax.set(title=d_name, xlabel="views (incl. identity)", ylabel="box AP75 (best set)")
-    ax.grid(alpha=0.3)
-axes[0][0].legend()
-fig.tight_layout()
+fig = viz.ap_vs_views(box, fusion_methods, NO_FUSION)
 viz.save_figure(fig, "tta_ap75_vs_views", out_dir)
 
 # %%
 display(Markdown(narrative.tta_views(box, NO_FUSION)))
 
+# %%
+display(Markdown(narrative.nms_vs_soft_nms(box)))
+
+# %% [markdown]
+# Can flips help at all? A teacher that is exactly **flip-equivariant** (a flipped image gives the
+# flipped box, with the same score) would make every flipped view repeat the identity's, and
+# flip-only sets would change nothing. The default teacher, `classical_threshold`, is not: it
+# finds its mask at half resolution, and that step (a 2×2 max-pool, then every second pixel) is
+# not symmetric, leaning towards the bottom-right of whichever view it sees, so a flipped view's
+# box comes back shifted by a pixel or two (section 1's table), and its mask, and so its score,
+# change with it. The numbers of this run:
+
+# %%
+display(Markdown(narrative.flip_equivariance(shift_px, box, NO_FUSION)))
+
 # %% [markdown]
 # ## Summary
 #
-# Views that agree sharpen the box; views that disagree lower the fused confidence $s^*$, which
-# is what the confidence filter of notebook 03 (eq. 6) then exploits. Next: notebook 03 trains
-# students on the fused labels of the training images (Table III).
+# Views that agree average their boxes into a sharper one (eq. 4). Views that disagree lower the
+# fused confidence $s^*$, not through eq. 4's mean but through the factor $\min(M, T)/T$ that
+# `ensemble_boxes` multiplies it by (section 2); that lowered score, on top of the teacher's own
+# confidence (notebook 01, section 4), is what the confidence filter of notebook 03 (eq. 6) then
+# cuts. Next: notebook 03 trains students on the fused labels of the training images (Table III).

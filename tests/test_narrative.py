@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import pandas as pd
@@ -89,7 +90,7 @@ def test_distillation_states_rows_and_effects():
 def test_convergence_and_relabel_rounds():
     curve = pd.DataFrame({"epoch": [1, 2], "dataset": ["x", "x"], "AP": [10.0, 12.5]})
     text = narrative.convergence(curve, {"x": 50.0})
-    assert "Oracle box AP 12.5 after 2 epochs (+2.5 over epoch 1)" in text
+    assert "Oracle box AP 12.5 after 2 epochs (+2.5 since epoch 1)" in text
     assert "no checkpoint" in narrative.convergence(curve.iloc[:0], {})
     rr = pd.DataFrame(
         {
@@ -101,6 +102,111 @@ def test_convergence_and_relabel_rounds():
         }
     )
     assert "round 0 40.0, round 1 42.0" in narrative.relabel_rounds(rr)
+    seeds = pd.concat([rr.assign(seed=0), rr.assign(seed=1, AP75=[44.0, 40.0])])
+    assert "round 0 42.0 (seeds 40.0–44.0), round 1 41.0 (seeds 40.0–42.0)" in (
+        narrative.relabel_rounds(seeds)
+    )
+
+
+def test_convergence_verdict_flips_between_rising_and_flat():
+    epochs = [4, 8, 12, 16]
+    rising = pd.DataFrame({"epoch": epochs, "dataset": "x", "AP": [40.0, 50.0, 56.3, 64.5]})
+    text = narrative.convergence(rising, {"x": 70.0})
+    assert "(+14.5 since epoch 8)" in text  # the last two intervals
+    assert "still rising on `x`" in text and "not converged" in text
+    flat = rising.assign(AP=[40.0, 60.0, 60.4, 60.8])
+    text = narrative.convergence(flat, {"x": 70.0})
+    assert "flat everywhere" in text and "converged at this budget" in text
+    assert "not converged" not in text
+    one = narrative.convergence(rising.iloc[:1], {})  # one checkpoint: no gain, not "rising"
+    assert "(+0.0 since epoch 4)" in one and "flat" in one
+
+
+def _table3(oracle=90.0, cf=65.0, tr=63.0, spread=2.0, teacher=50.0):
+    """One dataset's box rows of Table III (model Y, teacher t) with AP, AP75 and spreads."""
+    rows = [
+        ("teacher zero-shot", "t", teacher, math.nan),
+        ("Oracle", "Y", oracle, spread),
+        ("TTA+WBF", "Y", 60.0, spread),
+        ("TTA+WBF+CF", "Y", cf, spread),
+        ("TTA+WBF+CF+TR", "Y", tr, spread),
+    ]
+    df = pd.DataFrame(rows, columns=["method", "model", "AP", "AP spread"])
+    return df.assign(dataset="x", task="box", AP75=df["AP"], **{"AP75 spread": df["AP spread"]})
+
+
+def test_effect_places_a_difference_against_the_seed_spread():
+    assert narrative.effect(2.6, 3.0) == "+2.6 AP (inside the seed spread of 3.0)"
+    assert narrative.effect(-5.8, 2.7) == "-5.8 AP (beyond the seed spread of 2.7)"
+    assert "one seed" in narrative.effect(1.0, math.nan)
+    assert narrative.effect(math.nan, 1.0) == "n/a"
+
+
+def test_oracle_bound_says_when_the_oracle_is_no_upper_bound():
+    assert "**an upper bound here**" in narrative.oracle_bound(_table3(), "t", "Y")[0]
+    below = narrative.oracle_bound(_table3(oracle=45.0), "t", "Y")[0]
+    assert "below TTA+WBF+CF (65.0)" in below and "not an upper bound" in below
+    weak = _table3(oracle=55.0, cf=52.0, tr=52.0, teacher=62.0)
+    assert "below the teacher `t` (62.0)" in narrative.oracle_bound(weak, "t", "Y")[0]
+    assert narrative.oracle_bound(_table3().iloc[:0], "t", "Y") == []
+
+
+def _cf(kept=45, iou_all=0.70, iou_kept=0.75):
+    return pd.DataFrame(
+        [
+            {
+                "dataset": "x",
+                "train images": 100,
+                "kept": kept,
+                "box IoU all": iou_all,
+                "box IoU kept": iou_kept,
+            }
+        ]
+    )
+
+
+def test_filter_verdicts_flip_with_the_students_change_and_the_spread():
+    line = narrative.filter_verdicts(_table3(cf=56.0), _cf(), "Y")[0]
+    assert "label box IoU 0.700 → 0.750 (+5.0 points), 55 % of the images dropped" in line
+    assert "box AP75 -4.0 (beyond the seed spread of 2.0)" in line and "**CF hurts**" in line
+    assert "**CF helps**" in narrative.filter_verdicts(_table3(cf=66.0), _cf(), "Y")[0]
+    inside = narrative.filter_verdicts(_table3(cf=61.0), _cf(), "Y")[0]
+    assert "inside the seed spread" in inside and "**CF: no effect beyond seed noise**" in inside
+    assert narrative.filter_verdicts(_table3(), _cf().iloc[:0], "Y") == []
+    with pytest.raises(KeyError, match="box IoU all"):
+        narrative.filter_verdicts(_table3(), _cf().drop(columns="box IoU all"), "Y")
+
+
+def test_distillation_verdicts_answer_each_question():
+    text = narrative.distillation_verdicts(_table3(tr=70.0), "t", "Y", _cf())
+    assert "Does the Oracle bound the students?" in text and "**an upper bound here**" in text
+    assert "**CF helps**" in text and "**TR helps**" in text
+    text = narrative.distillation_verdicts(_table3(tr=60.0), "t", "Y")
+    assert "confidence filter" not in text and "**TR hurts**" in text
+    assert "no trained rows" in narrative.distillation_verdicts(_table3().iloc[:0], "t", "Y")
+
+
+def test_box_fit_says_too_tight_or_not():
+    fit = pd.DataFrame(
+        {"dataset": "x", "who": ["teacher", "student"], "area ratio": [0.7, 0.8], "IoU": 0.7}
+    )
+    text = narrative.box_fit(fit)
+    assert "median area 70 % of the true box" in text and "antennas, booms" in text
+    assert "**2 of 2 are too tight**: the visible failure" in text
+    loose = narrative.box_fit(fit.assign(**{"area ratio": [1.3, 1.0]}))
+    assert "too loose" in loose and "the right size" in loose
+    assert "**0 of 2 are too tight**: tightness is not the main failure" in loose
+    assert "no test image" in narrative.box_fit(fit.iloc[:0])
+    with pytest.raises(KeyError, match="IoU"):
+        narrative.box_fit(fit.drop(columns="IoU"))
+
+
+def test_confidence_informative_calls_a_weak_rho_weak():
+    text = narrative.confidence_informative({"a": 0.37, "b": 0.08, "c": -0.2})
+    assert "`a` ρ = 0.37: informative" in text and "`b` ρ = 0.08: weak" in text
+    assert "informative (ρ ≥ 0.3) on 1 of 3 datasets" in text and "`b`, `c`" in text
+    assert "random" not in narrative.confidence_informative({"a": 0.5})
+    assert "no dataset" in narrative.confidence_informative({})
 
 
 def test_dataset_stats_names_the_hardest_domain():
@@ -455,3 +561,166 @@ def test_center_heatmaps_counts_right_types_and_cells():
     text = narrative.center_heatmaps(shown)
     assert "1 of 2 shown types and 1 of 2 center cells are right" in text
     assert "image 2: `b` predicted `a` (p = 0.250), cell (0, 1) vs true (1, 1)" in text
+
+
+# ---- issue 24: claims the notebooks 01, 02, 05, 06 now show
+def test_teachers_ran_says_whether_a_vlm_ran():
+    text = narrative.teachers_ran(["classical_threshold"], {"grounded_sam2": "no weights"})
+    assert "weight-free `classical_threshold`" in text and "No vision-language model ran" in text
+    assert "not run (no weights here): `grounded_sam2`" in text
+    text = narrative.teachers_ran(["classical_threshold", "grounded_sam2"])
+    assert "vision-language teacher(s) `grounded_sam2`" in text
+    assert "No vision-language model ran" not in text
+    assert "none, so our rows are empty" in narrative.teachers_ran([], {"owlv2_sam2": "x"})
+
+
+def _paper(tango_mask_openseed=62.2):
+    rows = [
+        ("lightbox", "GSAM-2", "box", 65.8),
+        ("lightbox", "OpenSEED", "box", 35.0),
+        ("lightbox", "GSAM-2", "mask", 66.2),
+        ("lightbox", "OpenSEED", "mask", 37.1),
+        ("tango", "GSAM-2", "box", 58.2),
+        ("tango", "OpenSEED", "box", 23.8),
+        ("tango", "GSAM-2", "mask", 58.2),
+        ("tango", "OpenSEED", "mask", tango_mask_openseed),
+        ("spark", "GSAM-2", "box", 53.3),
+    ]
+    return pd.DataFrame(rows, columns=["dataset", "model", "task", "AP"])
+
+
+def test_paper_best_names_the_dataset_where_box_and_mask_winners_differ():
+    text = narrative.paper_best(_paper())
+    assert "is not the best on masks on `tango`" in text
+    assert "`tango`: boxes **GSAM-2** (AP 58.2); masks **OpenSEED** (AP 62.2), against " in text
+    assert "`spark`: boxes **GSAM-2** (AP 53.3); no masks" in text
+    # flips when OpenSEED's masks fall behind
+    assert "the same model is best on boxes and on masks" in narrative.paper_best(_paper(50.0))
+    assert "empty" in narrative.paper_best(_paper().iloc[:0])
+
+
+def test_classical_confidence_names_the_smallest_factor():
+    f = pd.DataFrame({"factor": [0.5, 0.9, 1.0, 0.6]}, index=["c", "u", "f", "n"])
+    text = narrative.classical_confidence(f, math.sqrt(0.27))
+    assert "s = √(0.500 · 0.900 · 1.000 · 0.600) = 0.520" in text
+    assert "smallest factor is **c** (0.500)" in text
+    f.loc["n", "factor"] = 0.1
+    assert "smallest factor is **n** (0.100)" in narrative.classical_confidence(f, 0.2)
+    assert "empty" in narrative.classical_confidence(f.iloc[:0], 0.0)
+
+
+def test_wbf_rescale_lowers_only_where_the_views_disagree():
+    cases = pd.DataFrame(
+        {
+            "case": ["agree", "disagree"],
+            "IoU": [0.8, 0.01],
+            "M": [2, 1],
+            "T": [2, 2],
+            "mean": [0.7, 0.8],
+            "ensemble_boxes": [0.7, 0.4],
+        }
+    )
+    text = narrative.wbf_rescale(cases, 0.55)
+    assert "agree: IoU 0.800 > τ = 0.55" in text and "**not lowered**" in text
+    assert "returns 0.800 · 1/2 = 0.400: **lowered**" in text
+    assert "**lowered**" not in narrative.wbf_rescale(cases.iloc[:1], 0.55)
+    assert "**not lowered**" not in narrative.wbf_rescale(cases.iloc[1:], 0.55)
+    assert "empty" in narrative.wbf_rescale(cases.iloc[:0], 0.55)
+
+
+def _ablation(soft=(60.0, 70.0), flip_ap=(50.5, 49.0)):
+    rows = [
+        ("x", "none", "none", 1, 50.0),
+        ("x", "vflip", "wbf", 2, flip_ap[0]),
+        ("x", "hflip+vflip", "wbf", 3, flip_ap[1]),
+        ("x", "scale", "nms", 3, 60.0),
+        ("x", "scale", "soft_nms", 3, soft[0]),
+        ("x", "all", "nms", 4, 70.0),
+        ("x", "all", "soft_nms", 4, soft[1]),
+    ]
+    return pd.DataFrame(rows, columns=["dataset", "augmentations", "fusion", "views", "AP75"])
+
+
+def test_tta_views_names_the_best_cell():
+    text = narrative.tta_views(_ablation())
+    assert "single view 50.0; best set of 4 views 70.0 (all / nms), of 4 views 70.0" in text
+    text = narrative.tta_views(_ablation(soft=(80.0, 70.0)))
+    assert "best set of 3 views 80.0 (scale / soft_nms), of 4 views 70.0" in text
+
+
+def test_nms_vs_soft_nms_counts_equal_cells():
+    assert "the same AP75 in all 2 cells" in narrative.nms_vs_soft_nms(_ablation())
+    assert "differ in 1 of 2 cells" in narrative.nms_vs_soft_nms(_ablation(soft=(61.0, 70.0)))
+    only_wbf = _ablation()[lambda d: d["fusion"] != "soft_nms"]
+    assert "does not compare" in narrative.nms_vs_soft_nms(only_wbf)
+    assert "empty" in narrative.nms_vs_soft_nms(_ablation().iloc[:0])
+
+
+def test_flip_equivariance_flips_with_the_shift_and_the_ap_changes():
+    text = narrative.flip_equivariance(2.0, _ablation())
+    assert "**not** exactly flip-equivariant" in text and "up to 2.0 px" in text
+    assert "`x`: -1.0 to +0.5 points over 2 flip cells" in text
+    same = narrative.flip_equivariance(0.0, _ablation(flip_ap=(50.0, 50.0)))
+    assert "is flip-equivariant here" in same and "+0.0 to +0.0" in same
+    assert "no flip-only set" in narrative.flip_equivariance(0.0, _ablation().iloc[3:])
+    assert "empty" in narrative.flip_equivariance(0.0, _ablation().iloc[:0])
+
+
+def _mot(hota=(30.0, 40.0, 35.0, 50.0)):
+    return pd.DataFrame(
+        {
+            "detector": ["teacher", "student", "student", "Oracle"],
+            "tracker": ["ocsort", "bytetrack", "ocsort", "bytetrack"],
+            "split": ["dense"] * 4,
+            "HOTA": list(hota),
+        }
+    )
+
+
+def test_best_tracking_row_and_tracks_shown_rank_the_pair():
+    best = narrative.best_tracking_row(_mot())
+    assert (best["detector"], best["tracker"]) == ("student", "bytetrack")  # Oracle excluded
+    assert narrative.best_tracking_row(_mot().iloc[3:]) is None
+    text = narrative.tracks_shown(_mot(), "student", "bytetrack")
+    assert "the **best** of the 3 annotation-free" in text and "range 30.0–40.0" in text
+    assert "the **worst** of the 3" in narrative.tracks_shown(_mot(), "teacher", "ocsort")
+    assert "number 2 of the 3" in narrative.tracks_shown(_mot(), "student", "ocsort")
+    tied = narrative.tracks_shown(_mot((0.0, 0.0, 0.0, 1.0)), "teacher", "ocsort")
+    assert "which all score the same" in tied
+    assert "no dense HOTA" in narrative.tracks_shown(_mot().iloc[:0], "student", "ocsort")
+
+
+def test_debris_tracks_names_the_pair_drawn():
+    gt = pd.DataFrame({"frame": [1, 2], "id": [1, 1]})
+    tracked = pd.DataFrame({"frame": [2], "id": [3]})
+    text = narrative.debris_tracks(gt, tracked, "v", [1, 2], "student", "ByteTrack")
+    assert "the student + ByteTrack reports 1 identities" in text
+    assert "the student +CF + OC-SORT" in narrative.debris_tracks(gt, tracked, "v")
+
+
+def test_center_setup_lists_what_lies_outside_the_report_grid():
+    arch = {"backbone": "tf_efficientnet_lite0", "weights": "imagenet_lite0", "imgsz": 256}
+    grid = {"lr": [0.0001, 0.0003], "pos_weight": [6, 8, 10], "sigma": [0.3, 0.5, 0.7]}
+    text = narrative.center_setup(arch, {"lr": 0.001, "pos_weight": 25.0, "sigma": 0.5}, grid)
+    assert "backbone `tf_efficientnet_lite0` from `imagenet_lite0` weights" in text
+    assert "at S = 256 px (a grid of 8×8 cells)" in text
+    assert "**Outside**" in text and "lr = 0.001 (grid: 0.0001, 0.0003)" in text
+    assert "k (pos_weight) = 25 (grid: 6, 8, 10)" in text and "Inside: σ (sigma)." in text
+    inside = narrative.center_setup(
+        {**arch, "weights": None}, {"lr": 0.0003, "pos_weight": 8, "sigma": 0.5}, grid
+    )
+    assert "random initialisation" in inside and "**Outside**" not in inside
+    assert "is one of the report's grid values" in inside
+    assert "no backbone" in narrative.center_setup({}, {}, grid)
+    assert "No hyper-parameter" in narrative.center_setup(arch, {}, grid)
+
+
+def test_center_overfit_flips_with_the_gap():
+    history = pd.DataFrame({"epoch": [1, 20], "cls": [2.4, 0.002]})
+    text = narrative.center_overfit(history, 61.7)
+    assert text.startswith("**Overfitting:**") and "= 99.8 %" in text and "61.7 %" in text
+    assert "a gap of 38.1 points" in text
+    fits = narrative.center_overfit(pd.DataFrame({"epoch": [5], "cls": [0.4]}), 65.0)
+    assert fits.startswith("**No sign of overfitting:**") and "(+2.0)" in fits
+    assert "empty" in narrative.center_overfit(history.iloc[:0], 61.7)
+    assert "no test accuracy" in narrative.center_overfit(history, math.nan)

@@ -125,3 +125,63 @@ def test_dataset_statistics_and_summary(tmp_path):
         viz.dataset_statistics(Dataset("e", coco.make_instances([], []), tmp_path))
     )
     assert empty["images"] == 0 and np.isnan(empty["area p50 %"])
+
+
+def _cells():
+    import pandas as pd
+
+    rows = [
+        ("x", "none", "none", 1, 50.0),
+        ("x", "hflip", "wbf", 2, 51.0),
+        ("x", "vflip", "wbf", 2, 51.0),
+        ("x", "hflip", "nms", 2, 49.0),
+        ("x", "vflip", "nms", 2, 49.0),
+        ("x", "hflip", "soft_nms", 2, 49.0),
+        ("x", "vflip", "soft_nms", 2, 49.0),
+        ("y", "none", "none", 1, 30.0),
+        ("y", "hflip", "wbf", 2, 31.0),
+    ]
+    return pd.DataFrame(rows, columns=["dataset", "augmentations", "fusion", "views", "AP75"])
+
+
+def test_ap_vs_views_draws_every_cell_apart_and_no_lines(tmp_path):
+    fig = viz.ap_vs_views(_cells(), ["wbf", "nms", "soft_nms"], "none")
+    ax = fig.axes[0]
+    offsets = np.concatenate([c.get_offsets() for c in ax.collections])
+    cells = offsets[offsets[:, 0] > 1.5]  # the single view sits at x = 1
+    assert len(cells) == 6 and len({round(x, 6) for x in cells[:, 0]}) == 6  # equal AP75, apart
+    assert [line.get_linestyle() for line in ax.lines] == ["--"]  # only the single-view line
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"hflip", "vflip", "wbf", "nms", "soft_nms"} <= set(labels)
+    assert len(fig.axes) == 2 and fig.axes[1].get_title() == "y"
+    viz.save_figure(fig, "views", tmp_path)
+    with pytest.raises(ValueError):
+        viz.ap_vs_views(_cells().iloc[:0], ["wbf"], "none")
+
+
+def test_bar_panels_label_the_y_axis_and_keep_the_legend_off_the_bars():
+    import pandas as pd
+
+    frame = pd.DataFrame({"dense": [10.0, -5.0], "sparse": [60.0, 80.0]}, index=["a", "Oracle"])
+    fig = viz.bar_panels({"MOTA": frame, "HOTA": frame}, "MOTA / HOTA (%)", "test split")
+    assert fig.axes[0].get_ylabel() == "MOTA / HOTA (%)"
+    assert all(ax.get_legend() is None for ax in fig.axes)  # one figure legend, below
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["dense", "sparse"]
+    fig.canvas.draw()
+    box = legend.get_window_extent()
+    assert box.y1 <= min(ax.get_window_extent().y0 for ax in fig.axes)  # under the panels
+    with pytest.raises(ValueError):
+        viz.bar_panels({}, "y")
+
+
+def test_convergence_figure_spells_out_the_loss_names():
+    import pandas as pd
+
+    curve = pd.DataFrame({"epoch": [1], "dataset": ["x"], "task": ["box"], "AP": [10.0]})
+    history = [{"epoch": 1, "train/dfl_loss": 1.0, "train/sem_loss": 0.0, "train/other": 2.0}]
+    fig = viz.convergence_figure(curve, history)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[0].startswith("dfl_loss (DFL: distribution focal loss")
+    assert labels[1].startswith("sem_loss (semantic-mask") and labels[2] == "other"
+    assert viz.convergence_figure(curve.iloc[:0], []).axes[0].get_legend() is None
