@@ -141,6 +141,16 @@ def load_params(
     return params
 
 
+def with_defaults(key: str, value: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``params/default.yaml``'s mapping ``key`` updated by ``value`` (nested keys merge; a key
+    the default lacks is a ParamsError). A notebook's parameters cell may so name only the
+    settings its lesson needs (``yolo = {}``) while the runner still injects the whole mapping."""
+    default = read_yaml(DEFAULT_PARAMS)
+    if not isinstance(default.get(key), dict):
+        raise ParamsError(f"params key '{key}' is not a mapping in {DEFAULT_PARAMS.name}")
+    return merge_params(default[key], value or {}, source="the notebook", _prefix=f"{key}.")
+
+
 def named_grid(kind: str, name: str, grids_file: str | os.PathLike = GRIDS_PARAMS) -> Any:
     """The grid ``name`` of section ``kind`` in ``params/grids.yaml`` (a deep copy).
 

@@ -39,11 +39,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
+from matplotlib.colors import LogNorm
 
 from afss_utils import coco, narrative, viz
+from afss_utils.coco import box_iou
 from afss_utils.config import seed_everything
 from afss_utils.datasets import open_split
-from afss_utils.distill import confidence_filter
+from afss_utils.distill import PAPER_KEPT_SHARE, confidence_filter
 
 # %% tags=["parameters"]
 # --- run ---------------------------------------------------------------------------------
@@ -59,7 +61,7 @@ datasets = [
 pool_training = True
 teacher = "classical_threshold"
 students = ["yolo11_seg"]  # the first is drawn in Figure 3
-confidence_threshold = "mean"  # theta of eq. (6)
+confidence_threshold = "keep 0.85"  # theta of eq. (6)
 relabel_rounds = 1
 
 # %% [markdown]
@@ -80,7 +82,9 @@ student = students[0]
 final = "TTA+WBF+CF+TR" if relabel_rounds else "TTA+WBF+CF"
 zs_file = {g: pred_dir / "teacher_test" / f"{g}_zero-shot.json" for g in set(group_of.values())}
 st_file = {g: pred_dir / "students" / g / student / f"{final}.json" for g in zs_file}
-tables_needed = [out / "tables" / f"{t}.csv" for t in ("pseudo_label_quality", "relabel_rounds")]
+tables_needed = [out / "tables" / f"{t}.csv"
+                 for t in ("pseudo_label_quality", "relabel_rounds", "confidence_filter",
+                           "table3_distillation")]
 narrative.require([*zs_file.values(), *st_file.values(), *tables_needed], "03_distillation")
 
 
@@ -108,13 +112,30 @@ for name, ds in test_sets.items():
 fig = viz.sample_grid(grid, row_labels=labels, cell_size=2.2)
 viz.save_figure(fig, "figure3_visual_results", out_dir)
 
+# %% [markdown]
+# What the grid shows in numbers, over every test image: the top box's area as a share of the
+# true box's area (below 1: too tight, the thin appendages such as antennas and booms cut off;
+# above 1: leaking onto the background) and its IoU with the truth.
+
 # %%
-display(
-    Markdown(
-        f"**What to look at:** {len(grid)} test images ({', '.join(labels)}); where the "
-        "teacher's box leaks onto the background, does the student's stay on the object?"
-    )
-)
+fit = []
+for name, ds in test_sets.items():
+    for who, found in (("teacher", coco.results_by_image(zs_file[group_of[name]])),
+                       ("student", coco.results_by_image(st_file[group_of[name]]))):
+        for image_id in ds.image_ids:
+            truth, top = ds.annotations(image_id), found.get(image_id, [])[:1]
+            if not truth or not top:
+                continue
+            t, p = np.array(truth[0]["bbox"], float), np.array(top[0]["bbox"], float)
+            xyxy = [np.r_[b[:2], b[:2] + b[2:]][None] for b in (p, t)]
+            fit.append({"dataset": name, "who": who, "area ratio": p[2] * p[3] / (t[2] * t[3]),
+                        "IoU": float(box_iou(*xyxy)[0, 0])})
+fit = pd.DataFrame(fit, columns=["dataset", "who", "area ratio", "IoU"])
+fit_summary = fit.groupby(["dataset", "who"])[["area ratio", "IoU"]].median().unstack("who")
+fit_summary.round(2)
+
+# %%
+display(Markdown(narrative.box_fit(fit)))
 
 # %% [markdown]
 # ## 2 · Pseudo-label quality before and after TTA and CF
@@ -136,6 +157,7 @@ def theta_of(scores):
 
 # %%
 theta = {n: theta_of(tta_q[tta_q["dataset"] == n]["score"].dropna()) for n in test_sets}
+theta_mean = {n: tta_q[tta_q["dataset"] == n]["score"].mean() for n in test_sets}
 kept_q = tta_q[tta_q["score"] >= tta_q["dataset"].map(theta)]
 sets = {
     "single view": quality[quality["labels"] == "single"],
@@ -166,34 +188,34 @@ display(Markdown(narrative.label_iou_summary(summary)))
 # line is the filter's $\theta$.
 
 # %%
-fig, axes = plt.subplots(1, len(test_sets), figsize=(4.2 * len(test_sets), 3.4), squeeze=False)
+fig, axes = plt.subplots(1, len(test_sets), figsize=(4.2 * len(test_sets), 3.4), squeeze=False,
+                         sharey=True, layout="constrained")
+# one log colour scale for all panels: most labels sit at IoU ~ 1, where dots would hide each other
+norm = LogNorm(vmin=1, vmax=max(1, tta_q.groupby("dataset").size().max()))
 rho = {}
 for ax, name in zip(axes[0], test_sets, strict=True):
     q = tta_q[(tta_q["dataset"] == name)].dropna(subset=["score"])
     rho[name] = q["score"].corr(q["box_iou"], method="spearman") if len(q) > 2 else np.nan
-    ax.scatter(q["score"], q["box_iou"], s=10, alpha=0.6)
+    hb = ax.hexbin(q["score"], q["box_iou"], gridsize=25, extent=(0, 1, 0, 1), norm=norm,
+                   mincnt=1, cmap="viridis")
     ax.axvline(theta[name], ls="--", color="k", lw=1)
-    ax.set(title=f"{name} (ρ = {rho[name]:.2f})", xlabel="fused confidence s*", ylabel="box IoU")
+    ax.set(title=f"{name} (ρ = {rho[name]:.2f})", xlabel="fused confidence s*")
     ax.set(xlim=(0, 1), ylim=(0, 1))
-fig.tight_layout()
+axes[0][0].set_ylabel("box IoU with ground truth")
+fig.colorbar(hb, ax=axes[0].tolist(), label="training images per cell")
 viz.save_figure(fig, "confidence_vs_iou", out_dir)
 
 # %%
-display(
-    Markdown(
-        "**What to look at:** the rank correlation of confidence and IoU: "
-        + ", ".join(f"`{n}` ρ = {r:.2f}" for n, r in rho.items())
-        + f"; filtering can help where ρ > 0 ({sum(r > 0 for r in rho.values())} of "
-        f"{len(rho)} datasets)."
-    )
-)
+display(Markdown(narrative.confidence_informative(rho)))
 
 # %% [markdown]
 # ## 4 · The θ sweep
 #
 # For thresholds from 0 to 1: the share of training images kept and the mean box IoU of the kept
-# labels. The paper's `mean` rule is one point on this curve (★); a threshold that keeps few
-# images of high quality trades label noise for less data.
+# labels. Each dataset's θ under the params' rule (★, the one Table III trains with) and under
+# the `mean` rule (◆) are points on its curve; the dotted line is the share the paper's
+# thresholds kept. A threshold that keeps few images of high quality trades label noise for less
+# data.
 
 # %%
 thetas = np.linspace(0, 1, 41)
@@ -203,11 +225,16 @@ for name in test_sets:
     kept = [(q["score"] >= t).mean() for t in thetas]
     iou = [q.loc[q["score"] >= t, "box_iou"].mean() for t in thetas]
     ax.plot(kept, iou, marker=".", label=name)
-    k = (q["score"] >= theta[name]).mean()
-    ax.plot([k], [q.loc[q["score"] >= theta[name], "box_iou"].mean()], "k*", ms=10)
+    for rule_theta, marker in ((theta[name], "k*"), (theta_mean[name], "kD")):
+        keep = q["score"] >= rule_theta
+        ax.plot([keep.mean()], [q.loc[keep, "box_iou"].mean()], marker, ms=8 if "*" in marker else 5)
+ax.axvline(PAPER_KEPT_SHARE, ls=":", color="grey", lw=1.2)
+ax.plot([], [], "k*", ms=8, label=f"θ: {confidence_threshold}")
+ax.plot([], [], "kD", ms=5, label="θ: mean")
+ax.plot([], [], ":", color="grey", label=f"paper kept {100 * PAPER_KEPT_SHARE:.0f} %")
 ax.set(xlabel="share of training images kept", ylabel="mean box IoU of kept labels")
-ax.set_title("θ from 0 (right) to 1 (left); ★ = each dataset's θ")
-ax.legend()
+ax.set_title("θ from 0 (right) to 1 (left)")
+ax.legend(fontsize=8)
 ax.grid(alpha=0.3)
 fig.tight_layout()
 viz.save_figure(fig, "theta_sweep", out_dir)
@@ -218,9 +245,24 @@ display(
     Markdown(
         "**What to look at:** at each dataset's θ (★) the filter keeps "
         + ", ".join(f"`{n}` {kept_share.get(n, 0):.0f} % (θ = {theta[n]:.3f})" for n in test_sets)
-        + " of the training images."
+        + f" of the training images; the paper's thresholds kept {100 * PAPER_KEPT_SHARE:.0f} %."
     )
 )
+
+# %% [markdown]
+# What filtering did downstream, read back from notebook 03's tables: the student trained on the
+# filtered labels (TTA+WBF+CF) against the one trained on all of them (TTA+WBF).
+
+# %%
+cf_table = pd.read_csv(out / "tables" / "confidence_filter.csv")
+cf_table = cf_table[cf_table["rule"] == str(confidence_threshold)]
+table3 = pd.read_csv(out / "tables" / "table3_distillation.csv")
+ours3 = table3[table3["source"].str.startswith("ours")]
+models3 = ours3.loc[ours3["method"] == "Oracle", "model"].drop_duplicates()
+for model in models3:
+    lines = narrative.filter_verdicts(ours3, cf_table, model)
+    display(Markdown(f"**Notebook 03's outcome ({model}, θ: `{confidence_threshold}`):**\n\n"
+                     + "\n".join(f"- {line}" for line in lines)))
 
 # %% [markdown]
 # ## 5 · AP over relabelling rounds
@@ -233,8 +275,10 @@ rounds = pd.read_csv(out / "tables" / "relabel_rounds.csv")
 box = rounds[rounds["task"] == "box"]
 fig, ax = plt.subplots(figsize=(5.5, 3.6))
 for (name, s_name), d in box.groupby(["dataset", "student"]):
-    ax.plot(d["round"], d["AP75"], marker="o", label=f"{name} / {s_name}")
-ax.set(xlabel="relabel round", ylabel="box AP75 (test)")
+    m = d.groupby("round")["AP75"].agg(["mean", "min", "max"])
+    line = ax.plot(m.index, m["mean"], marker="o", label=f"{name} / {s_name}")[0]
+    ax.fill_between(m.index, m["min"], m["max"], color=line.get_color(), alpha=0.15)
+ax.set(xlabel="relabel round", ylabel="box AP75 (test; band: seed range)")
 ax.set_xticks(sorted(box["round"].unique()))
 ax.legend(fontsize=7)
 ax.grid(alpha=0.3)
@@ -254,4 +298,4 @@ display(Markdown(narrative.relabel_rounds(rounds)))
 summary["theta"] = pd.Series(theta)
 summary["kept by CF %"] = kept_share
 summary["Spearman rho"] = pd.Series(rho)
-summary.round(3)
+summary.round({"theta": 3, "kept by CF %": 1, "Spearman rho": 2, **{c: 3 for c in sets}})

@@ -247,6 +247,20 @@ def test_confidence_threshold_takes_a_number_or_a_rule_and_names_a_bad_one(key):
             load_params(extra=overlay(bad))
 
 
+def test_with_defaults_fills_a_partial_mapping_from_the_default():
+    from afss_utils.config import with_defaults
+
+    default = load_params()
+    assert with_defaults("yolo", {}) == default["yolo"] == with_defaults("yolo")
+    assert with_defaults("yolo", {"steps": 3}) == {**default["yolo"], "steps": 3}
+    sim = with_defaults("debris", {"sim": {"frames": 2}})["sim"]
+    assert sim == {**default["debris"]["sim"], "frames": 2}  # nested keys merge
+    with pytest.raises(ParamsError, match=r"unknown params key 'yolo\.step'"):
+        with_defaults("yolo", {"step": 3})
+    with pytest.raises(ParamsError, match="'seed' is not a mapping"):
+        with_defaults("seed", {})
+
+
 def test_seed_everything_rejects_a_non_integer_seed():
 
     with pytest.raises(ParamsError, match="'seed' must be an integer, got 'abc'"):

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from afss_utils import run
-from afss_utils.config import load_params
+from afss_utils.config import load_params, with_defaults
 
 NOTEBOOKS = run.discover_notebooks(run.NOTEBOOKS_DIR)
 EXPECTED_STAGES = 6  # 00_datasets .. 05_debris_tracking
@@ -53,6 +53,7 @@ def test_parameter_defaults_are_the_default_study(path):
         c for c in nbformat.read(path, 4).cells if "parameters" in c.metadata.get("tags", [])
     ]
     defaults = load_params()
+    source = "\n".join(c.source for c in nbformat.read(path, 4).cells if c.cell_type == "code")
     for node in ast.parse(cell.source).body:
         assert isinstance(node, ast.Assign | ast.AnnAssign), f"{path.name}: only assignments"
         name = ast.unparse(node.targets[0] if isinstance(node, ast.Assign) else node.target)
@@ -60,6 +61,12 @@ def test_parameter_defaults_are_the_default_study(path):
             value = ast.literal_eval(node.value)
         except ValueError:
             pytest.fail(f"{path.name}: parameter {name} is not a literal")
+        if isinstance(value, dict) and value != defaults.get(name):
+            # a partial mapping is filled from the default by the notebook itself
+            assert f'"{name}"' in source and "with_defaults(" in source, (
+                f"{path.name}: {name} is a partial mapping but never passes through with_defaults"
+            )
+            value = with_defaults(name, value)
         assert value == defaults.get(name), (
             f"{path.name}: {name} = {value!r} differs from default.yaml"
         )
