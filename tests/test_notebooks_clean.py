@@ -56,20 +56,21 @@ def test_parameter_defaults_are_the_default_study(path):
     source = "\n".join(c.source for c in nbformat.read(path, 4).cells if c.cell_type == "code")
     for node in ast.parse(cell.source).body:
         assert isinstance(node, ast.Assign | ast.AnnAssign), f"{path.name}: only assignments"
-        name = ast.unparse(node.targets[0] if isinstance(node, ast.Assign) else node.target)
-        try:
-            value = ast.literal_eval(node.value)
-        except ValueError:
-            pytest.fail(f"{path.name}: parameter {name} is not a literal")
-        if isinstance(value, dict) and value != defaults.get(name):
-            # a partial mapping is filled from the default by the notebook itself
-            assert f'"{name}"' in source and "with_defaults(" in source, (
-                f"{path.name}: {name} is a partial mapping but never passes through with_defaults"
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        for name in map(ast.unparse, targets):  # a = b = {} declares both
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                pytest.fail(f"{path.name}: parameter {name} is not a literal")
+            if isinstance(value, dict) and value != defaults.get(name):
+                # a partial mapping is filled from the default by the notebook itself
+                assert f'"{name}"' in source and "with_defaults(" in source, (
+                    f"{path.name}: {name} is a partial mapping never passed to with_defaults"
+                )
+                value = with_defaults(name, value)
+            assert value == defaults.get(name), (
+                f"{path.name}: {name} = {value!r} differs from default.yaml"
             )
-            value = with_defaults(name, value)
-        assert value == defaults.get(name), (
-            f"{path.name}: {name} = {value!r} differs from default.yaml"
-        )
 
 
 def test_every_params_key_is_declared_by_a_notebook():
