@@ -345,113 +345,177 @@ def flip_equivariance(
 
 
 # ---------------------------------------------------------------------------- 03 distillation
-def label_quality(quality: pd.DataFrame) -> str:
-    """Mean box IoU of the single-view and TTA pseudo-labels with the hidden ground truth."""
+def _ticks(names: Iterable[str]) -> str:
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def _span(values: Iterable[float], nd: int = 1) -> str:
+    """'50–59' for a range of values, '85' when they agree at ``nd`` decimals."""
+    values = list(values)
+    lo, hi = _f(min(values), nd), _f(max(values), nd)
+    return lo if lo == hi else f"{lo}–{hi}"
+
+
+def _label_change(deltas: Mapping[str, float], what: str, same: float = 0.005) -> str:
+    """A verdict on a change of the labels' mean box IoU per dataset (``deltas``, after minus
+    before): better where it rises by more than ``same``, worse where it falls by more."""
+    known = {n: d for n, d in deltas.items() if d is not None and not math.isnan(d)}
+    if not known:
+        return f"**{what}: not measured** (no dataset has both label sets)."
+    up = [n for n, d in known.items() if d > same]
+    down = [n for n, d in known.items() if d < -same]
+    span = f"mean box IoU {min(known.values()):+.3f} to {max(known.values()):+.3f}"
+    if not up and not down:
+        return (
+            f"**{what} leaves the labels as they were** ({span}: within ±{same} on every dataset)."
+        )
+    if up and not down:
+        return f"**{what} improves the labels on {len(up)} of {len(known)} datasets** ({span})."
+    if down and not up:
+        return (
+            f"**{what} makes the labels worse on {len(down)} of {len(known)} datasets** ({span})."
+        )
+    return f"**{what} improves the labels on {_ticks(up)} but worsens them on {_ticks(down)}** ({span})."
+
+
+def label_quality(quality: pd.DataFrame, same: float = 0.005) -> str:
+    """Mean box IoU of the single-view and TTA pseudo-labels with the hidden ground truth, and
+    the verdict: does TTA+fusion change the labels by more than ``same`` IoU, and which way?"""
+    if quality.empty:
+        return "**What to look at:** no training image has a pseudo-label to measure."
     m = quality.groupby(["dataset", "labels"], sort=False)["box_iou"].mean().unstack()
-    lines = [
-        f"`{name}`: single view {_f(r.get('single', math.nan), 3)}, "
-        f"TTA {_f(r.get('tta', math.nan), 3)}"
-        for name, r in m.iterrows()
-    ]
-    return "**What to look at:** mean box IoU of the training pseudo-labels.\n\n" + _bullets(lines)
-
-
-def confidence_filter(cf: pd.DataFrame) -> str:
-    """The CF table: theta, images kept and the IoU of kept vs dropped labels per dataset."""
-    lines = [
-        f"`{r['dataset']}`: θ = {_f(r['theta'], 3)} keeps {int(r['kept'])} of "
-        f"{int(r['train images'])} images; box IoU kept {_f(r['box IoU kept'], 3)} vs "
-        f"dropped {_f(r['box IoU dropped'], 3)}"
-        for _, r in cf.iterrows()
-    ]
-    better = int((cf["box IoU kept"] > cf["box IoU dropped"]).sum())
+    lines, deltas = [], {}
+    for name, r in m.iterrows():
+        single, tta = r.get("single", math.nan), r.get("tta", math.nan)
+        deltas[name] = tta - single
+        lines.append(f"`{name}`: single view {_f(single, 3)}, TTA {_f(tta, 3)}")
     return (
-        f"**What to look at:** the filter keeps the better labels on {better} of {len(cf)} "
-        "datasets (kept IoU above dropped IoU).\n\n" + _bullets(lines)
+        "**What to look at:** mean box IoU of the training pseudo-labels.\n\n"
+        + _bullets(lines)
+        + f"\n\nVerdict: {_label_change(deltas, 'TTA+fusion', same)}"
     )
 
 
-def distillation(ours: pd.DataFrame, teacher: str, models: Iterable[str], metric="AP75") -> str:
-    """Table III: Oracle, best distilled row and the CF and TR effects per dataset and student."""
-
-    def value(name, method, model):
-        d = ours[(ours["dataset"] == name) & (ours["method"] == method) & (ours["model"] == model)]
-        d = d[d["task"] == "box"]
-        return float(d[metric].iloc[0]) if len(d) else math.nan
-
-    rows = ["TTA+WBF", "TTA+WBF+CF", "TTA+WBF+CF+TR"]
-    lines = []
-    for name in ours["dataset"].drop_duplicates():
-        zs = value(name, "teacher zero-shot", teacher)
-        for model in models:
-            got = {m: value(name, m, model) for m in rows}
-            best_m = max(rows, key=lambda m: -1 if math.isnan(got[m]) else got[m])
-            lines.append(
-                f"`{name}` / {model}: Oracle {_f(value(name, 'Oracle', model))}, best distilled "
-                f"{best_m} {_f(got[best_m])} vs the teacher's {_f(zs)} "
-                f"({_signed(got[best_m] - zs)}); CF {_signed(got['TTA+WBF+CF'] - got['TTA+WBF'])}, "
-                f"TR {_signed(got['TTA+WBF+CF+TR'] - got['TTA+WBF+CF'])}"
-            )
-    return f"**What to look at:** box {metric} of each row.\n\n" + _bullets(lines)
-
-
-def convergence(
-    curve: pd.DataFrame, teacher_ap: Mapping[str, float], flat: float = 1.0, last: int = 2
-) -> str:
-    """The Oracle's gain over its ``last`` checkpoint intervals per dataset, and the verdict:
-    more than ``flat`` AP gained means it is still rising (not converged: more training would
-    change the comparison), otherwise flat."""
-    lines, rising = [], []
-    for name, d in curve.groupby("dataset", sort=False) if len(curve) else []:
-        d = d.sort_values("epoch")
-        end, start = d.iloc[-1], d.iloc[-1 - min(last, len(d) - 1)]
-        gain = end["AP"] - start["AP"]
-        if gain > flat:
-            rising.append(name)
-        lines.append(
-            f"`{name}`: Oracle box AP {_f(end['AP'])} after {int(end['epoch'])} epochs "
-            f"({_signed(gain)} since epoch {int(start['epoch'])}); teacher zero-shot "
-            f"{_f(teacher_ap.get(name, math.nan))}"
+def _kept_share_verdict(shares: Iterable[float], paper: Iterable[float], rule: str = "") -> str:
+    """Where the kept shares (percent, one per dataset) lie against the paper's per-dataset kept
+    shares (percent): inside their range is the paper's kept share; below, a stricter filter;
+    above, a looser one."""
+    shares = [s for s in shares if s is not None and not math.isnan(s)]
+    paper = list(paper)
+    who = f"`{rule}` keeps" if rule else "keeps"
+    if not shares:
+        return f"{who} nothing measurable (no labels)"
+    rng = f"{_span(shares, 0)} %"
+    if not paper:
+        return f"{who} {rng} of the images"
+    lo, hi = min(paper), max(paper)
+    ref = f"the paper's {_span(paper, 0)} %"
+    inside = sum(lo - 0.5 <= s <= hi + 0.5 for s in shares)
+    every = " on every dataset" if len(shares) > 1 else ""
+    if inside == len(shares):
+        return f"{who} {rng}: **inside {ref}, the paper's kept share**"
+    if all(s < lo for s in shares):
+        short = _span([lo - s for s in shares], 0)
+        return (
+            f"{who} {rng}: **below {ref}{every}**, a stricter filter than the paper's ({short} "
+            "points short of its lowest)"
         )
-    if not lines:
-        return "**What to look at:** no checkpoint was saved, so there is no curve."
-    if rising:
-        verdict = (
-            f"**still rising on {', '.join(f'`{n}`' for n in rising)} (more than {_f(flat)} AP "
-            "over the last checkpoints): not converged, so more training would change the "
-            "comparison**; the rows of Table III are compared at equal, insufficient training."
+    if all(s > hi for s in shares):
+        return f"{who} {rng}: **above {ref}{every}**, a looser filter than the paper's"
+    return f"{who} {rng}: **inside {ref} on {inside} of {len(shares)} datasets**"
+
+
+def filter_by_hand(
+    name: str,
+    rule: str,
+    theta: float,
+    kept: int,
+    total: int,
+    lowest: float,
+    highest: float,
+    paper_kept: Iterable[float] = (),
+) -> str:
+    """Eq. 6 by hand on one dataset: theta of ``rule``, labels kept of ``total``, the score
+    range, and the verdict on the kept share against the paper's (``paper_kept``: percent of
+    images its filter kept, one per dataset)."""
+    if not total:
+        return f"**What to look at:** `{name}` has no labels to filter."
+    share = 100 * kept / total
+    return (
+        f"**What to look at:** on `{name}`, θ = {_f(theta, 3)} (the `{rule}` rule) keeps {kept} "
+        f"of {total} labels ({_f(share, 0)} %), by hand and by `confidence_filter` alike "
+        f"(asserted); scores range {_f(lowest, 3)}–{_f(highest, 3)}.\n\nVerdict: this rule "
+        + _kept_share_verdict([share], paper_kept)
+        + "."
+    )
+
+
+def confidence_filter(cf: pd.DataFrame, paper_kept: Iterable[float] = ()) -> str:
+    """The CF table: per dataset, theta and images kept under each rule (a ``rule`` column, the
+    params' rule first; without it one rule), and the box IoU of the labels the first rule keeps
+    vs drops. Verdicts: does the confidence separate better labels from worse, and does each
+    rule keep the paper's share (``paper_kept``: its percent kept per dataset)?"""
+    if cf.empty:
+        return "**What to look at:** no dataset had labels to filter."
+    rules = list(cf["rule"].drop_duplicates()) if "rule" in cf else [None]
+    pick = {rule: cf if rule is None else cf[cf["rule"] == rule] for rule in rules}
+    first = pick[rules[0]]
+    shares: dict = {rule: [] for rule in rules}
+    lines = []
+    for name in cf["dataset"].drop_duplicates():
+        parts = []
+        for rule in rules:
+            d = pick[rule][pick[rule]["dataset"] == name]
+            if not len(d):
+                continue
+            r = d.iloc[0]
+            share = 100 * r["kept"] / r["train images"] if r["train images"] else math.nan
+            shares[rule].append(share)
+            label = "" if rule is None else f"`{rule}`: "
+            parts.append(
+                f"{label}θ = {_f(r['theta'], 3)} keeps {int(r['kept'])} of "
+                f"{int(r['train images'])} images ({_f(share, 0)} %)"
+            )
+        r0 = first[first["dataset"] == name]
+        iou = ""
+        if len(r0):
+            by = "" if rules[0] is None or len(rules) == 1 else f" by `{rules[0]}`"
+            iou = (
+                f"; box IoU of the labels kept{by} {_f(r0.iloc[0]['box IoU kept'], 3)} vs "
+                f"dropped {_f(r0.iloc[0]['box IoU dropped'], 3)}"
+            )
+        lines.append(f"`{name}`: " + "; ".join(parts) + iou)
+    dropped_none = first["box IoU dropped"].isna()
+    better = int((first["box IoU kept"] > first["box IoU dropped"]).sum())
+    n = int((~dropped_none).sum())
+    if n == 0:
+        quality = (
+            f"**the filter drops nothing on any of the {len(first)} datasets**, so it cannot "
+            "change the labels"
+        )
+    elif better == n:
+        quality = (
+            f"**the filter keeps the better labels on {better} of {n} datasets** (kept IoU above "
+            "dropped IoU): the confidence separates good labels from bad"
         )
     else:
-        verdict = (
-            f"**flat everywhere (at most {_f(flat)} AP over the last checkpoints): converged "
-            "at this budget**; more training would not change the comparison."
+        quality = (
+            f"**the filter keeps the better labels on only {better} of {n} datasets** (kept IoU "
+            "above dropped IoU): the confidence is a poor guide to label quality there"
         )
+    if dropped_none.any() and n:
+        quality += f"; it drops nothing on {_ticks(first.loc[dropped_none, 'dataset'])}"
+    paper_kept = list(paper_kept)
+    kept_lines = [_kept_share_verdict(shares[rule], paper_kept, rule or "") for rule in rules]
     return (
-        "**What to look at:** the gain of the last checkpoints over the ones before.\n\n"
+        "**What to look at:** θ and the images each rule keeps, and the labels' quality.\n\n"
         + _bullets(lines)
-        + f"\n\nVerdict: {verdict}"
+        + f"\n\nVerdict: {quality}. Kept share: "
+        + "; ".join(kept_lines)
+        + "."
     )
 
 
-def relabel_rounds(relabel: pd.DataFrame, metric: str = "AP75") -> str:
-    """Test box ``metric`` per relabel round, per dataset and student (the mean over a ``seed``
-    column when there is one, with the seed range)."""
-    box = relabel[relabel["task"] == "box"]
-    keys = ["dataset", "student", "round"]
-    m = box.groupby(keys, sort=False)[metric].agg(["mean", "min", "max", "count"]).reset_index()
-
-    def one(r) -> str:
-        spread = f" (seeds {_f(r['min'])}–{_f(r['max'])})" if r["count"] > 1 else ""
-        return f"round {int(r['round'])} {_f(r['mean'])}{spread}"
-
-    lines = [
-        f"`{name}` / {student}: " + ", ".join(one(r) for _, r in d.iterrows())
-        for (name, student), d in m.groupby(["dataset", "student"], sort=False)
-    ]
-    return f"**What to look at:** test box {metric} per round.\n\n" + _bullets(lines)
-
-
-# ---- 03 verdicts: one sentence per question, whose words follow the numbers
 def _box_value(ours: pd.DataFrame, name: str, method: str, model: str, column: str) -> float:
     d = ours[(ours["dataset"] == name) & (ours["method"] == method) & (ours["model"] == model)]
     d = d[d["task"] == "box"]
@@ -460,53 +524,344 @@ def _box_value(ours: pd.DataFrame, name: str, method: str, model: str, column: s
     return float(d[column].iloc[0])
 
 
+def _nan(x: float | None) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
 def effect(delta: float, spread: float, unit: str = "AP") -> str:
     """``delta`` with its sign and where it lies against the seed ``spread`` (max - min over the
     seeds of the two rows compared; NaN for single-seed rows): "+2.6 AP (inside the seed spread
     of 3.0)", "-5.8 AP (beyond the seed spread of 2.7)", "+1.0 AP (one seed: no spread)"."""
-    if delta is None or math.isnan(delta):
+    if _nan(delta):
         return "n/a"
     value = f"{_signed(delta)} {unit}".rstrip()
-    if spread is None or math.isnan(spread):
+    if _nan(spread):
         return f"{value} (one seed: no spread to compare with)"
     where = "inside" if abs(delta) <= spread else "beyond"
     return f"{value} ({where} the seed spread of {_f(spread)})"
 
 
+# what a change is, against the seed spread: helps / hurts / noise (inside the spread) / none
+_WORDS = {
+    "helps": " helps",
+    "hurts": " hurts",
+    "noise": ": no effect beyond seed noise",
+    "none": ": no change",
+    "n/a": ": not measured",
+}
+
+
+def _word(delta: float, spread: float) -> str:
+    if _nan(delta):
+        return "n/a"
+    if not _nan(spread) and abs(delta) <= spread:
+        return "noise"
+    return "helps" if delta > 0 else "hurts" if delta < 0 else "none"
+
+
 def _verdict_word(delta: float, spread: float) -> str:
-    if delta is None or math.isnan(delta):
-        return ": not measured"
-    if spread is not None and not math.isnan(spread) and abs(delta) <= spread:
-        return ": no effect beyond seed noise"
-    return " helps" if delta > 0 else " hurts"
+    return _WORDS[_word(delta, spread)]
 
 
-def oracle_bound(ours: pd.DataFrame, teacher: str, model: str, metric: str = "AP") -> list[str]:
-    """Per dataset: does the Oracle (trained on ground truth) bound the teacher and the
-    distilled rows at this budget? The best row above it is named."""
-    lines = []
+def _answer(words: Mapping[str, str], subject: str) -> str:
+    """One answer for per-dataset ``words`` (helps/hurts/noise/none/n/a): **yes** when it helps
+    everywhere, **no** when it helps nowhere, **partly** otherwise, with where."""
+    words = {k: w for k, w in words.items() if w != "n/a"}
+    if not words:
+        return f"**not measured**: no {subject} rows to compare."
+    by = {w: [k for k, v in words.items() if v == w] for w in ("helps", "hurts", "noise", "none")}
+    n = len(words)
+    if len(by["helps"]) == n:
+        return f"**yes**: {subject} helps on all {n} beyond the seed spread."
+    parts = []
+    if by["helps"]:
+        parts.append(f"helps on {_ticks(by['helps'])}")
+    if by["hurts"]:
+        parts.append(f"hurts on {_ticks(by['hurts'])}")
+    if by["noise"]:
+        parts.append(f"is inside the seed spread on {_ticks(by['noise'])}")
+    if by["none"]:
+        parts.append(f"changes nothing on {_ticks(by['none'])}")
+    lead = "**partly**" if by["helps"] else "**no**"
+    return f"{lead}: {subject} " + ", ".join(parts) + f" (of {n})."
+
+
+def distillation(ours: pd.DataFrame, teacher: str, models: Iterable[str], metric="AP75") -> str:
+    """Table III: Oracle, best distilled row and the CF and TR effects per dataset and student,
+    and the verdict: does the best distilled student beat the teacher's zero-shot labels beyond
+    the seed spread (``{metric} spread`` column, when there is one)?"""
+    rows = ["TTA+WBF", "TTA+WBF+CF", "TTA+WBF+CF+TR"]
+    models = list(models)
+    lines, words = [], {}
+    for name in ours["dataset"].drop_duplicates():
+        zs = _box_value(ours, name, "teacher zero-shot", teacher, metric)
+        for model in models:
+            got = {m: _box_value(ours, name, m, model, metric) for m in rows}
+            if all(math.isnan(v) for v in got.values()):
+                continue
+            best_m = max(rows, key=lambda m: -1 if math.isnan(got[m]) else got[m])
+            delta = got[best_m] - zs
+            spread = _box_value(ours, name, best_m, model, f"{metric} spread")
+            words[name if len(models) == 1 else f"{name} / {model}"] = _word(delta, spread)
+            lines.append(
+                f"`{name}` / {model}: Oracle {_f(_box_value(ours, name, 'Oracle', model, metric))}"
+                f", best distilled {best_m} {_f(got[best_m])} vs the teacher's {_f(zs)} "
+                f"({_signed(delta)}); CF {_signed(got['TTA+WBF+CF'] - got['TTA+WBF'])}, "
+                f"TR {_signed(got['TTA+WBF+CF+TR'] - got['TTA+WBF+CF'])}"
+            )
+    if not lines:
+        return f"**What to look at:** no trained row has a box {metric}."
+    beat = [k for k, w in words.items() if w == "helps"]
+    below = [k for k, w in words.items() if w == "hurts"]
+    close = [k for k, w in words.items() if w in ("noise", "none")]
+    where = []
+    if below:
+        where.append(f"below it on {_ticks(below)}")
+    if close:
+        where.append(f"inside the seed spread on {_ticks(close)}")
+    rest = f" ({'; '.join(where)})" if where else ""
+    if len(beat) == len(words):
+        verdict = (
+            f"**the best distilled student beats the teacher on all {len(words)}** (beyond the "
+            "seed spread): distillation pays off here."
+        )
+    elif not beat:
+        verdict = (
+            f"**no distilled student beats the teacher beyond the seed spread**{rest}: "
+            "distillation does not improve on the teacher here."
+        )
+    else:
+        verdict = (
+            f"**the best distilled student beats the teacher on {len(beat)} of {len(words)}** "
+            f"({_ticks(beat)}){rest}."
+        )
+    return (
+        f"**What to look at:** box {metric} of each row.\n\n"
+        + _bullets(lines)
+        + f"\n\nVerdict: {verdict}"
+    )
+
+
+def convergence(
+    curve: pd.DataFrame, teacher_ap: Mapping[str, float], flat: float = 1.0, last: int = 2
+) -> str:
+    """The Oracle's gain over its ``last`` checkpoint intervals per dataset, and the verdict:
+    more than ``flat`` AP gained means it is still rising (not converged: more training would
+    change the comparison), otherwise flat; one checkpoint cannot tell."""
+    lines, gains, points = [], {}, {}
+    for name, d in curve.groupby("dataset", sort=False) if len(curve) else []:
+        d = d.sort_values("epoch", kind="stable").drop_duplicates("epoch", keep="last")
+        end, start = d.iloc[-1], d.iloc[-1 - min(last, len(d) - 1)]
+        gains[name], points[name] = end["AP"] - start["AP"], len(d)
+        lines.append(
+            f"`{name}`: Oracle box AP {_f(end['AP'])} after {int(end['epoch'])} epochs "
+            f"({_signed(gains[name])} since epoch {int(start['epoch'])}); teacher zero-shot "
+            f"{_f(teacher_ap.get(name, math.nan))}"
+        )
+    if not lines:
+        return "**What to look at:** no checkpoint was saved, so there is no curve."
+    rising = [n for n, g in gains.items() if g > flat]
+    shown = "/".join(_signed(g) for g in gains.values())
+    if max(points.values()) < 2:
+        verdict = (
+            "**one checkpoint only: no curve, so convergence cannot be judged** (neither flat "
+            "nor rising); save checkpoints more often (`save_period`) to see it."
+        )
+    elif rising:
+        verdict = (
+            f"**still rising on {_ticks(rising)} ({shown} AP over the last checkpoints, more "
+            f"than {_f(flat)} counts as rising): not converged, so more training would change "
+            "the comparison**; the rows of Table III are compared at equal, insufficient training."
+        )
+    else:
+        verdict = (
+            f"**flat everywhere ({shown} AP over the last checkpoints, at most {_f(flat)}): "
+            "converged at this budget**; more training would not change the comparison."
+        )
+    return (
+        "**What to look at:** the gain of the last checkpoints over the ones before.\n\n"
+        + _bullets(lines)
+        + f"\n\nVerdict: {verdict}"
+    )
+
+
+def relabel_one_image(
+    score: float,
+    thetas: Mapping[str, float],
+    kept: bool,
+    train_images: int,
+    total_images: int,
+    iou_teacher: float = math.nan,
+    iou_student: float = math.nan,
+    same: float = 0.01,
+) -> str:
+    """One image's relabel: its score against round 1's theta per dataset, whether it passes,
+    how many images round 1 trains on, and the verdict: is the student's relabel closer to the
+    hidden true box than the teacher's label (box IoUs; ``same`` apart counts as equal)?"""
+    theta = ", ".join(f"{n} {_f(t, 3)}" for n, t in thetas.items())
+    head = (
+        f"**What to look at:** the student's relabel scores {_f(score, 3)} against round 1's θ "
+        f"of {theta}; it is {'kept' if kept else 'dropped'}, and round 1 trains on "
+        f"{train_images} of {total_images} images."
+    )
+    if _nan(score):
+        verdict = "**the student gave this image no label**, so round 1 cannot train on it."
+    elif _nan(iou_teacher) or _nan(iou_student):
+        verdict = f"**{'kept' if kept else 'dropped'}**; no box to compare with the truth."
+    else:
+        gap = iou_student - iou_teacher
+        fit = (
+            "**closer to the truth than the teacher's label**"
+            if gap > same
+            else "**further from the truth than the teacher's label**"
+            if gap < -same
+            else "**as close to the truth as the teacher's label**"
+        )
+        verdict = (
+            f"the relabel is {fit} (box IoU {_f(iou_student, 3)} vs {_f(iou_teacher, 3)}) and is "
+            f"{'kept: round 1 learns from it' if kept else 'dropped: round 1 never sees it'}."
+        )
+    return f"{head}\n\nVerdict: {verdict}"
+
+
+_LABEL_COLUMNS = ("label_box_iou", "kept_images", "dataset_images")
+
+
+def _range_spread(r: pd.Series) -> float:
+    return r["max"] - r["min"] if r["count"] > 1 else math.nan
+
+
+def relabel_rounds(relabel: pd.DataFrame, metric: str = "AP75") -> str:
+    """Test box ``metric`` per relabel round, per dataset and student (the mean over a ``seed``
+    column when there is one, with the seed range); with ``label_box_iou``, ``kept_images`` and
+    ``dataset_images`` columns also the training labels' box IoU and the share of images kept.
+    Verdict per dataset and student: the last round against round 0, inside or beyond the seed
+    spread (the larger max - min of the two rounds)."""
+    box = relabel[relabel["task"] == "box"] if "task" in relabel else relabel.iloc[:0]
+    if box.empty:
+        return "**What to look at:** no relabel round was trained."
+    keys = ["dataset", "student", "round"]
+    m = box.groupby(keys, sort=False)[metric].agg(["mean", "min", "max", "count"]).reset_index()
+    labels = set(_LABEL_COLUMNS) <= set(box.columns)
+    if labels:
+        lab = box.groupby(keys, sort=False)[list(_LABEL_COLUMNS)].mean()
+
+    def one(r) -> str:
+        spread = f" (seeds {_f(r['min'])}–{_f(r['max'])})" if r["count"] > 1 else ""
+        return f"round {int(r['round'])} {_f(r['mean'])}{spread}"
+
+    students = m["student"].drop_duplicates()
+    lines, words = [], {}
+    for (name, student), d in m.groupby(["dataset", "student"], sort=False):
+        d = d.sort_values("round")
+        text = f"`{name}` / {student}: " + ", ".join(one(r) for _, r in d.iterrows())
+        first, final = d.iloc[0], d.iloc[-1]
+        if labels:
+            a = lab.loc[(name, student, first["round"])]
+            b = lab.loc[(name, student, final["round"])]
+            share = [100 * x["kept_images"] / x["dataset_images"] for x in (a, b)]
+            text += (
+                f"; training labels' box IoU {_f(a['label_box_iou'], 3)} → "
+                f"{_f(b['label_box_iou'], 3)} on {_f(share[0], 0)} % → {_f(share[1], 0)} % of "
+                "the images"
+            )
+        if len(d) > 1:
+            delta = final["mean"] - first["mean"]
+            spreads = [s for s in map(_range_spread, (first, final)) if not math.isnan(s)]
+            spread = max(spreads) if spreads else math.nan
+            key = name if len(students) == 1 else f"{name} / {student}"
+            words[key] = _word(delta, spread)
+            text += (
+                f"; round {int(final['round'])} vs round 0 {effect(delta, spread, '')}: "
+                f"**TR{_WORDS[words[key]]}**"
+            )
+        lines.append(text)
+    if words:
+        verdict = "does relabelling help? " + _answer(words, "TR")
+    else:
+        verdict = "**one round only: nothing was relabelled, so TR cannot be judged.**"
+    return (
+        f"**What to look at:** test box {metric} per round.\n\n"
+        + _bullets(lines)
+        + f"\n\nVerdict: {verdict}"
+    )
+
+
+def _oracle_rows(
+    ours: pd.DataFrame, teacher: str, model: str, metric: str = "AP"
+) -> list[tuple[str, str, str]]:
+    """(dataset, line, word) per dataset with an Oracle row; word: bound / not / close."""
+    out = []
     rows = ["TTA+WBF", "TTA+WBF+CF", "TTA+WBF+CF+TR"]
     for name in ours["dataset"].drop_duplicates():
         oracle = _box_value(ours, name, "Oracle", model, metric)
         if math.isnan(oracle):
             continue
+        own = _box_value(ours, name, "Oracle", model, f"{metric} spread")
         rivals = {
-            f"the teacher `{teacher}`": _box_value(ours, name, "teacher zero-shot", teacher, metric)
+            f"the teacher `{teacher}`": (
+                _box_value(ours, name, "teacher zero-shot", teacher, metric),
+                math.nan,
+            )
         }
-        rivals |= {m: _box_value(ours, name, m, model, metric) for m in rows}
-        above = {k: v for k, v in rivals.items() if not math.isnan(v) and v > oracle}
-        if above:
-            who, v = max(above.items(), key=lambda kv: kv[1])
-            lines.append(
-                f"`{name}`: the Oracle ({_f(oracle)} box {metric}) is below {who} ({_f(v)}): "
-                "**not an upper bound at this budget**"
+        for m in rows:
+            rivals[m] = (
+                _box_value(ours, name, m, model, metric),
+                _box_value(ours, name, m, model, f"{metric} spread"),
             )
+        known = {k: v for k, v in rivals.items() if not math.isnan(v[0])}
+        if not known:
+            continue
+        who, (v, theirs) = max(known.items(), key=lambda kv: kv[1][0])
+        spreads = [s for s in (own, theirs) if not math.isnan(s)]
+        spread = max(spreads) if spreads else math.nan
+        diff = oracle - v
+        head = f"`{name}`: the Oracle ({_f(oracle)} box {metric})"
+        if not math.isnan(spread) and abs(diff) <= spread:
+            line = (
+                f"{head} and {who} ({_f(v)}) differ by {effect(diff, spread)}: **too close to "
+                "call: inside the seed spread**"
+            )
+            word = "close"
+        elif diff < 0:
+            line = (
+                f"{head} is below {who} ({_f(v)}), {effect(diff, spread)}: **not an upper bound "
+                "at this budget**"
+            )
+            word = "not"
         else:
-            lines.append(
-                f"`{name}`: the Oracle ({_f(oracle)} box {metric}) is above the teacher and every "
-                "distilled row: **an upper bound here**"
+            line = (
+                f"{head} is above the teacher and every distilled row, by {effect(diff, spread)} "
+                f"over {who}: **an upper bound here**"
             )
-    return lines
+            word = "bound"
+        out.append((name, line, word))
+    return out
+
+
+def oracle_bound(ours: pd.DataFrame, teacher: str, model: str, metric: str = "AP") -> list[str]:
+    """Per dataset: does the Oracle (trained on ground truth) bound the teacher and the
+    distilled rows at this budget? The best row above it is named; a difference inside the
+    seed spread is too close to call."""
+    return [line for _, line, _ in _oracle_rows(ours, teacher, model, metric)]
+
+
+def _oracle_answer(rows: list[tuple[str, str, str]]) -> str:
+    if not rows:
+        return "**not measured**: no Oracle row."
+    by = {w: [n for n, _, v in rows if v == w] for w in ("bound", "not", "close")}
+    n = len(rows)
+    if len(by["bound"]) == n:
+        return f"**yes**: the Oracle is an upper bound on all {n} datasets."
+    parts = []
+    if by["bound"]:
+        parts.append(f"an upper bound on {_ticks(by['bound'])}")
+    if by["not"]:
+        parts.append(f"below another row on {_ticks(by['not'])}")
+    if by["close"]:
+        parts.append(f"inside the seed spread of the best row on {_ticks(by['close'])}")
+    lead = "**partly**" if by["bound"] else "**no**"
+    return f"{lead}: the Oracle is " + ", ".join(parts) + f" (of {n})."
 
 
 def _spread(ours: pd.DataFrame, name: str, methods: Iterable[str], model: str, col: str) -> float:
@@ -526,39 +881,107 @@ def row_effect(
     return delta, _spread(ours, name, (before, after), model, metric)
 
 
+def _filter_rows(
+    ours: pd.DataFrame, cf: pd.DataFrame, model: str, metric: str = "AP75"
+) -> list[tuple[str, str, str]]:
+    """(dataset, line, word) per row of the CF table (one rule)."""
+    _need(cf, ["dataset", "train images", "kept", "box IoU all", "box IoU kept"], "the CF table")
+    out = []
+    for _, r in cf.iterrows():
+        delta, spread = row_effect(ours, r["dataset"], model, "TTA+WBF", "TTA+WBF+CF", metric)
+        dropped = 100 * (1 - r["kept"] / r["train images"]) if r["train images"] else math.nan
+        paper = ""
+        if "paper kept %" in cf and not _nan(r["paper kept %"]):
+            paper = f" (the paper's filter: {_f(100 - r['paper kept %'], 0)} %)"
+        word = _word(delta, spread)
+        out.append(
+            (
+                r["dataset"],
+                f"`{r['dataset']}`: label box IoU {_f(r['box IoU all'], 3)} → "
+                f"{_f(r['box IoU kept'], 3)} "
+                f"({_signed(100 * (r['box IoU kept'] - r['box IoU all']))} points), "
+                f"{_f(dropped, 0)} % of the images dropped{paper}, student box {metric} "
+                f"{effect(delta, spread, '')}: **CF{_WORDS[word]}**",
+                word,
+            )
+        )
+    return out
+
+
 def filter_verdicts(
     ours: pd.DataFrame, cf: pd.DataFrame, model: str, metric: str = "AP75"
 ) -> list[str]:
     """Per dataset, what the confidence filter did: the labels' mean box IoU before and after,
-    the share of images it dropped, and the student's change (TTA+WBF -> TTA+WBF+CF) against
-    the seed spread. ``cf``: dataset, ``train images``, ``kept``, ``box IoU all``,
-    ``box IoU kept`` (one row per dataset)."""
-    _need(cf, ["dataset", "train images", "kept", "box IoU all", "box IoU kept"], "the CF table")
-    lines = []
-    for _, r in cf.iterrows():
-        delta, spread = row_effect(ours, r["dataset"], model, "TTA+WBF", "TTA+WBF+CF", metric)
-        dropped = 100 * (1 - r["kept"] / r["train images"]) if r["train images"] else math.nan
-        lines.append(
-            f"`{r['dataset']}`: label box IoU {_f(r['box IoU all'], 3)} → "
-            f"{_f(r['box IoU kept'], 3)} ({_signed(100 * (r['box IoU kept'] - r['box IoU all']))} "
-            f"points), {_f(dropped, 0)} % of the images dropped, student box {metric} "
-            f"{effect(delta, spread, '')}: **CF{_verdict_word(delta, spread)}**"
-        )
-    return lines
+    the share of images it dropped (and the paper's, with a ``paper kept %`` column), and the
+    student's change (TTA+WBF -> TTA+WBF+CF) against the seed spread. ``cf``: dataset,
+    ``train images``, ``kept``, ``box IoU all``, ``box IoU kept`` (one row per dataset)."""
+    return [line for _, line, _ in _filter_rows(ours, cf, model, metric)]
 
 
-def relabel_verdicts(ours: pd.DataFrame, model: str, metric: str = "AP75") -> list[str]:
-    """Per dataset, TR's change over CF (TTA+WBF+CF -> TTA+WBF+CF+TR) against the seed spread."""
-    lines = []
+def _filter_answer(rows: list[tuple[str, str, str]], cf: pd.DataFrame) -> str:
+    answer = _answer({n: w for n, _, w in rows}, "CF")
+    total = cf["train images"].sum() if len(cf) else 0
+    if total:
+        answer += f" It keeps {_f(100 * cf['kept'].sum() / total, 0)} % of the images"
+        if "paper kept %" in cf:
+            answer += f" (the paper's filter kept {_f(cf['paper kept %'].iloc[0], 0)} %)"
+        answer += "."
+    return answer
+
+
+def filter_outcome(
+    ours: pd.DataFrame, cf: pd.DataFrame, model: str, rule: str, metric: str = "AP75"
+) -> str:
+    """Notebook 03's answer to "does CF help?" for one student ``model``, from its Table III
+    (``ours``) and the CF table of ``rule`` (``cf``), for notebook 04 to link back to."""
+    rows = _filter_rows(ours, cf, model, metric)
+    head = f"**Notebook 03's outcome ({model}, θ: `{rule}`):** does CF help? "
+    if not rows:
+        return head + "not measured: the CF table is empty."
+    return head + _filter_answer(rows, cf) + "\n\n" + _bullets(line for _, line, _ in rows)
+
+
+def _relabel_rows(
+    ours: pd.DataFrame, model: str, metric: str = "AP75", rounds: pd.DataFrame | None = None
+) -> list[tuple[str, str, str]]:
+    """(dataset, line, word) per dataset: TR's change over CF; with ``rounds`` (notebook 03's
+    relabel table of this student, label columns included) also the labels' IoU and images."""
+    out = []
+    labels = rounds is not None and set(_LABEL_COLUMNS) <= set(rounds.columns)
     for name in ours["dataset"].drop_duplicates():
         delta, spread = row_effect(ours, name, model, "TTA+WBF+CF", "TTA+WBF+CF+TR", metric)
         if math.isnan(delta):
             continue
-        lines.append(
-            f"`{name}`: student box {metric} {effect(delta, spread, '')}: "
-            f"**TR{_verdict_word(delta, spread)}**"
+        extra = ""
+        if labels:
+            d = rounds[(rounds["dataset"] == name) & (rounds["task"] == "box")]
+            if len(d) and d["round"].nunique() > 1:
+                by = d.groupby("round")[list(_LABEL_COLUMNS)].mean().sort_index()
+                a, b = by.iloc[0], by.iloc[-1]
+                extra = (
+                    f"label box IoU {_f(a['label_box_iou'], 3)} → {_f(b['label_box_iou'], 3)} "
+                    f"({_signed(100 * (b['label_box_iou'] - a['label_box_iou']))} points), "
+                    f"images kept {_f(100 * a['kept_images'] / a['dataset_images'], 0)} % → "
+                    f"{_f(100 * b['kept_images'] / b['dataset_images'], 0)} %, "
+                )
+        word = _word(delta, spread)
+        out.append(
+            (
+                name,
+                f"`{name}`: {extra}student box {metric} {effect(delta, spread, '')}: "
+                f"**TR{_WORDS[word]}**",
+                word,
+            )
         )
-    return lines
+    return out
+
+
+def relabel_verdicts(
+    ours: pd.DataFrame, model: str, metric: str = "AP75", rounds: pd.DataFrame | None = None
+) -> list[str]:
+    """Per dataset, TR's change over CF (TTA+WBF+CF -> TTA+WBF+CF+TR) against the seed spread;
+    with ``rounds`` (the relabel table of this student) also the labels' IoU and images kept."""
+    return [line for _, line, _ in _relabel_rows(ours, model, metric, rounds)]
 
 
 def distillation_verdicts(
@@ -567,14 +990,24 @@ def distillation_verdicts(
     model: str,
     cf: pd.DataFrame | None = None,
     metric: str = "AP75",
+    rounds: pd.DataFrame | None = None,
 ) -> str:
-    """The answers Table III exists for, per dataset: does the Oracle bound the students? does
-    CF help (with ``cf``, the filter's table)? does TR? Each sentence flips with its numbers."""
-    parts = [("Does the Oracle bound the students?", oracle_bound(ours, teacher, model, "AP"))]
+    """The answers Table III exists for, per dataset and as one answer each: does the Oracle
+    bound the students? does CF help (with ``cf``, the filter's table)? does TR (with
+    ``rounds``, the relabel table of this student, also the relabels' quality)? Each sentence
+    flips with its numbers."""
+    oracle = _oracle_rows(ours, teacher, model, "AP")
+    parts = [("Does the Oracle bound the students?", _oracle_answer(oracle), oracle)]
     if cf is not None and len(cf):
-        parts.append(("Does the confidence filter help?", filter_verdicts(ours, cf, model, metric)))
-    parts.append(("Does train relabelling help?", relabel_verdicts(ours, model, metric)))
-    body = [f"*{q}*\n\n{_bullets(lines)}" for q, lines in parts if lines]
+        rows = _filter_rows(ours, cf, model, metric)
+        parts.append(("Does the confidence filter help?", _filter_answer(rows, cf), rows))
+    rows = _relabel_rows(ours, model, metric, rounds)
+    parts.append(("Does train relabelling help?", _answer({n: w for n, _, w in rows}, "TR"), rows))
+    body = [
+        f"*{q}* {answer}\n\n{_bullets(line for _, line, _ in rows)}"
+        for q, answer, rows in parts
+        if rows
+    ]
     if not body:
         return f"**Verdicts ({model}):** no trained rows to compare."
     return f"**Verdicts ({model}):**\n\n" + "\n\n".join(body)
@@ -641,22 +1074,63 @@ def confidence_informative(rho: Mapping[str, float], informative: float = 0.3) -
     )
 
 
-def label_iou_summary(summary: pd.DataFrame) -> str:
-    """Mean box IoU per label set (columns) and dataset (index), plus kept share and rho."""
+def label_iou_summary(summary: pd.DataFrame, same: float = 0.005) -> str:
+    """Mean box IoU per label set (columns, in refinement order) and dataset (index), plus kept
+    share and rho when present. Verdict per refinement step (each column against the one before
+    it): does it improve the labels by more than ``same``?"""
+    extras = ("theta", "kept by CF %", "Spearman rho")
+    sets = [c for c in summary.columns if c not in extras]
+    if summary.empty or not sets:
+        return "**What to look at:** no label set to compare."
     lines = []
     for name, r in summary.iterrows():
-        sets = ", ".join(
-            f"{c} {_f(r[c], 3)}"
-            for c in summary.columns
-            if c not in ("theta", "kept by CF %", "Spearman rho")
-        )
+        shown = ", ".join(f"{c} {_f(r[c], 3)}" for c in sets)
         extra = ""
         if "kept by CF %" in summary:
             extra += f"; CF keeps {_f(r['kept by CF %'])} %"
         if "Spearman rho" in summary:
             extra += f", ρ = {_f(r['Spearman rho'], 2)}"
-        lines.append(f"`{name}`: {sets}{extra}")
-    return "**What to look at:** mean box IoU of the labels at each step.\n\n" + _bullets(lines)
+        lines.append(f"`{name}`: {shown}{extra}")
+    steps = [
+        _label_change((summary[b] - summary[a]).to_dict(), f"{a} → {b}", same)
+        for a, b in zip(sets, sets[1:], strict=False)
+    ]
+    verdict = " ".join(steps) if steps else "one label set only: no step to judge."
+    return (
+        "**What to look at:** mean box IoU of the labels at each step.\n\n"
+        + _bullets(lines)
+        + f"\n\nVerdict: {verdict}"
+    )
+
+
+def theta_sweep(cf: pd.DataFrame, paper_kept: Iterable[float] = ()) -> str:
+    """Notebook 03's CF table read back for the θ sweep: per dataset, θ and the share of images
+    each rule keeps (``rule``, ``theta``, ``kept``, ``train images`` columns), and per rule the
+    verdict against the paper's kept shares (``paper_kept``: percent, one per dataset)."""
+    _need(cf, ["dataset", "rule", "theta", "kept", "train images"], "the CF table")
+    if cf.empty:
+        return "**What to look at:** no dataset had labels to filter."
+    rules = list(cf["rule"].drop_duplicates())
+    share = 100 * cf["kept"] / cf["train images"].where(cf["train images"] > 0)
+    cf = cf.assign(share=share)
+    lines = [
+        f"`{name}`: "
+        + "; ".join(
+            f"`{r['rule']}` θ = {_f(r['theta'], 3)}, {_f(r['share'], 0)} % kept"
+            for _, r in d.iterrows()
+        )
+        for name, d in cf.groupby("dataset", sort=False)
+    ]
+    verdicts = [
+        _kept_share_verdict(cf.loc[cf["rule"] == rule, "share"], paper_kept, rule) for rule in rules
+    ]
+    return (
+        "**What to look at:** each rule's point on the curves (★ the params' rule, ◆ `mean`).\n\n"
+        + _bullets(lines)
+        + "\n\nVerdict: "
+        + "; ".join(verdicts)
+        + "."
+    )
 
 
 # ---- 05 debris tracking

@@ -21,7 +21,8 @@
 # **What you will see**
 # 1. Figure 3: input, ground truth, the teacher's zero-shot prediction and the distilled student's.
 # 2. How good the pseudo-labels are before and after TTA and CF, and whether confidence tracks IoU.
-# 3. The θ sweep (images kept vs quality kept) and test AP over relabel rounds.
+# 3. The θ sweep (images kept vs quality kept) beside notebook 03's verdict on CF, and test AP
+#    over relabel rounds with its verdict on TR.
 #
 # The paper closes with Figure 3. This notebook draws it from the files the earlier stages wrote,
 # then asks four questions the tables leave open: how good the pseudo-labels are image by image;
@@ -40,12 +41,15 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 from matplotlib.colors import LogNorm
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from afss_utils import coco, narrative, viz
 from afss_utils.coco import box_iou
 from afss_utils.config import seed_everything
 from afss_utils.datasets import open_split
-from afss_utils.distill import PAPER_KEPT_SHARE, confidence_filter
+from afss_utils.distill import PAPER_KEPT_IMAGES, PAPER_KEPT_SHARE, confidence_filter
+
+pd.set_option("display.width", 200)  # a wide table prints as one block of text, not wrapped
 
 # %% tags=["parameters"]
 # --- run ---------------------------------------------------------------------------------
@@ -82,9 +86,10 @@ student = students[0]
 final = "TTA+WBF+CF+TR" if relabel_rounds else "TTA+WBF+CF"
 zs_file = {g: pred_dir / "teacher_test" / f"{g}_zero-shot.json" for g in set(group_of.values())}
 st_file = {g: pred_dir / "students" / g / student / f"{final}.json" for g in zs_file}
-tables_needed = [out / "tables" / f"{t}.csv"
-                 for t in ("pseudo_label_quality", "relabel_rounds", "confidence_filter",
-                           "table3_distillation")]
+tables_needed = [
+    out / "tables" / f"{t}.csv"
+    for t in ("pseudo_label_quality", "relabel_rounds", "confidence_filter", "table3_distillation")
+]
 narrative.require([*zs_file.values(), *st_file.values(), *tables_needed], "03_distillation")
 
 
@@ -111,6 +116,7 @@ for name, ds in test_sets.items():
         labels.append(f"{name} #{int(image_id)}")
 fig = viz.sample_grid(grid, row_labels=labels, cell_size=2.2)
 viz.save_figure(fig, "figure3_visual_results", out_dir)
+plt.show()
 
 # %% [markdown]
 # What the grid shows in numbers, over every test image: the top box's area as a share of the
@@ -120,19 +126,27 @@ viz.save_figure(fig, "figure3_visual_results", out_dir)
 # %%
 fit = []
 for name, ds in test_sets.items():
-    for who, found in (("teacher", coco.results_by_image(zs_file[group_of[name]])),
-                       ("student", coco.results_by_image(st_file[group_of[name]]))):
+    for who, found in (
+        ("teacher", coco.results_by_image(zs_file[group_of[name]])),
+        ("student", coco.results_by_image(st_file[group_of[name]])),
+    ):
         for image_id in ds.image_ids:
             truth, top = ds.annotations(image_id), found.get(image_id, [])[:1]
             if not truth or not top:
                 continue
             t, p = np.array(truth[0]["bbox"], float), np.array(top[0]["bbox"], float)
             xyxy = [np.r_[b[:2], b[:2] + b[2:]][None] for b in (p, t)]
-            fit.append({"dataset": name, "who": who, "area ratio": p[2] * p[3] / (t[2] * t[3]),
-                        "IoU": float(box_iou(*xyxy)[0, 0])})
+            fit.append(
+                {
+                    "dataset": name,
+                    "who": who,
+                    "area ratio": p[2] * p[3] / (t[2] * t[3]),
+                    "IoU": float(box_iou(*xyxy)[0, 0]),
+                }
+            )
 fit = pd.DataFrame(fit, columns=["dataset", "who", "area ratio", "IoU"])
 fit_summary = fit.groupby(["dataset", "who"])[["area ratio", "IoU"]].median().unstack("who")
-fit_summary.round(2)
+fit_summary.round(3)
 
 # %%
 display(Markdown(narrative.box_fit(fit)))
@@ -150,7 +164,7 @@ tta_q = quality[quality["labels"] == "tta"]
 
 
 def theta_of(scores):
-    """Eq. 6's theta for one dataset's label scores (the paper: their mean)."""
+    """Eq. 6's theta for one dataset's label scores under the params' rule (as notebook 03)."""
     records = [{"image_id": 0, "bbox": [0, 0, 1, 1], "score": float(s)} for s in scores]
     return confidence_filter(records, confidence_threshold)[1]
 
@@ -175,35 +189,72 @@ for ax, name in zip(axes[0], test_sets, strict=True):
 axes[0][0].legend(fontsize=8, loc="upper left")
 fig.tight_layout()
 viz.save_figure(fig, "label_iou_histograms", out_dir)
+plt.show()
 
 # %%
 summary = pd.DataFrame({label: q.groupby("dataset")["box_iou"].mean() for label, q in sets.items()})
+summary = summary.reindex(list(test_sets))
 display(Markdown(narrative.label_iou_summary(summary)))
 
 # %% [markdown]
 # ## 3 · Is the confidence informative?
 #
 # Fused confidence $s^*$ against the label's true box IoU, per dataset, with the Spearman rank
-# correlation $\rho$. Filtering on $s^*$ can only raise label quality where $\rho > 0$; the dashed
-# line is the filter's $\theta$.
+# correlation $\rho$. Most labels sit near IoU 1, so the lower panels count labels per cell on a
+# log colour scale (a scatter would pile them into one dot); the upper panels count them per
+# confidence bin, split into good (IoU ≥ 0.8) and poor labels. The dashed line is the filter's
+# $\theta$: it drops everything to its left. Filtering can only raise label quality where
+# $\rho > 0$, and is worth its lost images only where the confidence is informative; we call
+# $\rho \ge 0.3$ informative and anything below weak (close to dropping images at random).
 
 # %%
-fig, axes = plt.subplots(1, len(test_sets), figsize=(4.2 * len(test_sets), 3.4), squeeze=False,
-                         sharey=True, layout="constrained")
+good_iou = 0.8  # the upper panels split the labels at this IoU: good (green) and poor (red)
+edges = np.linspace(0, 1, 21)
+scored = tta_q.dropna(subset=["score"])
+counts = [
+    np.histogram2d(d["score"], d["box_iou"], bins=[edges, edges])[0].max()
+    for _, d in scored.groupby("dataset")
+]
 # one log colour scale for all panels: most labels sit at IoU ~ 1, where dots would hide each other
-norm = LogNorm(vmin=1, vmax=max(1, tta_q.groupby("dataset").size().max()))
+norm = LogNorm(vmin=1, vmax=max([2, *counts]))
+fig, axes = plt.subplots(
+    2,
+    len(test_sets),
+    figsize=(4.2 * len(test_sets), 4.6),
+    squeeze=False,
+    sharex=True,
+    sharey="row",
+    height_ratios=[1, 3],
+    layout="constrained",
+)
 rho = {}
-for ax, name in zip(axes[0], test_sets, strict=True):
-    q = tta_q[(tta_q["dataset"] == name)].dropna(subset=["score"])
+for top, ax, name in zip(axes[0], axes[1], test_sets, strict=True):
+    q = scored[scored["dataset"] == name]
     rho[name] = q["score"].corr(q["box_iou"], method="spearman") if len(q) > 2 else np.nan
-    hb = ax.hexbin(q["score"], q["box_iou"], gridsize=25, extent=(0, 1, 0, 1), norm=norm,
-                   mincnt=1, cmap="viridis")
-    ax.axvline(theta[name], ls="--", color="k", lw=1)
-    ax.set(title=f"{name} (ρ = {rho[name]:.2f})", xlabel="fused confidence s*")
-    ax.set(xlim=(0, 1), ylim=(0, 1))
-axes[0][0].set_ylabel("box IoU with ground truth")
-fig.colorbar(hb, ax=axes[0].tolist(), label="training images per cell")
+    *_, cells = ax.hist2d(
+        q["score"], q["box_iou"], bins=[edges, edges], norm=norm, cmin=1, cmap="viridis"
+    )
+    good = q["box_iou"] >= good_iou
+    top.hist(
+        [q.loc[good, "score"], q.loc[~good, "score"]],
+        bins=edges,
+        stacked=True,
+        color=["tab:green", "tab:red"],
+        label=[f"IoU ≥ {good_iou}", f"IoU < {good_iou}"],
+    )
+    for a in (top, ax):
+        a.axvline(theta[name], ls="--", color="k", lw=1)
+    top.set_title(f"{name} (ρ = {rho[name]:.2f})")
+    ax.set(xlabel="fused confidence s*", xlim=(0, 1), ylim=(0, 1))
+axes[0][0].set_ylabel("labels")
+axes[0][0].legend(fontsize=7, loc="upper left")
+axes[1][0].set_ylabel("box IoU with ground truth")
+bar = fig.colorbar(cells, ax=axes[1].tolist(), label="labels per cell (log scale)")
+bar.set_ticks([t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if t <= norm.vmax])
+bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+bar.ax.yaxis.set_minor_formatter(NullFormatter())
 viz.save_figure(fig, "confidence_vs_iou", out_dir)
+plt.show()
 
 # %%
 display(Markdown(narrative.confidence_informative(rho)))
@@ -213,9 +264,9 @@ display(Markdown(narrative.confidence_informative(rho)))
 #
 # For thresholds from 0 to 1: the share of training images kept and the mean box IoU of the kept
 # labels. Each dataset's θ under the params' rule (★, the one Table III trains with) and under
-# the `mean` rule (◆) are points on its curve; the dotted line is the share the paper's
-# thresholds kept. A threshold that keeps few images of high quality trades label noise for less
-# data.
+# the `mean` rule (◆) are points on its curve; the dotted line is the share of images the
+# paper's thresholds kept over its four datasets, the grey band their range (79–94 %). A
+# threshold that keeps few images of high quality trades label noise for less data.
 
 # %%
 thetas = np.linspace(0, 1, 41)
@@ -227,63 +278,77 @@ for name in test_sets:
     ax.plot(kept, iou, marker=".", label=name)
     for rule_theta, marker in ((theta[name], "k*"), (theta_mean[name], "kD")):
         keep = q["score"] >= rule_theta
-        ax.plot([keep.mean()], [q.loc[keep, "box_iou"].mean()], marker, ms=8 if "*" in marker else 5)
+        ax.plot(
+            [keep.mean()], [q.loc[keep, "box_iou"].mean()], marker, ms=8 if "*" in marker else 5
+        )
+paper_kept = [100 * n / 500 for n in PAPER_KEPT_IMAGES.values()]  # percent, per paper dataset
+ax.axvspan(min(paper_kept) / 100, max(paper_kept) / 100, color="grey", alpha=0.15, lw=0)
 ax.axvline(PAPER_KEPT_SHARE, ls=":", color="grey", lw=1.2)
-ax.plot([], [], "k*", ms=8, label=f"θ: {confidence_threshold}")
-ax.plot([], [], "kD", ms=5, label="θ: mean")
-ax.plot([], [], ":", color="grey", label=f"paper kept {100 * PAPER_KEPT_SHARE:.0f} %")
+ax.plot([], [], "k*", ms=8, label=f"θ by `{confidence_threshold}` (Table III)")
+ax.plot([], [], "kD", ms=5, label="θ by `mean`")
+ax.plot(
+    [],
+    [],
+    ":",
+    color="grey",
+    label=f"paper kept {100 * PAPER_KEPT_SHARE:.0f} % (band: {min(paper_kept):.0f}–"
+    f"{max(paper_kept):.0f} %)",
+)
 ax.set(xlabel="share of training images kept", ylabel="mean box IoU of kept labels")
 ax.set_title("θ from 0 (right) to 1 (left)")
-ax.legend(fontsize=8)
+ax.legend(fontsize=7)
 ax.grid(alpha=0.3)
 fig.tight_layout()
 viz.save_figure(fig, "theta_sweep", out_dir)
+plt.show()
+
+# %% [markdown]
+# Notebook 03 wrote each dataset's θ and kept share under both rules (`confidence_filter`); its
+# numbers are the markers' x positions:
 
 # %%
+cf_rules = pd.read_csv(out / "tables" / "confidence_filter.csv")
 kept_share = 100 * kept_q.groupby("dataset").size() / tta_q.groupby("dataset").size()
-display(
-    Markdown(
-        "**What to look at:** at each dataset's θ (★) the filter keeps "
-        + ", ".join(f"`{n}` {kept_share.get(n, 0):.0f} % (θ = {theta[n]:.3f})" for n in test_sets)
-        + f" of the training images; the paper's thresholds kept {100 * PAPER_KEPT_SHARE:.0f} %."
-    )
-)
+display(Markdown(narrative.theta_sweep(cf_rules, paper_kept)))
 
 # %% [markdown]
 # What filtering did downstream, read back from notebook 03's tables: the student trained on the
-# filtered labels (TTA+WBF+CF) against the one trained on all of them (TTA+WBF).
+# filtered labels (TTA+WBF+CF) against the one trained on all of them (TTA+WBF), each a mean over
+# the same seeds, the difference weighed against their seed spread.
 
 # %%
-cf_table = pd.read_csv(out / "tables" / "confidence_filter.csv")
-cf_table = cf_table[cf_table["rule"] == str(confidence_threshold)]
+cf_table = cf_rules[cf_rules["rule"] == str(confidence_threshold)]
 table3 = pd.read_csv(out / "tables" / "table3_distillation.csv")
 ours3 = table3[table3["source"].str.startswith("ours")]
-models3 = ours3.loc[ours3["method"] == "Oracle", "model"].drop_duplicates()
-for model in models3:
-    lines = narrative.filter_verdicts(ours3, cf_table, model)
-    display(Markdown(f"**Notebook 03's outcome ({model}, θ: `{confidence_threshold}`):**\n\n"
-                     + "\n".join(f"- {line}" for line in lines)))
+for model in ours3.loc[ours3["method"] == "Oracle", "model"].drop_duplicates():
+    display(Markdown(narrative.filter_outcome(ours3, cf_table, model, str(confidence_threshold))))
 
 # %% [markdown]
 # ## 5 · AP over relabelling rounds
 #
 # Round 0 is the student trained on the confidence-filtered teacher labels; round $k$ is a fresh
-# student trained on round $k-1$'s relabelling of the training images.
+# student trained on round $k-1$'s relabelling of the training images. Each point is the mean
+# over notebook 03's seeds, the band spans the lowest to the highest seed.
 
 # %%
 rounds = pd.read_csv(out / "tables" / "relabel_rounds.csv")
 box = rounds[rounds["task"] == "box"]
-fig, ax = plt.subplots(figsize=(5.5, 3.6))
-for (name, s_name), d in box.groupby(["dataset", "student"]):
-    m = d.groupby("round")["AP75"].agg(["mean", "min", "max"])
-    line = ax.plot(m.index, m["mean"], marker="o", label=f"{name} / {s_name}")[0]
-    ax.fill_between(m.index, m["min"], m["max"], color=line.get_color(), alpha=0.15)
-ax.set(xlabel="relabel round", ylabel="box AP75 (test; band: seed range)")
-ax.set_xticks(sorted(box["round"].unique()))
-ax.legend(fontsize=7)
-ax.grid(alpha=0.3)
-fig.tight_layout()
+fig, axes = plt.subplots(
+    1, len(test_sets), figsize=(3.6 * len(test_sets), 3.2), squeeze=False, sharey=True
+)
+for ax, name in zip(axes[0], test_sets, strict=True):
+    for s_name, d in box[box["dataset"] == name].groupby("student", sort=False):
+        m = d.groupby("round")["AP75"].agg(["mean", "min", "max"])
+        line = ax.plot(m.index, m["mean"], marker="o", label=s_name)[0]
+        ax.fill_between(m.index, m["min"], m["max"], color=line.get_color(), alpha=0.2)
+    ax.set(title=name, xlabel="relabel round", xticks=sorted(box["round"].unique()))
+    ax.grid(alpha=0.3)
+axes[0][0].set_ylabel("box AP75 on test\n(band: seed min–max)")
+handles, labels = axes[0][0].get_legend_handles_labels()
+fig.legend(handles, labels, loc="upper center", ncol=max(1, len(labels)), fontsize=8, frameon=False)
+fig.tight_layout(rect=(0, 0, 1, 0.9))
 viz.save_figure(fig, "relabel_rounds", out_dir)
+plt.show()
 
 # %%
 display(Markdown(narrative.relabel_rounds(rounds)))

@@ -724,3 +724,210 @@ def test_center_overfit_flips_with_the_gap():
     assert fits.startswith("**No sign of overfitting:**") and "(+2.0)" in fits
     assert "empty" in narrative.center_overfit(history.iloc[:0], 61.7)
     assert "no test accuracy" in narrative.center_overfit(history, math.nan)
+
+
+# ---- issue 24: notebooks 03 and 04 end every "what to look at" with a verdict
+PAPER_KEPT = [79.0, 90.2, 83.4, 94.2]  # the paper's kept shares (percent of 500 images)
+
+
+def test_label_quality_verdict_flips_with_the_tta_change():
+    q = pd.DataFrame(
+        {"dataset": ["x", "x", "y", "y"], "labels": ["single", "tta"] * 2, "box_iou": 0.5}
+    )
+    assert "**TTA+fusion leaves the labels as they were**" in narrative.label_quality(q)
+    better = q.assign(box_iou=[0.5, 0.6, 0.5, 0.55])
+    assert "**TTA+fusion improves the labels on 2 of 2 datasets**" in (
+        narrative.label_quality(better)
+    )
+    worse = q.assign(box_iou=[0.6, 0.5, 0.5, 0.5])
+    assert "**TTA+fusion makes the labels worse on 1 of 2 datasets**" in (
+        narrative.label_quality(worse)
+    )
+    mixed = q.assign(box_iou=[0.6, 0.5, 0.5, 0.6])
+    assert "improves the labels on `y` but worsens them on `x`" in narrative.label_quality(mixed)
+    assert "no training image" in narrative.label_quality(q.iloc[:0])
+
+
+def test_filter_by_hand_places_the_kept_share_against_the_papers():
+    text = narrative.filter_by_hand("x", "keep 0.85", 0.31, 85, 100, 0.1, 0.9, PAPER_KEPT)
+    assert "θ = 0.310 (the `keep 0.85` rule) keeps 85 of 100 labels (85 %)" in text
+    assert "**inside the paper's 79–94 %, the paper's kept share**" in text
+    strict = narrative.filter_by_hand("x", "mean", 0.5, 54, 100, 0.1, 0.9, PAPER_KEPT)
+    assert "**below the paper's 79–94 %**, a stricter filter" in strict
+    assert "(25 points short of its lowest)" in strict
+    loose = narrative.filter_by_hand("x", "0.0", 0.0, 100, 100, 0.1, 0.9, PAPER_KEPT)
+    assert "**above the paper's 79–94 %**, a looser filter" in loose
+    assert "no labels to filter" in narrative.filter_by_hand("x", "mean", 0.0, 0, 0, 0, 0)
+
+
+def _cf_rules(keep_kept=85, mean_kept=54, iou_kept=0.8, iou_dropped=0.6):
+    rows = [
+        ("x", "keep 0.85", 0.3, keep_kept, iou_kept, iou_dropped),
+        ("x", "mean", 0.5, mean_kept, 0.85, 0.7),
+    ]
+    cols = ["dataset", "rule", "theta", "kept", "box IoU kept", "box IoU dropped"]
+    return pd.DataFrame(rows, columns=cols).assign(
+        **{"train images": 100, "box IoU all": 0.75, "paper kept %": 86.7}
+    )
+
+
+def test_confidence_filter_shows_both_rules_against_the_papers_share():
+    text = narrative.confidence_filter(_cf_rules(), PAPER_KEPT)
+    assert "`keep 0.85`: θ = 0.300 keeps 85 of 100 images (85 %)" in text
+    assert "`mean`: θ = 0.500 keeps 54 of 100 images (54 %)" in text
+    assert "box IoU of the labels kept by `keep 0.85` 0.800 vs dropped 0.600" in text
+    assert "**the filter keeps the better labels on 1 of 1 datasets**" in text
+    assert "`keep 0.85` keeps 85 %: **inside the paper's 79–94 %" in text
+    assert "`mean` keeps 54 %: **below the paper's 79–94 %**, a stricter" in text
+    worse = narrative.confidence_filter(_cf_rules(iou_kept=0.5), PAPER_KEPT)
+    assert "**the filter keeps the better labels on only 0 of 1 datasets**" in worse
+    all_kept = _cf_rules(keep_kept=100).assign(**{"box IoU dropped": [math.nan, 0.7]})
+    assert "**the filter drops nothing on any of the 1 datasets**" in (
+        narrative.confidence_filter(all_kept)
+    )
+    assert "no dataset had labels" in narrative.confidence_filter(_cf_rules().iloc[:0])
+
+
+def test_distillation_verdict_says_whether_the_students_beat_the_teacher():
+    text = narrative.distillation(_table3(), "t", ["Y"])
+    assert "**the best distilled student beats the teacher on all 1**" in text
+    below = narrative.distillation(_table3(cf=45.0, tr=45.0, teacher=70.0), "t", ["Y"])
+    assert "**no distilled student beats the teacher beyond the seed spread**" in below
+    assert "(below it on `x`)" in below
+    close = narrative.distillation(_table3(cf=51.0, tr=51.0, teacher=60.0), "t", ["Y"])
+    assert "beats the teacher on all" not in close  # TTA+WBF's 60.0 vs 60.0: no change
+    assert "beats the teacher beyond the seed spread** (inside the seed spread on `x`)" in close
+    two = pd.concat([_table3(), _table3(cf=45.0, tr=45.0, teacher=70.0).assign(dataset="y")])
+    text = narrative.distillation(two, "t", ["Y"])
+    assert (
+        "**the best distilled student beats the teacher on 1 of 2** (`x`) (below it on `y`)" in text
+    )
+    assert "no trained row" in narrative.distillation(_table3().iloc[:1], "t", ["Y"])
+
+
+def test_convergence_verdict_shows_the_gains_and_one_checkpoint_cannot_tell():
+    epochs = [4, 8, 12]
+    curve = pd.concat(
+        [
+            pd.DataFrame({"epoch": epochs, "dataset": "a", "AP": [40.0, 50.0, 56.3]}),
+            pd.DataFrame({"epoch": epochs, "dataset": "b", "AP": [40.0, 40.2, 40.5]}),
+        ]
+    )
+    text = narrative.convergence(curve, {})
+    assert "**still rising on `a` (+16.3/+0.5 AP over the last checkpoints" in text
+    text = narrative.convergence(curve.assign(AP=40.0), {})
+    assert "**flat everywhere (+0.0/+0.0 AP over the last checkpoints" in text
+    one = narrative.convergence(curve[curve["epoch"] == 4], {})
+    assert "**one checkpoint only: no curve, so convergence cannot be judged**" in one
+    assert "converged at this budget" not in one
+    twice = pd.concat([curve[curve["epoch"] == 4]] * 2)  # the last and a periodic checkpoint
+    assert "cannot be judged" in narrative.convergence(twice, {})
+
+
+def test_relabel_one_image_says_kept_and_closer_or_not():
+    args = (0.9, {"x": 0.5}, True, 80, 100)
+    text = narrative.relabel_one_image(*args, 0.70, 0.90)
+    assert "scores 0.900 against round 1's θ of x 0.500; it is kept" in text
+    assert "**closer to the truth than the teacher's label** (box IoU 0.900 vs 0.700)" in text
+    assert "kept: round 1 learns from it" in text
+    worse = narrative.relabel_one_image(0.3, {"x": 0.5}, False, 80, 100, 0.9, 0.7)
+    assert "**further from the truth" in worse and "dropped: round 1 never sees it" in worse
+    assert "**as close to the truth" in narrative.relabel_one_image(*args, 0.8, 0.805)
+    assert "**the student gave this image no label**" in (
+        narrative.relabel_one_image(math.nan, {"x": 0.5}, False, 80, 100)
+    )
+
+
+def _rounds(ap1=(44.0, 46.0), iou=(0.7, 0.8), kept=(85, 70)):
+    rows = []
+    for seed, (a0, a1) in enumerate(zip((40.0, 42.0), ap1, strict=True)):
+        for rnd, ap in ((0, a0), (1, a1)):
+            rows.append(
+                {
+                    "dataset": "x",
+                    "student": "s",
+                    "seed": seed,
+                    "round": rnd,
+                    "task": "box",
+                    "AP75": ap,
+                    "label_box_iou": iou[rnd],
+                    "kept_images": kept[rnd],
+                    "dataset_images": 100,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_relabel_rounds_verdict_flips_against_the_seed_spread():
+    text = narrative.relabel_rounds(_rounds())
+    assert "training labels' box IoU 0.700 → 0.800 on 85 % → 70 % of the images" in text
+    assert "round 1 vs round 0 +4.0 (beyond the seed spread of 2.0): **TR helps**" in text
+    assert "does relabelling help? **yes**: TR helps on all 1" in text
+    hurts = narrative.relabel_rounds(_rounds(ap1=(36.0, 38.0)))
+    assert "**TR hurts**" in hurts and "**no**: TR hurts on `x` (of 1)" in hurts
+    noise = narrative.relabel_rounds(_rounds(ap1=(41.0, 43.0)))
+    assert "inside the seed spread of 2.0" in noise and "**no**: TR is inside the seed" in noise
+    one = narrative.relabel_rounds(_rounds().query("round == 0"))
+    assert "**one round only: nothing was relabelled" in one
+    assert "no relabel round" in narrative.relabel_rounds(_rounds().iloc[:0])
+
+
+def test_oracle_bound_too_close_to_call_inside_the_seed_spread():
+    line = narrative.oracle_bound(_table3(oracle=66.0, spread=2.0), "t", "Y")[0]
+    assert "and TTA+WBF+CF (65.0) differ by +1.0 AP (inside the seed spread of 2.0)" in line
+    assert "**too close to call: inside the seed spread**" in line
+    line = narrative.oracle_bound(_table3(oracle=64.0, spread=0.5), "t", "Y")[0]
+    assert "is below TTA+WBF+CF (65.0), -1.0 AP (beyond the seed spread of 0.5)" in line
+
+
+def test_distillation_verdicts_give_one_answer_per_question():
+    text = narrative.distillation_verdicts(_table3(tr=70.0), "t", "Y", _cf(), rounds=_rounds())
+    assert "*Does the Oracle bound the students?* **yes**: the Oracle is an upper bound" in text
+    assert "*Does the confidence filter help?* **yes**: CF helps on all 1" in text
+    assert "It keeps 45 % of the images." in text
+    assert "*Does train relabelling help?* **yes**" in text
+    assert "label box IoU 0.700 → 0.800 (+10.0 points), images kept 85 % → 70 %" in text
+    text = narrative.distillation_verdicts(_table3(oracle=45.0, cf=56.0, tr=50.0), "t", "Y", _cf())
+    assert "*Does the Oracle bound the students?* **no**: the Oracle is below another row" in text
+    assert "*Does the confidence filter help?* **no**: CF hurts on `x` (of 1)" in text
+    assert "*Does train relabelling help?* **no**: TR hurts on `x`" in text
+
+
+def test_filter_outcome_links_back_to_notebook_03():
+    cf = _cf().assign(**{"paper kept %": 86.7})
+    text = narrative.filter_outcome(_table3(cf=66.0), cf, "Y", "keep 0.85")
+    assert text.startswith("**Notebook 03's outcome (Y, θ: `keep 0.85`):** does CF help? **yes**")
+    assert "It keeps 45 % of the images (the paper's filter kept 87 %)." in text
+    assert "55 % of the images dropped (the paper's filter: 13 %)" in text
+    assert "**no**: CF hurts" in narrative.filter_outcome(_table3(cf=50.0), cf, "Y", "mean")
+    assert "not measured" in narrative.filter_outcome(_table3(), cf.iloc[:0], "Y", "mean")
+
+
+def test_label_iou_summary_judges_each_refinement_step():
+    summary = pd.DataFrame(
+        {"single": [0.70, 0.80], "TTA": [0.70, 0.80], "CF": [0.75, 0.85]}, index=["a", "b"]
+    )
+    text = narrative.label_iou_summary(summary)
+    assert "**single → TTA leaves the labels as they were**" in text
+    assert "**TTA → CF improves the labels on 2 of 2 datasets** (mean box IoU +0.050" in text
+    worse = narrative.label_iou_summary(summary.assign(CF=[0.6, 0.7]))
+    assert "**TTA → CF makes the labels worse on 2 of 2 datasets**" in worse
+    assert "no label set" in narrative.label_iou_summary(summary.iloc[:0])
+
+
+def test_theta_sweep_says_which_rule_keeps_the_papers_share():
+    text = narrative.theta_sweep(_cf_rules(), PAPER_KEPT)
+    assert "`x`: `keep 0.85` θ = 0.300, 85 % kept; `mean` θ = 0.500, 54 % kept" in text
+    assert "`keep 0.85` keeps 85 %: **inside the paper's 79–94 %, the paper's kept share**" in text
+    assert "`mean` keeps 54 %: **below the paper's 79–94 %**, a stricter" in text
+    flipped = narrative.theta_sweep(_cf_rules(keep_kept=60, mean_kept=88), PAPER_KEPT)
+    assert "`mean` keeps 88 %: **inside" in flipped and "`keep 0.85` keeps 60 %: **below" in flipped
+    assert "no dataset had labels" in narrative.theta_sweep(_cf_rules().iloc[:0], PAPER_KEPT)
+    with pytest.raises(KeyError, match="rule"):
+        narrative.theta_sweep(_cf_rules().drop(columns="rule"), PAPER_KEPT)
+
+
+def test_a_zero_difference_is_no_change_not_harm():
+    assert narrative._verdict_word(0.0, math.nan) == ": no change"
+    assert narrative._verdict_word(-1.0, math.nan) == " hurts"
+    assert narrative._verdict_word(1.0, 2.0) == ": no effect beyond seed noise"

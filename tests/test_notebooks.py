@@ -182,6 +182,9 @@ def test_table3_rows_students_and_relabel_rounds(study):
     rounds = pd.read_csv(out / "tables" / "relabel_rounds.csv")
     assert sorted(rounds["round"].unique()) == list(range(params["relabel_rounds"] + 1))
     assert rounds.groupby(["student", "round"])["seed"].nunique().eq(params["seeds"]).all()
+    # what each round trained on: the dataset's images that kept a label, and their quality
+    assert (rounds["kept_images"] <= rounds["dataset_images"]).all()
+    assert rounds["label_box_iou"].between(0, 1).all()
     # the filter's table: the params' rule (Table III's) and the mean rule beside it
     cf = pd.read_csv(out / "tables" / "confidence_filter.csv")
     assert set(cf["rule"]) == {str(params["confidence_threshold"]), "mean"}
@@ -191,31 +194,30 @@ def test_table3_rows_students_and_relabel_rounds(study):
 
 
 def text_lines(executed: Path) -> dict[int, int]:
-    """Lines of text an executed notebook shows, per code cell index: stream lines, an HTML
-    table's rows, a Markdown or plain-text output's lines (figures count nothing)."""
+    """Lines of text an executed notebook shows, per cell index: stream text, and the
+    ``text/plain`` and ``text/markdown`` of its display data and results (a figure adds the one
+    line of its ``<Figure ...>`` placeholder)."""
     counts = {}
     for i, cell in enumerate(nbformat.read(executed, 4).cells):
         n = 0
         for o in cell.get("outputs", []):
-            data = o.get("data", {})
             if o.get("output_type") == "stream":
-                n += o["text"].count("\n")
-            elif "text/html" in data:
-                n += data["text/html"].count("<tr")
-            elif "text/markdown" in data or "text/plain" in data:
-                n += data.get("text/markdown", data.get("text/plain")).count("\n") + 1
+                n += len(o["text"].splitlines())
+            for mime in ("text/plain", "text/markdown"):
+                n += len(o.get("data", {}).get(mime, "").splitlines())
         counts[i] = n
     return counts
 
 
 def test_executed_notebooks_show_little_text(study):
-    # logs and progress bars stay out of the notebooks: a reader scrolls through lessons
+    # logs, progress bars and long tables stay out of the notebooks: a reader scrolls lessons
     for path in sorted((study[0] / "executed").glob("*.ipynb")):
         counts = text_lines(path)
         worst = max(counts, key=counts.get)
+        source = nbformat.read(path, 4).cells[worst].source.strip().splitlines() or [""]
         assert sum(counts.values()) < 300, (
-            f"{path.name}: {sum(counts.values())} lines of text output, "
-            f"the most in cell {worst} ({counts[worst]} lines)"
+            f"{path.name}: {sum(counts.values())} lines of text output, the most in cell "
+            f"{worst} ({counts[worst]} lines), which starts: {source[0][:80]!r}"
         )
 
 
