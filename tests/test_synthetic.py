@@ -288,3 +288,23 @@ def test_all_types_set_and_its_type_categories(tmp_path):
 def test_unknown_model_in_the_choice_list_is_rejected():
     with pytest.raises(ValueError, match="unknown models"):
         synthetic.render_sample(0, "lightbox", (32, 32), models=["tango", "zeppelin"])
+
+
+def test_sensor_encodes_radiance_with_gamma_1_over_2_2():
+    """Without noise or JPEG, a pixel of radiance x becomes round(255 x^(1/2.2)), saturating
+    at 1: the sRGB-like curve that lifts the dark side of the spacecraft."""
+    import dataclasses
+
+    from afss_utils.synthetic.domains import DOMAINS
+    from afss_utils.synthetic.scene import _sensor
+
+    quiet = dataclasses.replace(
+        DOMAINS["lightbox"], read_noise=(0.0, 0.0), shot_noise=(0.0, 0.0), jpeg_prob=0.0
+    )
+    x = np.linspace(0.0, 1.2, 4 * 64).reshape(4, 64)
+    out = _sensor(
+        np.random.default_rng(0), quiet, np.repeat(x[..., None], 3, 2).astype(np.float32), 64, 4
+    )
+    expected = np.minimum(np.rint(255 * x ** (1 / 2.2)), 255)  # 0.5 -> 186 (not 128 or 180)
+    assert out.dtype == np.uint8 and out.shape == (4, 64, 3)
+    assert np.abs(out.astype(float) - expected[..., None]).max() <= 1  # float32 rounding

@@ -28,11 +28,40 @@ def test_finds_the_streaks(method):
     for seed in range(4):
         fr = render_video(seed, CFG)[0]
         pred = teacher.predict(_rgb(fr))
-        assert np.all((pred.scores >= 0) & (pred.scores <= 1))
         total += len(fr.boxes)
         if len(pred) and len(fr.boxes):
             hits += int((box_iou(pred.boxes, fr.boxes).max(0) >= 0.3).sum())
     assert hits >= 0.75 * total
+
+
+def test_matched_score_is_its_snr_term_times_its_elongation_term():
+    """A 20 x 1 px line of amplitude A on a zero residual, noise 1, no smoothing: snr = A, and
+    its pixels' sample variances (L (L + 1) / 12 along, 0 across, each + 1/12 for a pixel's
+    own extent) give elongation sqrt(L (L + 1) + 1)."""
+    from afss_utils.teachers.streak import component_streaks
+
+    length, k_sigma = 20, 3.0
+    elongation = np.sqrt(length * (length + 1) + 1)
+    for amplitude in (6.0, 12.0):
+        residual = np.zeros((32, 48), np.float32)
+        residual[10, 10 : 10 + length] = amplitude
+        pred = component_streaks(residual, 1.0, k_sigma, min_area=6, psf_sigma=0)
+        expected = (1 - np.exp(-amplitude / (2 * k_sigma))) * (1 - np.exp(-(elongation - 1) / 3))
+        assert pred.boxes.tolist() == [[10, 10, 10 + length, 11]]
+        assert pred.extra["elongation"][0] == pytest.approx(elongation, rel=1e-5)
+        assert pred.scores[0] == pytest.approx(expected, rel=1e-5)  # 0.631, 0.863
+
+
+def test_lsd_score_grows_with_the_segment_length():
+    """``1 - exp(-length / (4 min_length))``: LSD trims a drawn 30 px line by up to ~1.5 px at
+    each end, so each of its segments scores between that of 27 px and of 30 px."""
+    from afss_utils.teachers.streak import lsd_streaks
+
+    residual = np.zeros((40, 60), np.float32)
+    residual[18:20, 10:40] = 8.0  # 8 sigma: white after lsd_streaks' clipping
+    pred = lsd_streaks(residual, 1.0, min_length=6.0)
+    low, high = 1 - np.exp(-27 / 24), 1 - np.exp(-30 / 24)  # 0.675, 0.713
+    assert len(pred) >= 1 and np.all((pred.scores >= low) & (pred.scores <= high)), pred.scores
 
 
 def test_no_streak_no_detection():

@@ -114,6 +114,26 @@ def test_empty_prediction_maps_back_empty():
         assert out.masks is None
 
 
+@pytest.mark.parametrize("name", GEOMETRIC)
+def test_boxes_beyond_the_view_come_back_clipped_to_the_image(name):
+    """prediction_from_view promises boxes inside the original (H, W): a box overhanging the
+    view by 5 px on every side maps back to the whole image; scores and extras untouched."""
+    aug = get_augmentation(name)
+    vh, vw = aug.view_shape((12, 18))
+    pred = Prediction([[-5, -5, vw + 5, vh + 5]], [0.4], None, {"mask_scores": np.array([0.7])})
+    out = aug.prediction_from_view(pred, (12, 18))
+    np.testing.assert_allclose(out.boxes, [[0, 0, 18, 12]])
+    assert out.scores.tolist() == pytest.approx([0.4]) and out.extra["mask_scores"][0] == 0.7
+
+
+def test_a_box_overhanging_one_side_is_clipped_on_that_side_only():
+    # hflip of a (12, 18) image: view box [-4, 2, 6, 8] -> [18 - 6, 2, 18 + 4, 8] -> x2 = 18
+    out = Flip(True).prediction_from_view(Prediction([[-4, 2, 6, 8]], [0.9], None), (12, 18))
+    np.testing.assert_allclose(out.boxes, [[12, 2, 18, 8]])
+    out = Identity().prediction_from_view(Prediction([[3, -2.5, 7, 14]], [0.9], None), (12, 18))
+    np.testing.assert_allclose(out.boxes, [[3, 0, 7, 12]])
+
+
 def test_mask_of_wrong_view_size_is_an_error():
     with pytest.raises(TTAError, match="view"):
         Rotate(1).prediction_from_view(Prediction.empty(12, 18), (12, 18))
@@ -200,6 +220,17 @@ def test_photometric_keeps_geometry_dtype_and_shape(h, w, name, seed):
 def test_photometric_changes_pixels(name):
     image = np.random.default_rng(1).integers(20, 220, (16, 16, 3), dtype=np.uint8)
     assert not np.array_equal(get_augmentation(name).apply(image), image)
+
+
+@pytest.mark.parametrize("gamma", [0.7, 1.5])
+def test_gamma_is_255_times_the_normalised_intensity_to_the_gamma(gamma):
+    """Every 8-bit level v becomes round(255 (v / 255) ** gamma): gamma < 1 lifts shadows."""
+    levels = np.arange(256, dtype=np.uint8)
+    image = np.repeat(levels.reshape(16, 16, 1), 3, axis=2)
+    expected = np.rint(255 * (levels / 255.0) ** gamma).reshape(16, 16, 1)
+    view = get_augmentation(f"gamma{gamma}").apply(image)
+    assert np.abs(view.astype(float) - expected).max() <= 1  # float32 rounding at .5
+    assert view[4, 0, 0] == round(255 * (64 / 255) ** gamma)  # 97 and 32 for v = 64
 
 
 def test_rotations_compose_to_identity_on_non_square_image():
