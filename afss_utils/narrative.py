@@ -563,27 +563,38 @@ def _verdict_word(delta: float, spread: float) -> str:
     return _WORDS[_word(delta, spread)]
 
 
+def _yes_partly_no(
+    verdicts: Mapping[str, str], phrases: Mapping[str, str], good: str, prefix: str, yes: str
+) -> str:
+    """**yes** (``yes``) when every dataset's verdict is ``good``; otherwise **partly** (some
+    are) or **no**, then ``prefix`` and, for each verdict in ``phrases`` order, its phrase and
+    the datasets that have it."""
+    n = len(verdicts)
+    if all(v == good for v in verdicts.values()):
+        return f"**yes**: {yes}"
+    parts = [
+        f"{phrase} {_ticks(k for k, v in verdicts.items() if v == w)}"
+        for w, phrase in phrases.items()
+        if w in verdicts.values()
+    ]
+    lead = "**partly**" if good in verdicts.values() else "**no**"
+    return f"{lead}: {prefix} " + ", ".join(parts) + f" (of {n})."
+
+
 def _answer(words: Mapping[str, str], subject: str) -> str:
     """One answer for per-dataset ``words`` (helps/hurts/noise/none/n/a): **yes** when it helps
     everywhere, **no** when it helps nowhere, **partly** otherwise, with where."""
-    words = {k: w for k, w in words.items() if w != "n/a"}
+    phrases = {
+        "helps": "helps on",
+        "hurts": "hurts on",
+        "noise": "is inside the seed spread on",
+        "none": "changes nothing on",
+    }
+    words = {k: w for k, w in words.items() if w in phrases}
     if not words:
         return f"**not measured**: no {subject} rows to compare."
-    by = {w: [k for k, v in words.items() if v == w] for w in ("helps", "hurts", "noise", "none")}
-    n = len(words)
-    if len(by["helps"]) == n:
-        return f"**yes**: {subject} helps on all {n} beyond the seed spread."
-    parts = []
-    if by["helps"]:
-        parts.append(f"helps on {_ticks(by['helps'])}")
-    if by["hurts"]:
-        parts.append(f"hurts on {_ticks(by['hurts'])}")
-    if by["noise"]:
-        parts.append(f"is inside the seed spread on {_ticks(by['noise'])}")
-    if by["none"]:
-        parts.append(f"changes nothing on {_ticks(by['none'])}")
-    lead = "**partly**" if by["helps"] else "**no**"
-    return f"{lead}: {subject} " + ", ".join(parts) + f" (of {n})."
+    yes = f"{subject} helps on all {len(words)} beyond the seed spread."
+    return _yes_partly_no(words, phrases, "helps", subject, yes)
 
 
 def distillation(ours: pd.DataFrame, teacher: str, models: Iterable[str], metric="AP75") -> str:
@@ -849,19 +860,13 @@ def oracle_bound(ours: pd.DataFrame, teacher: str, model: str, metric: str = "AP
 def _oracle_answer(rows: list[tuple[str, str, str]]) -> str:
     if not rows:
         return "**not measured**: no Oracle row."
-    by = {w: [n for n, _, v in rows if v == w] for w in ("bound", "not", "close")}
-    n = len(rows)
-    if len(by["bound"]) == n:
-        return f"**yes**: the Oracle is an upper bound on all {n} datasets."
-    parts = []
-    if by["bound"]:
-        parts.append(f"an upper bound on {_ticks(by['bound'])}")
-    if by["not"]:
-        parts.append(f"below another row on {_ticks(by['not'])}")
-    if by["close"]:
-        parts.append(f"inside the seed spread of the best row on {_ticks(by['close'])}")
-    lead = "**partly**" if by["bound"] else "**no**"
-    return f"{lead}: the Oracle is " + ", ".join(parts) + f" (of {n})."
+    phrases = {
+        "bound": "an upper bound on",
+        "not": "below another row on",
+        "close": "inside the seed spread of the best row on",
+    }
+    yes = f"the Oracle is an upper bound on all {len(rows)} datasets."
+    return _yes_partly_no({n: v for n, _, v in rows}, phrases, "bound", "the Oracle is", yes)
 
 
 def _spread(ours: pd.DataFrame, name: str, methods: Iterable[str], model: str, col: str) -> float:

@@ -704,28 +704,22 @@ def test_a_source_with_other_settings_or_a_newer_image_is_not_reused(data12, tmp
     changed = part.image_path(part.image_ids[0])
     later = (tmp_path / "flip.json").stat().st_mtime + 10
     os.utime(changed, (later, later))
-    run = pseudolabel(
-        FakeTeacher(),
-        data12,
-        tmp_path / "out.json",
-        ["vflip"],
-        progress=False,
-        overwrite=True,
-        reuse={tmp_path / "flip.json": part},
-    )
-    assert run.n_reused == 5
+
+    def reused_from_flip(source_dataset):
+        """Images a vflip run over data12 takes from flip.json, given as ``source_dataset``'s."""
+        return pseudolabel(
+            FakeTeacher(),
+            data12,
+            tmp_path / "out.json",
+            ["vflip"],
+            progress=False,
+            overwrite=True,
+            reuse={tmp_path / "flip.json": source_dataset},
+        ).n_reused
+
+    assert reused_from_flip(part) == 5
     # a source whose dataset is not the one given for it (ids of another list) is not trusted
-    other = data12.subset(data12.image_ids[6:], "part")
-    run = pseudolabel(
-        FakeTeacher(),
-        data12,
-        tmp_path / "out.json",
-        ["vflip"],
-        progress=False,
-        overwrite=True,
-        reuse={tmp_path / "flip.json": other},
-    )
-    assert run.n_reused == 0
+    assert reused_from_flip(data12.subset(data12.image_ids[6:], "part")) == 0
 
 
 def test_save_labels_refuses_results_of_images_outside_the_dataset(data12, tmp_path):
