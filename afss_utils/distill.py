@@ -219,6 +219,25 @@ def relabel(student: Any, dataset: Dataset, top_k: int | None = 1) -> list[dict]
 BUDGETS = ("steps", "epochs")
 
 
+def optimiser_steps(train: Callable[[], Any]) -> int:
+    """Run ``train()`` and count the optimiser steps it takes, in any torch optimiser of this
+    process (counted by torch's global step hook, so it holds for every student)."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    count = 0
+
+    def hook(*_):
+        nonlocal count
+        count += 1
+
+    handle = register_optimizer_step_post_hook(hook)
+    try:
+        train()
+    finally:
+        handle.remove()
+    return count
+
+
 def training_epochs(student: Any, n_images: int, budget: str = "steps") -> int:
     """Epochs that give ``student`` its budget on a training set of ``n_images``.
 
@@ -226,6 +245,9 @@ def training_epochs(student: Any, n_images: int, budget: str = "steps") -> int:
     Table III takes the same number of optimiser steps whatever the confidence filter kept;
     with a fixed epoch count, dropping images would also cut training short and confound the
     effect of filtering. ``'epochs'``: the student's configured ``epochs`` (the paper's recipe).
+    ``steps_per_epoch`` is the steady-state count: ultralytics accumulates fewer batches per step
+    during its warm-up when ``nbs > batch``, so such a run takes more steps than planned;
+    :func:`train_round` records the steps actually taken.
     """
     if budget not in BUDGETS:
         raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
@@ -318,7 +340,11 @@ def train_on_results(
     # recorded because a kernel that trains on fewer threads than the machine has is slow
     threads = torch.get_num_threads()
     t0 = time.perf_counter()
-    student.train(instances, train.image_dir, out_dir / "student", val=val_pair, epochs=epochs)
+    steps = optimiser_steps(
+        lambda: student.train(
+            instances, train.image_dir, out_dir / "student", val=val_pair, epochs=epochs
+        )
+    )
     seconds = getattr(student, "train_seconds", None) or time.perf_counter() - t0
     test_results = student.predict(test)
     coco.save_json(test_results, out_dir / "test_predictions.json")
@@ -328,7 +354,7 @@ def train_on_results(
         n,
         len(train),
         epochs,
-        epochs * student.steps_per_epoch(n),
+        steps,
         seconds,
         threads,
         student_init(student),

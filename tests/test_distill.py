@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from afss_utils import coco
 from afss_utils.datasets import open_coco
@@ -16,6 +17,7 @@ from afss_utils.distill import (
     confidence_filter_by_dataset,
     filter_report,
     images_with_labels,
+    optimiser_steps,
     pseudo_instances,
     relabel,
     run_rounds,
@@ -178,6 +180,10 @@ class FakeStudent:
     def train(self, train_instances, image_dir, out_dir, val=None, epochs=None):
         self.trained_on, self.trained_epochs = train_instances, epochs or self.epochs
         self.train_seconds = 0.5
+        weight = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([weight], lr=0.1)
+        for _ in range(self.trained_epochs * self.steps_per_epoch(len(train_instances["images"]))):
+            opt.step()  # what train_round's record counts
         return self
 
     def predict(self, dataset):
@@ -189,6 +195,21 @@ class FakeStudent:
             out.append(rec(image_id, 0.9 if image_id % 2 else 0.3, xyxy))
             out.append(rec(image_id, 0.05, xyxy + 1))  # a worse second guess, dropped by top-1
         return out
+
+
+def test_optimiser_steps_counts_every_optimiser_and_stops_counting_after():
+    a, b = (torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1) for _ in range(2))
+
+    def train():
+        for _ in range(3):
+            a.step()
+        b.step()
+
+    assert optimiser_steps(train) == 4
+    assert optimiser_steps(lambda: None) == 0  # the hook of the first call is gone
+    with pytest.raises(RuntimeError, match="boom"):
+        optimiser_steps(lambda: (a.step(), (_ for _ in ()).throw(RuntimeError("boom"))))
+    assert optimiser_steps(a.step) == 1  # and of a failed one
 
 
 def test_training_epochs_equal_steps_and_paper_epochs():
@@ -346,7 +367,9 @@ def test_run_rounds_with_yolo_on_tiny_shapes(tmp_path: Path, make_shapes):
     ]
     assert records[1].train_images == len(trained_on["images"]) == len(records[1].train_labels)
     for k, r in enumerate(records):
-        assert r.seconds > 0 and r.steps >= 2  # the budget: at least `steps` optimiser steps
+        # the budget: 2 steps at least, one optimiser step per batch of 4 (nbs = batch), counted
+        batches = math.ceil(r.train_images / 4)
+        assert r.seconds > 0 and r.steps == r.epochs * batches >= 2
         # one test record per image (top_k 1), as COCO results, as written to disk
         assert [t["image_id"] for t in r.test_results] == ds.image_ids
         for t in r.test_results:
