@@ -18,10 +18,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tqdm import tqdm
-
 from afss_utils.datasets import Dataset
 from afss_utils.fusion import FusionConfig
+from afss_utils.progress import bar
 from afss_utils.pseudolabel import fuse_views
 from afss_utils.teachers.base import Teacher
 from afss_utils.tta import parse_tta, predict_views
@@ -75,7 +74,7 @@ def tta_ablation(
     configs = {m: dataclasses.replace(fusion, method=m) for m in methods}
 
     distinct = list({a.name: a for _, augs, _ in rows for a in augs}.values())
-    for image_id in tqdm(dataset.image_ids, desc="TTA ablation", unit="img", disable=not progress):
+    for image_id in bar(dataset.image_ids, desc="TTA ablation", unit="img", progress=progress):
         image = dataset.load_image(image_id)
         t0 = time.perf_counter()
         views = predict_views(teacher, image, distinct, prompt)

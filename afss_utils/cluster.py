@@ -205,7 +205,7 @@ def gather(refs: Mapping[Hashable, Any], desc: str = "trainings", progress: bool
     A progress bar counts finished tasks; the first task that failed (after its retries)
     raises its error, naming its key, once the others are cancelled.
     """
-    from tqdm.auto import tqdm
+    from afss_utils.progress import bar as progress_bar
 
     if not refs:
         return {}
@@ -213,7 +213,7 @@ def gather(refs: Mapping[Hashable, Any], desc: str = "trainings", progress: bool
 
     key_of = {ref: key for key, ref in refs.items()}
     pending, results = list(key_of), {}
-    with tqdm(total=len(refs), desc=desc, unit="task", disable=not progress) as bar:
+    with progress_bar(total=len(refs), desc=desc, unit="task", progress=progress) as bar:
         try:
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)

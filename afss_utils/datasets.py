@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from tqdm.auto import tqdm
 
 from afss_utils import coco
+from afss_utils.progress import bar
 
 
 class ImageReadError(OSError):
@@ -255,8 +255,8 @@ def attach_masks(
         anns_by_img.setdefault(ann["image_id"], []).append(ann)
     next_id = max((a["id"] for a in out["annotations"]), default=0) + 1
     images = {img["id"]: img for img in out["images"]}
-    for image_id, path in tqdm(
-        mask_paths.items(), desc="reading GT masks", disable=len(mask_paths) < 200, leave=False
+    for image_id, path in bar(
+        mask_paths.items(), desc="reading GT masks", progress=len(mask_paths) >= 200, leave=False
     ):
         img = images[image_id]
         mask = read_mask(path, channel)
@@ -594,8 +594,11 @@ def check_images(
     """
     ok: list[int] = []
     problems: list[ImageProblem] = []
-    for image_id in tqdm(
-        dataset.image_ids, desc=f"checking {dataset.name}", disable=len(dataset) < 200, leave=False
+    for image_id in bar(
+        dataset.image_ids,
+        desc=f"checking {dataset.name}",
+        progress=len(dataset) >= 200,
+        leave=False,
     ):
         info = dataset.image_info(image_id)
         path = dataset.image_path(image_id)

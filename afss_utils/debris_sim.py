@@ -40,10 +40,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from afss_utils.coco import make_annotation, make_image, make_instances, save_json
 from afss_utils.obb import axis_pad, streak_corners
+from afss_utils.progress import bar
 
 __all__ = [
     "DEBRIS_CATEGORIES",
@@ -358,7 +358,7 @@ def generate_split(
     out_dir = Path(out_dir)
     images, anns = [], []
     split_key = sum(ord(c) * 31**i for i, c in enumerate(split)) % (2**31)
-    for v in tqdm(range(videos), desc=f"debris {split}", disable=not progress):
+    for v in bar(range(videos), desc=f"debris {split}", progress=progress):
         video_id = v + 1
         name = f"{split}_{video_id:04d}"
         vdir = out_dir / split / name

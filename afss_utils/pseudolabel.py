@@ -71,11 +71,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from afss_utils import coco
 from afss_utils.datasets import Dataset, ImageReadError, open_dataset, read_image
 from afss_utils.fusion import FusionConfig, fuse
+from afss_utils.progress import bar as progress_bar
 from afss_utils.teachers.base import Prediction, Teacher, WeightsNotFoundError
 from afss_utils.tta import Augmentation, parse_tta, predict_views
 
@@ -447,7 +447,7 @@ def _label_missing(
         return sha1 or file_sha1(dataset.image_path(image_id)), image
 
     n_resumed, n_labelled = 0, 0
-    with tqdm(total=len(selected), disable=not progress, unit="img", desc=desc) as bar:
+    with progress_bar(total=len(selected), progress=progress, unit="img", desc=desc) as bar:
         for image_id, (sha1, image) in _read_ahead(selected, read, PREFETCH):
             if image is None:
                 n_resumed += 1
@@ -647,8 +647,8 @@ def _label_missing_ray(
     todo = _missing(dataset, selected, cache)
     appended: set[int] = set()
     n_resumed = len(selected) - len(todo)
-    with tqdm(
-        total=len(selected), initial=n_resumed, disable=not progress, unit="img", desc=desc
+    with progress_bar(
+        total=len(selected), initial=n_resumed, progress=progress, unit="img", desc=desc
     ) as bar:
         if not todo:  # nothing to label: no Ray start-up
             return n_resumed, 0

@@ -336,8 +336,14 @@ def _run_tasks(
     ray = cluster.connect(manifest["params"].get("cluster"))
     # The notebooks' kernels join this instance (their trainings share its CPUs); the notebook
     # tasks themselves ask for no CPU, since each only waits on its kernel.
+    # An executed notebook keeps a progress bar as a frozen "0%" line and Ray's C++ log lines
+    # (e.g. Ray Data's note on its actors' constructor arguments) as stderr: neither tells a
+    # reader anything; a failed task still raises in the notebook.
     env = cluster.worker_env(
-        RAY_ADDRESS=os.environ["RAY_ADDRESS"], OMP_NUM_THREADS=str(cpu_cores())
+        RAY_ADDRESS=os.environ["RAY_ADDRESS"],
+        OMP_NUM_THREADS=str(cpu_cores()),
+        TQDM_DISABLE="1",
+        RAY_BACKEND_LOG_LEVEL="fatal",
     )
     remote = ray.remote(max_calls=1)(_execute_task).options(
         num_cpus=0, max_retries=0, runtime_env={"env_vars": env}

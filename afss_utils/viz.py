@@ -253,10 +253,11 @@ def image_statistics(image: np.ndarray, annotations: Sequence[dict]) -> dict[str
 def dataset_statistics(dataset: Any, progress: bool = True) -> pd.DataFrame:
     """One row of :func:`image_statistics` per image of a Dataset (plus ``image_id``)."""
     import pandas as pd
-    from tqdm.auto import tqdm
+
+    from afss_utils.progress import bar
 
     rows = []
-    for image_id in tqdm(dataset.image_ids, desc=f"stats {dataset.name}", disable=not progress):
+    for image_id in bar(dataset.image_ids, desc=f"stats {dataset.name}", progress=progress):
         stats = image_statistics(dataset.load_image(image_id), dataset.annotations(image_id))
         rows.append({"image_id": image_id, **stats})
     columns = [

@@ -8,6 +8,7 @@ never over the committed results/.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -219,6 +220,18 @@ def test_executed_notebooks_show_little_text(study):
             f"{path.name}: {sum(counts.values())} lines of text output, the most in cell "
             f"{worst} ({counts[worst]} lines), which starts: {source[0][:80]!r}"
         )
+
+
+def test_executed_notebooks_hold_no_progress_bars_or_library_noise(study):
+    # a frozen bar ("0%|") and Ray's C++ log lines or a library's deprecation warnings tell a
+    # reader of the executed copy nothing (the runner silences them in its kernels)
+    noise = re.compile(r"\d+%\||core_worker\.cc|FutureWarning|DeprecationWarning")
+    for path in sorted((study[0] / "executed").glob("*.ipynb")):
+        for i, cell in enumerate(nbformat.read(path, 4).cells):
+            for o in cell.get("outputs", []):
+                text = o.get("text", "") + o.get("data", {}).get("text/plain", "")
+                found = noise.search(text)
+                assert not found, f"{path.name} cell {i}: {text[found.start() :][:120]!r}"
 
 
 def test_figures_written(study):

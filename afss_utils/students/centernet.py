@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from afss_utils import coco
 from afss_utils.config import cpu_cores, resolve_device, seed_everything, torch_threads
 from afss_utils.datasets import Dataset
+from afss_utils.progress import bar as progress_bar
 from afss_utils.students.efficientdet import (
     FlipBatches,
     FlipPlans,
@@ -407,7 +407,7 @@ class CenterNetStudent:
         t0 = time.perf_counter()
         # importing ultralytics sets OMP_NUM_THREADS=1, which would leave torch on one thread
         with torch_threads(cpu_cores()):
-            bar = tqdm(range(epochs), desc=f"{self.name} train")
+            bar = progress_bar(range(epochs), desc=f"{self.name} train")
             for epoch in bar:
                 net.train()
                 sums: dict[str, float] = {}
@@ -491,7 +491,7 @@ class CenterNetStudent:
             raise RuntimeError(f"{self.name}: train() (or load()) before predict()")
         chunks = LetterboxedChunks(dataset, batch or self.batch, self.imgsz)
         out: list[dict] = []
-        for chunk, x, scales, sizes in tqdm(
+        for chunk, x, scales, sizes in progress_bar(
             batch_loader(chunks, self.device, self.seed),
             total=len(chunks),
             desc=f"{self.name} predict",

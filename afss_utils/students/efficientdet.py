@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from afss_utils import coco
 from afss_utils.config import (
@@ -21,6 +20,7 @@ from afss_utils.config import (
     torch_threads,
 )
 from afss_utils.datasets import Dataset
+from afss_utils.progress import bar as progress_bar
 from afss_utils.students.protocol import PREDICT_CONF
 from afss_utils.students.training import (
     _to_tensor,
@@ -366,7 +366,7 @@ class EfficientDetStudent:
                 sampler=plans,
             )
         )
-        bar = tqdm(range(epochs), desc="efficientdet train")
+        bar = progress_bar(range(epochs), desc="efficientdet train")
         for epoch in bar:
             bench.train()
             losses = []
@@ -425,7 +425,7 @@ class EfficientDetStudent:
         bench = DetBenchPredict(self.net).to(device).eval()
         chunks = LetterboxedChunks(dataset, batch or self.batch, self.imgsz)
         out: list[dict] = []
-        for chunk, x, scales, sizes in tqdm(
+        for chunk, x, scales, sizes in progress_bar(
             batch_loader(chunks, device, self.seed),
             total=len(chunks),
             desc=f"{self.name} predict",

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from afss_utils import coco
 from afss_utils.datasets import read_image
+from afss_utils.progress import bar
 
 
 def load_letterboxed(
@@ -36,7 +36,7 @@ def load_letterboxed(
     images = instances["images"]
     canvases = np.zeros((len(images), size, size, 3), np.uint8)
     boxes, extents = [], np.zeros((len(images), 2), int)
-    for n, img in enumerate(tqdm(images, desc=desc, leave=False)):
+    for n, img in enumerate(bar(images, desc=desc, leave=False)):
         image = read_image(image_dir / img["file_name"])
         canvas, scale = letterbox(image, size)
         canvases[n] = canvas

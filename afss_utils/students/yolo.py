@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from afss_utils import coco, obb
 from afss_utils.config import (
@@ -19,6 +18,7 @@ from afss_utils.config import (
     torch_threads,
 )
 from afss_utils.datasets import Dataset
+from afss_utils.progress import bar as progress_bar
 from afss_utils.students.protocol import PREDICT_CONF
 from afss_utils.students.training import as_float32, resolve_precision
 from afss_utils.students.yolo_export import export_yolo
@@ -211,7 +211,7 @@ class YoloStudent:
         onnx = self.weights is not None and self.weights.suffix == ".onnx"
         with (
             torch_threads(1 if onnx else cpu_cores()),
-            tqdm(total=len(ids), desc=f"{self.name} predict", leave=False) as bar,
+            progress_bar(total=len(ids), desc=f"{self.name} predict", leave=False) as bar,
         ):
             for chunk in equal_size_batches(dataset, ids, batch):
                 # A list source is decoded up front and run as one batch whatever `batch` says

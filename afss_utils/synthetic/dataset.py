@@ -16,9 +16,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from afss_utils import coco
+from afss_utils.progress import bar as progress_bar
 from afss_utils.synthetic.domains import DOMAINS, RENDERER_VERSION, check_domains
 from afss_utils.synthetic.models import MODELS
 from afss_utils.synthetic.scene import _seed_for, render_sample
@@ -167,7 +167,7 @@ def _render_into(
         for k, (d, i) in enumerate(((d, i) for d in domains for i in range(num_images)), 1)
     ]
     workers = default_workers(len(jobs)) if workers is None else max(1, int(workers))
-    bar = tqdm(total=len(jobs), desc="synthetic", disable=not progress, unit="img")
+    bar = progress_bar(total=len(jobs), desc="synthetic", progress=progress, unit="img")
     results = []
     if workers == 1 or len(jobs) <= 1:
         for job in jobs:
