@@ -16,6 +16,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from afss_utils.coco import load_instances
@@ -153,13 +154,19 @@ _PHRASE = {
     "better": "**better** than",
     "worse": "**worse** than",
     "mixed": "**mixed** (HOTA and MOTA disagree) against",
+    "level": "**level** with",
 }
 
 
 def _verdict(d_hota: float, d_mota: float) -> str:
-    if d_hota > 0 and d_mota > 0:
+    """A difference below the table's shown precision (0.05) counts as none: 'level' when
+    neither metric moves, 'better'/'worse' when one moves and the other does not disagree."""
+    signs = {int(np.sign(d)) if abs(d) >= 0.05 else 0 for d in (d_hota, d_mota)}
+    if signs == {0}:
+        return "level"
+    if -1 not in signs:
         return "better"
-    if d_hota < 0 and d_mota < 0:
+    if 1 not in signs:
         return "worse"
     return "mixed"
 
@@ -172,8 +179,8 @@ def compare_to_teacher(
 ) -> str:
     """Markdown prose read off the tracking table: per test split (sparse, dense) and distilled
     student, whether it tracks **better** or **worse** than each teacher, said only when HOTA
-    and MOTA (mean over the trackers) agree in sign, else **mixed**; with the numbers, and its
-    gap to the Oracle.
+    and MOTA (mean over the trackers) do not disagree in sign, **level** when neither moves,
+    else **mixed**; with the numbers, and its gap to the Oracle.
 
     table: :func:`tracking_table`'s wide table (rows of other sources, e.g. the paper's, are
     ignored); detectors that are absent are skipped.
@@ -212,7 +219,7 @@ def compare_to_teacher(
         return "No tracking rows to compare."
     head = (
         "Distilled students against their teachers (mean over the trackers; better or worse "
-        "only where HOTA and MOTA agree, else mixed):"
+        "where HOTA and MOTA do not disagree, level where neither moves by 0.05, else mixed):"
     )
     return "\n".join([head, "", *lines])
 

@@ -401,9 +401,11 @@ per_row[["train_images", "epochs", "steps", "s_per_epoch"]].mean().assign(
 # are saved as COCO results for notebook 04.
 
 # %%
+# the paper's YOLOv11 rows are the segmentation model's (box and mask): the detect-only model
+# is another row, not another seed of the same one
 MODEL_NAMES = {
     "yolo11_seg": "YOLOv11",
-    "yolo11_det": "YOLOv11",
+    "yolo11_det": "YOLOv11-det",
     "efficientdet_d0": "EfficientDet",
     "center_resnet18": "CenterNet-R18",
 }

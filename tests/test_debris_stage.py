@@ -109,6 +109,24 @@ def test_compare_to_teacher_says_better_worse_or_mixed_with_the_numbers():
     assert compare_to_teacher(tracking_table([])) == "No tracking rows to compare."
 
 
+@pytest.mark.parametrize(
+    "d_hota, d_mota, word",
+    [
+        (0.0, 0.0, "level"),  # a tie on both is not "mixed"
+        (0.04, -0.04, "level"),  # below the shown precision
+        (2.0, 0.0, "better"),  # one moves, the other does not disagree
+        (0.0, -2.0, "worse"),
+        (2.0, -2.0, "mixed"),
+    ],
+)
+def test_compare_to_teacher_on_ties(d_hota, d_mota, word):
+    rows = _rows("teacher zero-shot", "bytetrack", (40, 30), (30, 20))
+    rows += _rows("student", "bytetrack", (40 + d_hota, 30 + d_mota), (30, 20))
+    text = compare_to_teacher(tracking_table(rows))
+    sparse = next(line for line in text.splitlines() if line.startswith("- **sparse**"))
+    assert f"the student tracks **{word}**" in sparse, sparse
+
+
 def test_train_yolo_detector_rejects_an_unknown_task(params):
     with pytest.raises(ValueError, match="debris.yolo.task"):
         train_yolo_detector({}, ".", ".", {**params, "yolo": {**params["yolo"], "task": "seg"}}, 0)
