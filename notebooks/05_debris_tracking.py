@@ -52,7 +52,7 @@ from IPython.display import Markdown, display
 from afss_utils import cluster as ray_cluster
 from afss_utils import narrative, tables, viz
 from afss_utils.coco import load_results
-from afss_utils.config import quiet_ultralytics, seed_everything
+from afss_utils.config import quiet_ultralytics, seed_everything, with_defaults
 from afss_utils.debris_sim import zscale
 from afss_utils.debris_stage import (
     TEST_SPLITS,
@@ -70,59 +70,20 @@ from afss_utils.teachers import build_teacher
 from afss_utils.tracking import ground_truth_rows, mot_rows_from_results, track_video
 
 # %% tags=["parameters"]
-# --- run ---------------------------------------------------------------------------------
 seed = 0
 device = "auto"  # auto | cpu | cuda
-cluster = {"address": None, "cpus_per_training": 1, "gpus_per_training": 0, "labelling_actors": 2}
 out_dir = "results"
 work_dir = "data/work/default"  # frames, pseudo-labels, training runs (under debris/)
+# The lesson's knobs; the rest of params/default.yaml's `debris` (simulator sizes, fusion,
+# tracker arguments, the YOLO11 student) and `cluster` are filled in below.
+cluster = {}
 debris = {
-    # --- simulator (§3): videos are rendered from this seed, deterministically ---------------
-    "seed": 1,
-    "sim": {"size": 160, "frames": 10, "debris": [1, 3], "speed": [3.0, 7.0]},  # px, T, K, px/frame
+    "sim": {"frames": 10, "debris": [1, 3], "speed": [3.0, 7.0]},  # T, K, px/frame
     "videos": {"train": 48, "test_sparse": 6, "test_dense": 6},  # videos per split
-    # --- label-free teacher, TTA and fusion ---------------------------------------------------
     "teacher_options": {"method": "matched"},  # streak teacher: matched | lsd
     "tta": ["hflip", "vflip", "rot90"],  # exact geometric views, fused per frame
-    "fusion": {
-        "method": "wbf",  # wbf | nms | soft_nms
-        "iou_thr": 0.55,
-        "skip_box_thr": 0.0,  # boxes scoring below it are dropped before fusing (0: none)
-        "conf_type": "avg",  # WBF's score: the cluster mean times min(M, T)/T (notebook 02)
-        "empty_views": "skip",  # skip | count: does a view that found nothing count in T?
-        "mask_fusion": "vote",
-        "top_k": None,  # keep every debris of a frame
-    },
-    "confidence_threshold": "mean",  # theta of the CF: a number in [0, 1] or 'mean'
-    # --- trackers -------------------------------------------------------------------------------
-    "det_conf": 0.1,  # detections below it are not given to the trackers
+    "confidence_threshold": "mean",  # theta of the CF: a number in [0, 1], 'mean', 'keep 0.85'
     "trackers": ["bytetrack", "ocsort"],
-    "tracker_args": {  # keyword arguments of the `trackers` classes
-        "bytetrack": {
-            "minimum_consecutive_frames": 1,
-            "track_activation_threshold": 0.3,
-            "high_conf_det_threshold": 0.3,
-            "lost_track_buffer": 5,
-        },
-        "ocsort": {
-            "minimum_consecutive_frames": 1,
-            "high_conf_det_threshold": 0.3,
-            "lost_track_buffer": 5,
-        },
-    },
-    # --- YOLO11 box students (distilled and Oracle), trained from scratch ----------------------
-    "yolo": {
-        "model": "yolo11n.yaml",
-        "task": "detect",  # detect | obb (oriented boxes, scored through their hull)
-        "epochs": 20,
-        "imgsz": 160,
-        "batch": 16,
-        "nbs": 16,  # an optimiser step every batch
-        "workers": 2,
-        "cache": "ram",
-        "amp": False,
-        "plots": False,
-    },
 }
 
 # %% [markdown]
@@ -153,6 +114,7 @@ debris = {
 narrative.run_from_repo_root()
 quiet_ultralytics()  # ultralytics' warnings and errors only, not its per-epoch log
 seed_everything(seed)
+debris, cluster = with_defaults("debris", debris), with_defaults("cluster", cluster)
 t_stage = {}
 t0 = time.perf_counter()
 work = Path(work_dir) / "debris"

@@ -69,7 +69,7 @@ from IPython.display import Markdown, display
 
 from afss_utils import cluster as ray_cluster
 from afss_utils import coco, narrative, tables, viz
-from afss_utils.config import seed_everything
+from afss_utils.config import seed_everything, with_defaults
 from afss_utils.students.centernet import (
     CenterNetStudent,
     agnostic_box_ap,
@@ -88,52 +88,27 @@ from afss_utils.students.centernet import (
 from afss_utils.synthetic import MODELS
 
 # %% tags=["parameters"]
-# --- run ---------------------------------------------------------------------------------
 seed = 0
 device = "auto"  # auto | cpu | cuda
-cluster = {"address": None, "cpus_per_training": 1, "gpus_per_training": 0, "labelling_actors": 2}
 out_dir = "results"
 work_dir = "data/work/default"  # trained weights
 top_k = 1  # detections per image (the report: the argmax cell only)
-# --- the center-heatmap student (notebook 03's center_resnet18 uses the same) ------------
-center = {
-    "backbone": "resnet18",  # any timm model with a stride-32 last feature map
-    "weights": None,  # local backbone state dict, or imagenet_lite0
-    "steps": 1500,  # budget as a Table III student (notebook 03)
-    "epochs": 30,  # ditto; here classification.epochs trains
-    "imgsz": 320,  # S; the grid is G = S / 32
-    "batch": 16,
-    "precision": "auto",  # bf16 autocast where the CPU has it (~2x faster steps)
-    "lr": 0.001,
-    "weight_decay": 0.01,
+# The lesson's knobs; the rest of params/default.yaml's `center` (budget, optimiser), the
+# `classification` data sizes and grid, and `cluster` are filled in below.
+cluster = {}
+center = {  # the center-heatmap student (notebook 03's center_resnet18 uses the same)
     "center_weight": 3.0,  # w_c of eq. (2.6)
     "box_weight": 5.0,  # w_b
     "class_weight": 1.0,  # w_cl
     "sigma": 0.5,  # Gaussian heatmap width in cells (truncated at 3 sigma)
     "pos_weight": 25.0,  # k: weight of the ground-truth cell in the center loss
-    "warmup_epochs": 1.0,
 }
-# --- the type-classification experiment (backbone, weights, imgsz override center's) -----
-classification = {
-    "data_dir": "data/synthetic/default_types",
-    "domains": ["lightbox", "sunlamp", "earth"],
+classification = {  # the type experiment (backbone, weights, imgsz override center's)
     "backbone": "tf_efficientnet_lite0",  # the ImageNet weights reachable offline
     "weights": "imagenet_lite0",
     "imgsz": 256,  # an 8x8 grid (the report's figure)
-    "train_per_domain": 80,  # images per domain, types drawn uniformly
-    "val_per_domain": 20,  # the grid search's split (never the test split)
-    "test_per_domain": 40,
-    "image_size": [320, 320],  # rendered image size
     "epochs": 20,
     "grid_search": False,  # the report's 22 staged trials (params/paper.yaml: true)
-    "grid_epochs": 5,  # epochs per trial
-    "grid": {  # the report's Table 2.1
-        "lr": [0.0001, 0.0003],
-        "weight_decay": [0.0001, 0.00001],
-        "sigma": [0.3, 0.5, 0.7],
-        "pos_weight": [6, 8, 10],
-        "box_weight": [3, 5, 8],
-    },
 }
 
 # %% [markdown]
@@ -145,6 +120,10 @@ classification = {
 # %%
 narrative.run_from_repo_root()
 seed_everything(seed)
+center, classification, cluster = (
+    with_defaults(k, v)
+    for k, v in [("center", center), ("classification", classification), ("cluster", cluster)]
+)
 cls = classification
 size = tuple(cls["image_size"])
 work = Path(work_dir) / "center_types"
