@@ -35,6 +35,11 @@ from afss_utils.datasets import Dataset
 
 IOU_TYPES = ("bbox", "segm")
 METRICS = ("AP", "AP50", "AP75")
+SIZES = ("small", "medium", "large")
+# COCO's size limits, 32^2 and 96^2 px of area, as shares of its typical 640 x 480 image, so
+# that "small" means the same share of the frame at SPEED+'s 1920 x 1200 as at our 512 x 512:
+# small < 0.33 % of the image area <= medium < 3.0 % <= large
+SIZE_LIMITS = (32**2 / (640 * 480), 96**2 / (640 * 480))
 TASK_IOU_TYPE = {"box": "bbox", "mask": "segm"}
 
 GroundTruth = dict | str | os.PathLike | Dataset
@@ -80,31 +85,9 @@ def evaluate(
     were made on another split). With a single GT category the category ids are not compared,
     so a json that numbers its one class 0 still matches predictions with ``category_id`` 1.
     """
-    if iou_type not in IOU_TYPES:
-        raise ValueError(f"iou_type must be one of {IOU_TYPES}, got '{iou_type}'")
-    instances, gt_name = _load_gt(gt)
-    preds, pred_name = _load_predictions(predictions)
-    images = {img["id"]: img for img in instances["images"]}
-
-    preds, eval_ids = _restrict_to_images(preds, pred_name, images, gt_name, image_ids)
-    keep = set(eval_ids)
-    gt_anns = [a for a in instances["annotations"] if a["image_id"] in keep]
-    if not gt_anns:
-        raise ValueError(
-            f"{gt_name}: no ground-truth annotations on the evaluated images; AP is undefined"
-        )
-    if iou_type == "segm":
-        _prepare_mask_predictions(preds, pred_name, images, gt_anns, gt_name)
+    instances, preds, eval_ids, _, gt_name = _prepare(gt, predictions, iou_type, image_ids)
     if not preds:
         return _zeros()
-    categories = instances.get("categories", [])
-    if len(categories) == 1:
-        # One class: a json that numbers it 0 must still match predictions saying 1.
-        for p in preds:
-            p["category_id"] = categories[0]["id"]
-    else:
-        _check_categories(preds, pred_name, gt_anns, categories, gt_name)
-    _check_gt_boxes(gt_anns, gt_name)
     stats = _cocoeval_stats(instances, preds, iou_type, eval_ids)
     if any(float(stats[k]) < 0 for k in range(len(METRICS))):
         # COCOeval's -1: no category had both ground truth and a place in the evaluation.
@@ -114,6 +97,38 @@ def evaluate(
         )
     # Rounded so that a perfect score reads 100.0, not 99.99999999999997 (float sums in COCOeval).
     return {m: round(float(stats[k]) * 100.0, 6) for k, m in enumerate(METRICS)}
+
+
+def _prepare(
+    gt: GroundTruth, predictions: Predictions, iou_type: str, image_ids: Iterable[int] | None
+) -> tuple[dict, list[dict], list[int], list[dict], str]:
+    """Load and check what COCOeval is given: (instances, the predictions on the evaluated
+    images, those images' ids, their GT annotations, the GT's name for errors). Every input
+    error of :func:`evaluate` is raised here."""
+    if iou_type not in IOU_TYPES:
+        raise ValueError(f"iou_type must be one of {IOU_TYPES}, got '{iou_type}'")
+    instances, gt_name = _load_gt(gt)
+    preds, pred_name = _load_predictions(predictions)
+    images = {img["id"]: img for img in instances["images"]}
+    preds, eval_ids = _restrict_to_images(preds, pred_name, images, gt_name, image_ids)
+    keep = set(eval_ids)
+    gt_anns = [a for a in instances["annotations"] if a["image_id"] in keep]
+    if not gt_anns:
+        raise ValueError(
+            f"{gt_name}: no ground-truth annotations on the evaluated images; AP is undefined"
+        )
+    if iou_type == "segm":
+        _prepare_mask_predictions(preds, pred_name, images, gt_anns, gt_name)
+    if preds:
+        categories = instances.get("categories", [])
+        if len(categories) == 1:
+            # One class: a json that numbers it 0 must still match predictions saying 1.
+            for p in preds:
+                p["category_id"] = categories[0]["id"]
+        else:
+            _check_categories(preds, pred_name, gt_anns, categories, gt_name)
+        _check_gt_boxes(gt_anns, gt_name)
+    return instances, preds, eval_ids, gt_anns, gt_name
 
 
 def _restrict_to_images(
@@ -171,9 +186,16 @@ def _check_gt_boxes(gt_anns: list[dict], gt_name: str) -> None:
             )
 
 
-def _cocoeval_stats(instances: dict, preds: list[dict], iou_type: str, eval_ids: list[int]):
+def _cocoeval_stats(
+    instances: dict,
+    preds: list[dict],
+    iou_type: str,
+    eval_ids: list[int],
+    area_limits: tuple[float, float] | None = None,
+):
     """pycocotools' COCOeval over ``eval_ids`` (its printing silenced): its (12,) summary
-    ``stats`` array (AP, AP50, AP75 first; -1 where undefined)."""
+    ``stats`` array (AP, AP50, AP75 first, then AP small, medium, large; -1 where undefined).
+    ``area_limits`` (px^2) replace COCO's 32^2 and 96^2 between small, medium and large."""
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = instances
@@ -181,6 +203,9 @@ def _cocoeval_stats(instances: dict, preds: list[dict], iou_type: str, eval_ids:
         coco_dt = coco_gt.loadRes(preds)
         ev = COCOeval(coco_gt, coco_dt, iouType=iou_type)
         ev.params.imgIds = sorted(eval_ids, key=str)
+        if area_limits is not None:
+            lo, hi = area_limits
+            ev.params.areaRng = [[0, 1e10], [0, lo], [lo, hi], [hi, 1e10]]
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
@@ -206,6 +231,53 @@ def _check_categories(
             f"{pred_name}: predictions use category ids {sorted(predicted, key=str)} but the "
             f"ground truth of {gt_name} annotates only {sorted(annotated, key=str)}"
         )
+
+
+def size_limits(instances: dict, image_ids: Iterable[int] | None = None) -> tuple[float, float]:
+    """The small/medium and medium/large limits in px^2 for these images: :data:`SIZE_LIMITS`
+    times their median image area (the study's sets have one image size each)."""
+    keep = None if image_ids is None else set(image_ids)
+    areas = [
+        img["width"] * img["height"]
+        for img in instances["images"]
+        if keep is None or img["id"] in keep
+    ]
+    if not areas:
+        raise ValueError("no image to take the size limits from")
+    median = float(sorted(areas)[len(areas) // 2])
+    return SIZE_LIMITS[0] * median, SIZE_LIMITS[1] * median
+
+
+def evaluate_by_size(
+    gt: GroundTruth,
+    predictions: Predictions,
+    iou_type: str = "bbox",
+    image_ids: Iterable[int] | None = None,
+) -> dict[str, float]:
+    """COCO AP (percent) per object size: ``{"AP small", "AP medium", "AP large"}``, the
+    limits at COCO's shares of the image (:data:`SIZE_LIMITS`, :func:`size_limits`), and the
+    ground-truth objects of each size (``"n small"``, ...). A size without ground truth is NaN.
+
+    COCOeval sorts a GT object by its annotation ``area`` (mask pixels here, as in COCO) and
+    ignores detections of another size that match nothing; arguments and errors as
+    :func:`evaluate`.
+    """
+    instances, preds, eval_ids, gt_anns, _ = _prepare(gt, predictions, iou_type, image_ids)
+    lo, hi = size_limits(instances, eval_ids)
+    areas = [a.get("area", a["bbox"][2] * a["bbox"][3]) for a in gt_anns]
+    counts = {
+        "small": sum(x < lo for x in areas),
+        "medium": sum(lo <= x < hi for x in areas),
+        "large": sum(x >= hi for x in areas),
+    }
+    out = {f"n {size}": float(counts[size]) for size in SIZES}
+    if not preds:
+        return {**{f"AP {s}": 0.0 if counts[s] else math.nan for s in SIZES}, **out}
+    stats = _cocoeval_stats(instances, preds, iou_type, eval_ids, (lo, hi))
+    for k, size in enumerate(SIZES):
+        value = float(stats[3 + k])
+        out[f"AP {size}"] = round(value * 100.0, 6) if value >= 0 and counts[size] else math.nan
+    return out
 
 
 def evaluate_tasks(

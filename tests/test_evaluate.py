@@ -15,7 +15,7 @@ import pytest
 
 from afss_utils import coco
 from afss_utils.datasets import open_coco
-from afss_utils.evaluate import evaluate, evaluate_tasks, main
+from afss_utils.evaluate import evaluate, evaluate_by_size, evaluate_tasks, main, size_limits
 
 GT_BOX = np.array([0.0, 0.0, 10.0, 10.0])
 
@@ -249,3 +249,67 @@ def test_negative_gt_box_size_is_an_error():
     gt["annotations"][0]["bbox"] = [10.0, 10.0, -5.0, 4.0]
     with pytest.raises(ValueError, match="annotation 1 .*negative box"):
         evaluate(gt, [_pred(GT_BOX)])
+
+
+# ---------------------------------------------------------------------------- AP by object size
+
+
+def _sized_gt(side: int = 100) -> dict:
+    """Three side x side images, one square object each: 5, 10 and 20 px at side 100 (0.25 %,
+    1 % and 4 % of the image: small, medium, large at COCO's shares)."""
+    k = side / 100
+    images = [{"id": i, "width": side, "height": side, "file_name": f"{i}.png"} for i in (1, 2, 3)]
+    anns = [
+        {"id": i, "image_id": i, "category_id": 1, "bbox": [10, 10, s * k, s * k],
+         "area": (s * k) ** 2, "iscrowd": 0}
+        for i, s in ((1, 5), (2, 10), (3, 20))
+    ]  # fmt: skip
+    return {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "sc"}]}
+
+
+def test_size_limits_are_cocos_shares_of_the_image():
+    lo, hi = size_limits(_sized_gt(100))
+    assert (lo, hi) == pytest.approx((32**2 / 307200 * 1e4, 96**2 / 307200 * 1e4))
+    # COCO's own limits at COCO's image size
+    gt = {"images": [{"id": 1, "width": 640, "height": 480}], "annotations": []}
+    assert size_limits(gt) == pytest.approx((32**2, 96**2))
+    with pytest.raises(ValueError, match="no image"):
+        size_limits(gt, image_ids=[])
+
+
+@pytest.mark.parametrize("side", [100, 1000])
+def test_evaluate_by_size_scores_each_size_on_its_own_objects(side):
+    gt = _sized_gt(side)
+    found = [
+        {"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 0.9}
+        for a in gt["annotations"]
+        if a["image_id"] != 2  # the medium object is missed
+    ]
+    got = evaluate_by_size(gt, found)
+    assert got == {
+        "AP small": 100.0, "AP medium": 0.0, "AP large": 100.0,
+        "n small": 1.0, "n medium": 1.0, "n large": 1.0,
+    }  # fmt: skip
+    # the same shares of a frame ten times larger keep their sizes; over all sizes the miss
+    # costs a third of the recall
+    assert evaluate(gt, found)["AP"] == pytest.approx(66.67, abs=0.5)
+    # and the same pixels in a frame ten times larger are all small
+    wide = {
+        **gt,
+        "images": [{**img, "width": 10 * side, "height": 10 * side} for img in gt["images"]],
+    }
+    assert evaluate_by_size(wide, found)["n small"] == 3.0
+
+
+def test_evaluate_by_size_without_predictions_or_objects_of_a_size():
+    gt = _sized_gt()
+    empty = evaluate_by_size(gt, [])
+    assert [empty[f"AP {s}"] for s in ("small", "medium", "large")] == [0.0, 0.0, 0.0]
+    only_large = evaluate_by_size(gt, [], image_ids=[3])
+    assert math.isnan(only_large["AP small"]) and math.isnan(only_large["AP medium"])
+    assert only_large["AP large"] == 0.0 and only_large["n large"] == 1.0
+    hit = [{"image_id": 3, "category_id": 1, "bbox": [10, 10, 20, 20], "score": 0.5}]
+    scored = evaluate_by_size(gt, hit, image_ids=[3])
+    assert math.isnan(scored["AP small"]) and scored["AP large"] == 100.0
+    with pytest.raises(ValueError, match="iou_type"):
+        evaluate_by_size(gt, hit, iou_type="keypoints")
