@@ -34,6 +34,8 @@ from afss_utils import coco  # noqa: E402
 if TYPE_CHECKING:
     import pandas as pd
 
+    from afss_utils.students.centernet import CenterNetStudent
+
 DPI = 120
 GT_COLOR = "#00e676"  # ground truth: green
 PRED_COLOR = "#ff9100"  # predictions: orange
@@ -459,4 +461,80 @@ def bar_panels(
             ncol=len(labels),
             frameon=False,
         )
+    return fig
+
+
+def center_heatmaps(student: CenterNetStudent, dataset: Any, image_ids: list[int]) -> plt.Figure:
+    """The report's Fig. 3.1: per image, the center probability of every grid cell over the
+    letterboxed input, the argmax cell's box (green) beside the ground truth (white dashed) and
+    its predicted type. Returns the matplotlib figure."""
+    from afss_utils.students.centernet import decode
+    from afss_utils.students.training import letterbox
+
+    n = max(1, len(image_ids))
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), squeeze=False)
+    images = [dataset.load_image(i) for i in image_ids]
+    heads, scales = student.forward_images(images) if images else ({}, [])
+    s, g = student.imgsz, student.grid
+    for j, (ax, image_id) in enumerate(zip(axes[0], image_ids, strict=False)):
+        canvas, scale = letterbox(images[j], s)
+        prob = 1 / (1 + np.exp(-heads["center"][j, 0]))
+        ax.imshow(canvas)
+        ax.imshow(prob, extent=(0, s, s, 0), cmap="magma", alpha=0.45, vmin=0, vmax=1)
+        for k in range(1, g):
+            ax.axhline(k * s / g, color="w", lw=0.3)
+            ax.axvline(k * s / g, color="w", lw=0.3)
+        for r in range(g):
+            for c in range(g):
+                ax.text(
+                    (c + 0.5) * s / g,
+                    (r + 0.5) * s / g,
+                    f"{prob[r, c]:.2f}",
+                    color="w",
+                    fontsize=5,
+                    ha="center",
+                    va="center",
+                )
+        (det,) = decode(heads["center"][j, 0], heads["box"][j], heads["cls"][j], s, 1.0, s, s) or (
+            None,
+        )
+        for a in dataset.annotations(image_id):
+            x, y, w, h = np.array(a["bbox"]) * scale
+            ax.add_patch(Rectangle((x, y), w, h, fill=False, ec="w", ls="--", lw=1))
+        title = dataset.image_info(image_id).get("model", "")
+        if det is not None:
+            x0, y0, x1, y1 = det.box
+            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="lime", lw=1.5))
+            title = f"GT {title} / pred {student.categories[det.label]['name']}"
+        ax.set_title(title, fontsize=8)
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def confusion(metrics: dict, title: str = "") -> plt.Figure:
+    """The (C, C) confusion matrix of :func:`afss_utils.classification.classification_metrics`,
+    rows ground truth, columns prediction, each row normalised; counts written in the cells."""
+
+    conf, labels = np.asarray(metrics["confusion"]), metrics["labels"]
+    rows = conf / np.maximum(conf.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(labels), 0.8 + 0.6 * len(labels)))
+    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for k in range(len(labels)):
+            ax.text(
+                k,
+                i,
+                str(conf[i, k]),
+                ha="center",
+                va="center",
+                color="w" if rows[i, k] > 0.5 else "k",
+                fontsize=8,
+            )
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted type")
+    ax.set_ylabel("true type")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
     return fig

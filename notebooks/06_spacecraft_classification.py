@@ -69,23 +69,18 @@ from IPython.display import Markdown, display
 
 from afss_utils import cluster as ray_cluster
 from afss_utils import coco, narrative, tables, viz
+from afss_utils.classification import agnostic_box_ap, classification_metrics, grid_search
 from afss_utils.config import seed_everything, with_defaults
 from afss_utils.students.centernet import (
     CenterNetStudent,
-    agnostic_box_ap,
     box_cells,
     center_loss,
-    classification_metrics,
     decode,
     encode_boxes,
-    grid_search,
     heatmap_target,
     image_labels,
-    plot_confusion,
-    plot_heatmaps,
-    type_split,
 )
-from afss_utils.synthetic import MODELS
+from afss_utils.synthetic import MODELS, type_split
 
 # %% tags=["parameters"]
 seed = 0
@@ -403,7 +398,7 @@ display(Markdown(narrative.center_per_class(per_class)))
 
 # %%
 ids = test.image_ids[: min(4, len(test))]
-fig = plot_heatmaps(student, test, ids)
+fig = viz.center_heatmaps(student, test, ids)
 viz.save_figure(fig, "center_heatmaps", out_dir)
 
 # %%
@@ -437,7 +432,7 @@ display(Markdown(narrative.center_heatmaps(shown)))
 # Rows are the true types, columns the predicted ones, each row normalised (counts in the cells).
 
 # %%
-fig2 = plot_confusion(
+fig2 = viz.confusion(
     m, f"type accuracy {100 * m['accuracy']:.1f} % on {m['num_images']} test images"
 )
 viz.save_figure(fig2, "center_confusion", out_dir)

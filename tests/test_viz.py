@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from PIL import Image
@@ -185,3 +186,32 @@ def test_convergence_figure_spells_out_the_loss_names():
     assert labels[0].startswith("dfl_loss (DFL: distribution focal loss")
     assert labels[1].startswith("sem_loss (semantic-mask") and labels[2] == "other"
     assert viz.convergence_figure(curve.iloc[:0], []).axes[0].get_legend() is None
+
+
+def test_confusion_writes_counts_and_normalises_rows():
+    metrics = {"confusion": np.array([[3, 1], [0, 0]]), "labels": ["a", "b"]}
+    fig = viz.confusion(metrics, "types")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["3", "1", "0", "0"]
+    rows = ax.images[0].get_array()
+    assert rows[0].tolist() == [0.75, 0.25] and rows[1].tolist() == [0, 0]  # an empty row stays 0
+    assert ax.get_title() == "types" and ax.get_xlabel() == "predicted type"
+    plt.close(fig)
+
+
+def test_center_heatmaps_one_panel_per_image_with_the_grid_probabilities(tmp_path):
+    from test_centernet import make_rects  # tests/ is on sys.path (conftest)
+
+    from afss_utils.datasets import open_coco
+    from afss_utils.students.centernet import CenterNetStudent
+
+    ds = open_coco(make_rects(tmp_path, 2))
+    student = CenterNetStudent(imgsz=64, batch=2, epochs=1).train(
+        ds.instances, ds.image_dir, tmp_path / "run"
+    )
+    fig = viz.center_heatmaps(student, ds, ds.image_ids)
+    assert len(fig.axes) == 2
+    for ax in fig.axes:  # one probability per cell of the G x G grid, written in it
+        assert len(ax.texts) == student.grid**2
+        assert all(0 <= float(t.get_text()) <= 1 for t in ax.texts)
+    plt.close(fig)

@@ -22,7 +22,6 @@ original image by a division by the letterbox scale.
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import time
@@ -49,11 +48,11 @@ from afss_utils.students.training import (
     _to_tensor,
     as_float32,
     autocast_dtype,
+    fit,
     letterbox,
     load_letterboxed,
     random_flips,
     resolve_precision,
-    warmup_cosine,
 )
 
 STRIDE = 32  # the backbone's last feature map: ResNet layer4 / EfficientNet stage 7
@@ -386,14 +385,8 @@ class CenterNetStudent:
             device, memory_format=torch.channels_last
         )
         amp_dtype = autocast_dtype(self.precision)  # None: fp32
-        # fp16 (CUDA only) scales the loss so small gradients do not underflow
-        scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
-        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         # floor, so every batch holds >= `batch` images (BatchNorm on a ragged batch of one)
         steps_per_epoch = self.steps_per_epoch(len(canvases))
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, warmup_cosine(epochs * steps_per_epoch, int(self.warmup_epochs * steps_per_epoch))
-        )
         rng = np.random.default_rng(self.seed)
         batches = iter(
             batch_loader(
@@ -403,38 +396,35 @@ class CenterNetStudent:
                 sampler=FlipPlans(len(canvases), steps_per_epoch, epochs, rng),
             )
         )
-        self.history = []
+
+        def step_losses(batch):
+            x, heat, cells, box_t, labs = batch
+            x = x.to(device, memory_format=torch.channels_last, non_blocking=True)
+            # the network in bf16 (~2x faster where the CPU has it), the loss in float32
+            with torch.autocast(
+                device.type, dtype=amp_dtype or torch.bfloat16, enabled=bool(amp_dtype)
+            ):
+                out = net(x)
+            out = as_float32(out)
+            out["box_target"] = box_t.to(device, non_blocking=True)
+            return center_loss(out, heat.to(device, non_blocking=True), cells, labs, weights)
+
         t0 = time.perf_counter()
         # importing ultralytics sets OMP_NUM_THREADS=1, which would leave torch on one thread
         with torch_threads(cpu_cores()):
-            bar = progress_bar(range(epochs), desc=f"{self.name} train")
-            for epoch in bar:
-                net.train()
-                sums: dict[str, float] = {}
-                for _ in range(steps_per_epoch):
-                    x, heat, cells, box_t, labs = next(batches)
-                    x = x.to(device, memory_format=torch.channels_last, non_blocking=True)
-                    # the network in bf16 (~2x faster where the CPU has it), the loss in float32
-                    with torch.autocast(
-                        device.type, dtype=amp_dtype or torch.bfloat16, enabled=bool(amp_dtype)
-                    ):
-                        out = net(x)
-                    out = as_float32(out)
-                    out["box_target"] = box_t.to(device, non_blocking=True)
-                    losses = center_loss(
-                        out, heat.to(device, non_blocking=True), cells, labs, weights
-                    )
-                    opt.zero_grad(set_to_none=True)
-                    scaler.scale(losses["loss"]).backward()
-                    scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
-                    scaler.step(opt)
-                    scaler.update()
-                    sched.step()
-                    for k, v in losses.items():
-                        sums[k] = sums.get(k, 0.0) + float(v.detach()) / steps_per_epoch
-                self.history.append({"epoch": epoch + 1, **sums})
-                bar.set_postfix(loss=f"{sums['loss']:.3f}")
+            self.history = fit(
+                net,
+                step_losses,
+                batches,
+                epochs,
+                steps_per_epoch,
+                lr=self.lr,
+                weight_decay=self.weight_decay,
+                warmup_epochs=self.warmup_epochs,
+                # fp16 (CUDA only) scales the loss so small gradients do not underflow
+                scale_loss=self.precision == "fp16",
+                desc=f"{self.name} train",
+            )
         self.train_seconds = time.perf_counter() - t0
         self.net = net.eval()
         torch.save(
@@ -535,278 +525,3 @@ class CenterNetStudent:
         # loaded on the CPU: predict() feeds inputs on self.device (CUDA on the paper path)
         self.net.to(torch.device(self.device)).eval()
         return self
-
-
-# ---------------------------------------------------------------------------- metrics
-
-
-def classification_metrics(gt: dict, predictions: list[dict], grid: int, imgsz: int) -> dict:
-    """Type-classification and center metrics of top-1 ``predictions`` against ``gt`` (COCO
-    instances with several categories, one object per image; the report's setting).
-
-    Returns ``accuracy`` (predicted category of the top detection == GT category, over all GT
-    images; an image without a detection counts wrong), ``per_class`` {name: accuracy},
-    ``cell_accuracy`` (top detection's cell == the GT box center's cell on the letterboxed
-    ``imgsz`` canvas, exact cell as the report), and ``confusion`` (C, C) counts [gt, pred] in
-    category-id order with ``labels`` the category names. All in [0, 1]; no images: zeros."""
-    cats = sorted(gt["categories"], key=lambda c: c["id"])
-    index = {c["id"]: i for i, c in enumerate(cats)}
-    images = {img["id"]: img for img in gt["images"]}
-    first_ann: dict[int, dict] = {}
-    for a in gt["annotations"]:
-        first_ann.setdefault(a["image_id"], a)
-    best: dict[int, dict] = {}
-    for p in predictions:
-        if p["image_id"] not in best or p["score"] > best[p["image_id"]]["score"]:
-            best[p["image_id"]] = p
-    conf = np.zeros((len(cats), len(cats)), dtype=int)
-    correct, cell_ok, n = 0, 0, 0
-    per_class_n = np.zeros(len(cats), int)
-    per_class_ok = np.zeros(len(cats), int)
-    for image_id, a in first_ann.items():
-        n += 1
-        g = index[a["category_id"]]
-        per_class_n[g] += 1
-        p = best.get(image_id)
-        if p is None:
-            continue
-        k = index.get(p["category_id"])
-        if k is not None:
-            conf[g, k] += 1
-            if k == g:
-                correct += 1
-                per_class_ok[g] += 1
-        img = images[image_id]
-        scale = imgsz / max(img["width"], img["height"])
-        gcell = box_cells(coco.xywh_to_xyxy(np.array([a["bbox"]])) * scale, imgsz, grid)[0]
-        pcell = p.get("cell")
-        if pcell is None:
-            pb = coco.xywh_to_xyxy(np.array([p["bbox"]])) * scale
-            pcell = box_cells(pb, imgsz, grid)[0]
-        cell_ok += int(tuple(pcell) == tuple(gcell))
-    return {
-        "accuracy": correct / n if n else 0.0,
-        "cell_accuracy": cell_ok / n if n else 0.0,
-        "per_class": {
-            c["name"]: (per_class_ok[i] / per_class_n[i] if per_class_n[i] else float("nan"))
-            for i, c in enumerate(cats)
-        },
-        "confusion": conf,
-        "labels": [c["name"] for c in cats],
-        "num_images": n,
-    }
-
-
-# ---------------------------------------------------------------------------- grid search
-
-
-def staged_grid(grid: dict) -> list[list[str]]:
-    """The report's stages (each searched with the best values of the previous ones; the
-    others at their middle value): (lr, weight_decay), (sigma, pos_weight), (pos_weight,
-    box_weight). Only keys present in ``grid`` are searched; a stage with none is skipped."""
-    stages = [["lr", "weight_decay"], ["sigma", "pos_weight"], ["pos_weight", "box_weight"]]
-    return [[k for k in s if k in grid] for s in stages if any(k in grid for k in s)]
-
-
-def grid_search(
-    make_student,
-    train: tuple[dict, str | os.PathLike],
-    val: Dataset,
-    grid: dict[str, list],
-    out_dir: str | os.PathLike,
-    max_trials: int | None = None,
-    epochs: int | None = None,
-    cluster: Any = None,
-) -> tuple[dict, list[dict]]:
-    """The report's staged grid search over a **validation** split.
-
-    make_student(**hyper) -> a fresh :class:`CenterNetStudent`; train = (instances, image_dir);
-    grid {key: values} over ``lr, weight_decay, sigma, pos_weight, box_weight``. Each trial
-    trains, predicts ``val`` and is scored by validation box AP (ties: cell accuracy). Keys not
-    yet searched sit at their middle value. Trials already run (same hyper-parameters) are not
-    repeated. ``max_trials`` stops early. The trials of a stage are independent: they run as
-    Ray tasks side by side (``cluster``: a :class:`afss_utils.cluster.ClusterConfig` or its
-    params). Returns (best hyper-parameters, one row per trial).
-    """
-    from functools import partial
-
-    from afss_utils.cluster import ClusterConfig, run_all
-
-    unknown = set(grid) - {"lr", "weight_decay", "sigma", "pos_weight", "box_weight"}
-    if unknown:
-        raise KeyError(f"classification grid: unknown keys {sorted(unknown)}")
-    config = cluster if isinstance(cluster, ClusterConfig) else ClusterConfig.from_params(cluster)
-    best = {k: v[len(v) // 2] for k, v in grid.items() if v}
-    rows: list[dict] = []
-    done: dict[tuple, dict] = {}
-    for s, keys in enumerate(staged_grid(grid), 1):
-        stage = [
-            {**best, **dict(zip(keys, v, strict=True))}
-            for v in itertools.product(*(grid[k] for k in keys))
-        ]
-        new = list(
-            {
-                tuple(sorted(h.items())): h for h in stage if tuple(sorted(h.items())) not in done
-            }.values()
-        )
-        if max_trials is not None:
-            new = new[: max(0, max_trials - len(rows))]
-        calls = {
-            len(rows) + i + 1: partial(
-                _trial,
-                make_student,
-                hyper,
-                train,
-                val,
-                Path(out_dir) / f"trial{len(rows) + i + 1:02d}",
-                epochs,
-            )
-            for i, hyper in enumerate(new)
-        }
-        for trial, (hyper, metrics) in run_all(calls, config, f"grid stage {s}").items():
-            row = {"trial": trial, "stage": s, **hyper, **metrics}
-            rows.append(row)
-            done[tuple(sorted(hyper.items()))] = row
-        stage_rows = [done[k] for k in (tuple(sorted(h.items())) for h in stage) if k in done]
-        if stage_rows:
-            top = max(stage_rows, key=lambda r: (r["val_AP"], r["val_cell_accuracy"]))
-            best = {k: top[k] for k in best}
-    return best, rows
-
-
-def _trial(make_student, hyper: dict, train: tuple, val: Dataset, out_dir: Path, epochs):
-    """One grid-search trial (a training task): train, predict ``val``, score it.
-    Returns (hyper, {val_AP, val_AP50, val_accuracy, val_cell_accuracy})."""
-    student = make_student(**hyper)
-    student.train(train[0], train[1], out_dir, epochs=epochs)
-    preds = student.predict(val)
-    ap = agnostic_box_ap(val.instances, preds)
-    m = classification_metrics(val.instances, preds, student.grid, student.imgsz)
-    return hyper, {
-        "val_AP": ap["AP"],
-        "val_AP50": ap["AP50"],
-        "val_accuracy": m["accuracy"],
-        "val_cell_accuracy": m["cell_accuracy"],
-    }
-
-
-# ---------------------------------------------------------------------------- experiment helpers
-
-
-def type_split(
-    data_dir: str | os.PathLike,
-    split: str,
-    domains: list[str],
-    num_images: int,
-    seed: int,
-    size: tuple[int, int],
-) -> Dataset:
-    """The type-classification ``split`` (``train``/``val``/``test``): a synthetic set drawing
-    **all** spacecraft types, ``num_images`` per domain, under ``data_dir/split``, rendered once
-    (re-rendered when its recorded settings differ), opened with one category per type."""
-    from afss_utils import synthetic
-
-    root = Path(data_dir) / split
-    ann = root / "annotations.json"
-    want = {
-        "domains": list(domains),
-        "num_images_per_domain": int(num_images),
-        "seed": int(seed),
-        "size": [int(size[0]), int(size[1])],
-        "renderer_version": synthetic.RENDERER_VERSION,
-        "models": list(synthetic.MODELS),
-    }
-    info = coco.read_json(ann).get("info", {}) if ann.is_file() else {}
-    if any(info.get(k) != v for k, v in want.items()):
-        synthetic.generate(root, domains, num_images, seed, size, models=list(synthetic.MODELS))
-    typed = synthetic.with_type_categories(coco.read_json(ann))
-    return Dataset(f"types_{split}", typed, root / "images", ann)
-
-
-def agnostic_box_ap(gt: dict, predictions: list[dict]) -> dict[str, float]:
-    """Box AP/AP50/AP75 (percent) ignoring classes: localisation alone, as for the detectors."""
-    from afss_utils.evaluate import evaluate
-
-    one = dict(coco.CATEGORIES[0])
-    gt1 = {
-        **gt,
-        "annotations": [{**a, "category_id": one["id"]} for a in gt["annotations"]],
-        "categories": [one],
-    }
-    return evaluate(gt1, [{**p, "category_id": one["id"]} for p in predictions])
-
-
-def plot_heatmaps(student: CenterNetStudent, dataset: Dataset, image_ids: list[int]):
-    """The report's Fig. 3.1: per image, the center probability of every grid cell over the
-    letterboxed input, the argmax cell's box (green) beside the ground truth (white dashed) and
-    its predicted type. Returns the matplotlib figure."""
-    import matplotlib.pyplot as plt
-
-    n = max(1, len(image_ids))
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4), squeeze=False)
-    images = [dataset.load_image(i) for i in image_ids]
-    heads, scales = student.forward_images(images) if images else ({}, [])
-    s, g = student.imgsz, student.grid
-    for j, (ax, image_id) in enumerate(zip(axes[0], image_ids, strict=False)):
-        canvas, scale = letterbox(images[j], s)
-        prob = 1 / (1 + np.exp(-heads["center"][j, 0]))
-        ax.imshow(canvas)
-        ax.imshow(prob, extent=(0, s, s, 0), cmap="magma", alpha=0.45, vmin=0, vmax=1)
-        for k in range(1, g):
-            ax.axhline(k * s / g, color="w", lw=0.3)
-            ax.axvline(k * s / g, color="w", lw=0.3)
-        for r in range(g):
-            for c in range(g):
-                ax.text(
-                    (c + 0.5) * s / g,
-                    (r + 0.5) * s / g,
-                    f"{prob[r, c]:.2f}",
-                    color="w",
-                    fontsize=5,
-                    ha="center",
-                    va="center",
-                )
-        (det,) = decode(heads["center"][j, 0], heads["box"][j], heads["cls"][j], s, 1.0, s, s) or (
-            None,
-        )
-        for a in dataset.annotations(image_id):
-            x, y, w, h = np.array(a["bbox"]) * scale
-            ax.add_patch(plt.Rectangle((x, y), w, h, fill=False, ec="w", ls="--", lw=1))
-        title = dataset.image_info(image_id).get("model", "")
-        if det is not None:
-            x0, y0, x1, y1 = det.box
-            ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="lime", lw=1.5))
-            title = f"GT {title} / pred {student.categories[det.label]['name']}"
-        ax.set_title(title, fontsize=8)
-        ax.set_axis_off()
-    fig.tight_layout()
-    return fig
-
-
-def plot_confusion(metrics: dict, title: str = ""):
-    """The (C, C) confusion matrix of :func:`classification_metrics`, rows ground truth,
-    columns prediction, each row normalised; counts written in the cells."""
-    import matplotlib.pyplot as plt
-
-    conf, labels = np.asarray(metrics["confusion"]), metrics["labels"]
-    rows = conf / np.maximum(conf.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(labels), 0.8 + 0.6 * len(labels)))
-    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(labels)):
-        for k in range(len(labels)):
-            ax.text(
-                k,
-                i,
-                str(conf[i, k]),
-                ha="center",
-                va="center",
-                color="w" if rows[i, k] > 0.5 else "k",
-                fontsize=8,
-            )
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted type")
-    ax.set_ylabel("true type")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    return fig

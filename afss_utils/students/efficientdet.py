@@ -24,10 +24,10 @@ from afss_utils.progress import bar as progress_bar
 from afss_utils.students.protocol import PREDICT_CONF
 from afss_utils.students.training import (
     _to_tensor,
+    fit,
     letterbox,
     load_letterboxed,
     random_flips,
-    warmup_cosine,
 )
 
 # ---------------------------------------------------------------------------- batches
@@ -331,58 +331,43 @@ class EfficientDetStudent:
         canvases, boxes, extents = self._load_split(train_instances, Path(image_dir))
         device = torch.device(self.device)
         bench = self._create().to(device)
-        opt = torch.optim.AdamW(bench.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         # floor, so every batch holds >= `batch` images: BatchNorm cannot train on a batch of one
         # (EfficientDet's coarsest level is 1x1 at small sizes), which a ragged last batch can be
         steps_per_epoch = max(1, len(canvases) // self.batch)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt,
-            warmup_cosine(epochs * steps_per_epoch, int(self.warmup_epochs * steps_per_epoch)),
-        )
         rng = np.random.default_rng(self.seed)
-        t0 = time.perf_counter()
-        self.history = []
-        # importing ultralytics sets OMP_NUM_THREADS=1, which would leave effdet on one thread
-        with torch_threads(cpu_cores()):
-            self._fit(
-                bench, opt, sched, canvases, boxes, extents, rng, device, epochs, steps_per_epoch
-            )
-        self.train_seconds = time.perf_counter() - t0
-        self.net = bench.model.eval()
-        torch.save(self.net.state_dict(), out_dir / "weights.pt")
-        return self
-
-    def _fit(
-        self, bench, opt, sched, canvases, boxes, extents, rng, device, epochs, steps_per_epoch
-    ) -> None:
-        import torch
-
-        plans = FlipPlans(len(canvases), steps_per_epoch, epochs, rng)
         batches = iter(
             batch_loader(
                 FlipBatches(partial(self._batch, canvases, boxes, extents)),
                 device,
                 self.seed,
-                sampler=plans,
+                sampler=FlipPlans(len(canvases), steps_per_epoch, epochs, rng),
             )
         )
-        bar = progress_bar(range(epochs), desc="efficientdet train")
-        for epoch in bar:
-            bench.train()
-            losses = []
-            for _ in range(steps_per_epoch):
-                x, target = next(batches)
-                x = x.to(device, non_blocking=True)
-                target = {k: v.to(device, non_blocking=True) for k, v in target.items()}
-                loss = bench(x, target)["loss"]
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(bench.parameters(), 10.0)
-                opt.step()
-                sched.step()
-                losses.append(loss.item())
-            self.history.append({"epoch": epoch + 1, "loss": float(np.mean(losses))})
-            bar.set_postfix(loss=f"{np.mean(losses):.3f}")
+
+        def step_losses(batch):
+            x, target = batch
+            x = x.to(device, non_blocking=True)
+            target = {k: v.to(device, non_blocking=True) for k, v in target.items()}
+            return {"loss": bench(x, target)["loss"]}
+
+        t0 = time.perf_counter()
+        # importing ultralytics sets OMP_NUM_THREADS=1, which would leave effdet on one thread
+        with torch_threads(cpu_cores()):
+            self.history = fit(
+                bench,
+                step_losses,
+                batches,
+                epochs,
+                steps_per_epoch,
+                lr=self.lr,
+                weight_decay=self.weight_decay,
+                warmup_epochs=self.warmup_epochs,
+                desc="efficientdet train",
+            )
+        self.train_seconds = time.perf_counter() - t0
+        self.net = bench.model.eval()
+        torch.save(self.net.state_dict(), out_dir / "weights.pt")
+        return self
 
     def _batch(
         self,

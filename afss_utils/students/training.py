@@ -1,12 +1,13 @@
-"""Pieces the hand-written training loops (EfficientDet, CenterNet) share: letterboxed images
-cached in memory, random flips, the warmup-cosine learning-rate schedule, ImageNet normalisation.
+"""What the hand-written students (EfficientDet, CenterNet) share: letterboxed images cached in
+memory, random flips, the warmup-cosine learning-rate schedule, ImageNet normalisation, and
+:func:`fit`, their one training loop.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,57 @@ def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]
         return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
     return factor
+
+
+def fit(
+    module: Any,
+    step_losses: Callable[[Any], dict[str, Any]],
+    batches: Iterator,
+    epochs: int,
+    steps_per_epoch: int,
+    *,
+    lr: float,
+    weight_decay: float,
+    warmup_epochs: float,
+    scale_loss: bool = False,
+    desc: str = "train",
+) -> list[dict[str, float]]:
+    """Train ``module`` (a torch Module) for ``epochs`` x ``steps_per_epoch`` optimiser steps.
+
+    Each step takes the next of ``batches``, computes ``step_losses(batch)`` ({name: scalar
+    tensor}, with the total under ``"loss"``) and takes one AdamW step, its gradient clipped
+    to norm 10, under a warm-up-cosine schedule (``warmup_epochs`` of linear warm-up). With
+    ``scale_loss`` (fp16 on CUDA) the loss is scaled so small gradients do not underflow.
+    Returns one row per epoch: ``epoch`` and the mean of each loss over its steps.
+    """
+    import torch
+
+    params = list(module.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, warmup_cosine(epochs * steps_per_epoch, int(warmup_epochs * steps_per_epoch))
+    )
+    device_type = params[0].device.type if params else "cpu"
+    scaler = torch.amp.GradScaler(device_type, enabled=scale_loss)
+    history: list[dict[str, float]] = []
+    epochs_bar = bar(range(epochs), desc=desc)
+    for epoch in epochs_bar:
+        module.train()
+        sums: dict[str, float] = {}
+        for _ in range(steps_per_epoch):
+            losses = step_losses(next(batches))
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(losses["loss"]).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(params, 10.0)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) / steps_per_epoch
+        history.append({"epoch": epoch + 1, **sums})
+        epochs_bar.set_postfix(loss=f"{sums.get('loss', float('nan')):.3f}")
+    return history
 
 
 def cpu_supports_bf16() -> bool:

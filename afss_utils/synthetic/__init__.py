@@ -67,6 +67,7 @@ from afss_utils.synthetic.dataset import (
     default_workers,
     generate,
     main,
+    type_split,
     with_type_categories,
 )
 from afss_utils.synthetic.domains import (
@@ -133,5 +134,6 @@ __all__ = [
     "render_earth",
     "render_object",
     "render_sample",
+    "type_split",
     "with_type_categories",
 ]

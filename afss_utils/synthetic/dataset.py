@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from afss_utils import coco
+from afss_utils.datasets import Dataset
 from afss_utils.progress import bar as progress_bar
 from afss_utils.synthetic.domains import DOMAINS, RENDERER_VERSION, check_domains
 from afss_utils.synthetic.models import MODELS
@@ -212,6 +213,34 @@ def with_type_categories(instances: dict, models: Sequence[str] | None = None) -
         anns.append({**a, "category_id": ids[model]})
     cats = [{"id": ids[m], "name": m, "supercategory": "spacecraft"} for m in models]
     return {**instances, "annotations": anns, "categories": cats}
+
+
+def type_split(
+    data_dir: str | os.PathLike,
+    split: str,
+    domains: list[str],
+    num_images: int,
+    seed: int,
+    size: tuple[int, int],
+) -> Dataset:
+    """The type-classification ``split`` (``train``/``val``/``test``): a synthetic set drawing
+    **all** spacecraft types, ``num_images`` per domain, under ``data_dir/split``, rendered once
+    (re-rendered when its recorded settings differ), opened with one category per type."""
+    root = Path(data_dir) / split
+    ann = root / "annotations.json"
+    want = {
+        "domains": list(domains),
+        "num_images_per_domain": int(num_images),
+        "seed": int(seed),
+        "size": [int(size[0]), int(size[1])],
+        "renderer_version": RENDERER_VERSION,
+        "models": list(MODELS),
+    }
+    info = coco.read_json(ann).get("info", {}) if ann.is_file() else {}
+    if any(info.get(k) != v for k, v in want.items()):
+        generate(root, domains, num_images, seed, size, models=list(MODELS))
+    typed = with_type_categories(coco.read_json(ann))
+    return Dataset(f"types_{split}", typed, root / "images", ann)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
