@@ -410,21 +410,19 @@ class CenterNetStudent:
             return center_loss(out, heat.to(device, non_blocking=True), cells, labs, weights)
 
         t0 = time.perf_counter()
-        # importing ultralytics sets OMP_NUM_THREADS=1, which would leave torch on one thread
-        with torch_threads(cpu_cores()):
-            self.history = fit(
-                net,
-                step_losses,
-                batches,
-                epochs,
-                steps_per_epoch,
-                lr=self.lr,
-                weight_decay=self.weight_decay,
-                warmup_epochs=self.warmup_epochs,
-                # fp16 (CUDA only) scales the loss so small gradients do not underflow
-                scale_loss=self.precision == "fp16",
-                desc=f"{self.name} train",
-            )
+        self.history = fit(
+            net,
+            step_losses,
+            batches,
+            epochs,
+            steps_per_epoch,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            warmup_epochs=self.warmup_epochs,
+            # fp16 (CUDA only) scales the loss so small gradients do not underflow
+            scale_loss=self.precision == "fp16",
+            desc=f"{self.name} train",
+        )
         self.train_seconds = time.perf_counter() - t0
         self.net = net.eval()
         torch.save(

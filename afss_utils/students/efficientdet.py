@@ -17,7 +17,6 @@ from afss_utils.config import (
     cpu_cores,
     resolve_device,
     seed_everything,
-    torch_threads,
 )
 from afss_utils.datasets import Dataset
 from afss_utils.progress import bar as progress_bar
@@ -351,19 +350,17 @@ class EfficientDetStudent:
             return {"loss": bench(x, target)["loss"]}
 
         t0 = time.perf_counter()
-        # importing ultralytics sets OMP_NUM_THREADS=1, which would leave effdet on one thread
-        with torch_threads(cpu_cores()):
-            self.history = fit(
-                bench,
-                step_losses,
-                batches,
-                epochs,
-                steps_per_epoch,
-                lr=self.lr,
-                weight_decay=self.weight_decay,
-                warmup_epochs=self.warmup_epochs,
-                desc="efficientdet train",
-            )
+        self.history = fit(
+            bench,
+            step_losses,
+            batches,
+            epochs,
+            steps_per_epoch,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            warmup_epochs=self.warmup_epochs,
+            desc="efficientdet train",
+        )
         self.train_seconds = time.perf_counter() - t0
         self.net = bench.model.eval()
         torch.save(self.net.state_dict(), out_dir / "weights.pt")

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from afss_utils import coco
+from afss_utils.config import cpu_cores, torch_threads
 from afss_utils.datasets import read_image
 from afss_utils.progress import bar
 
@@ -95,7 +96,9 @@ def fit(
     tensor}, with the total under ``"loss"``) and takes one AdamW step, its gradient clipped
     to norm 10, under a warm-up-cosine schedule (``warmup_epochs`` of linear warm-up). With
     ``scale_loss`` (fp16 on CUDA) the loss is scaled so small gradients do not underflow.
-    Returns one row per epoch: ``epoch`` and the mean of each loss over its steps.
+    Torch runs on all of this process's cores: importing ultralytics sets OMP_NUM_THREADS=1,
+    which would leave a student on one thread. Returns one row per epoch: ``epoch`` and the
+    mean of each loss over its steps.
     """
     import torch
 
@@ -107,23 +110,24 @@ def fit(
     device_type = params[0].device.type if params else "cpu"
     scaler = torch.amp.GradScaler(device_type, enabled=scale_loss)
     history: list[dict[str, float]] = []
-    epochs_bar = bar(range(epochs), desc=desc)
-    for epoch in epochs_bar:
-        module.train()
-        sums: dict[str, float] = {}
-        for _ in range(steps_per_epoch):
-            losses = step_losses(next(batches))
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(losses["loss"]).backward()
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(params, 10.0)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) / steps_per_epoch
-        history.append({"epoch": epoch + 1, **sums})
-        epochs_bar.set_postfix(loss=f"{sums.get('loss', float('nan')):.3f}")
+    with torch_threads(cpu_cores()):
+        epochs_bar = bar(range(epochs), desc=desc)
+        for epoch in epochs_bar:
+            module.train()
+            sums: dict[str, float] = {}
+            for _ in range(steps_per_epoch):
+                losses = step_losses(next(batches))
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(losses["loss"]).backward()
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(params, 10.0)
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) / steps_per_epoch
+            history.append({"epoch": epoch + 1, **sums})
+            epochs_bar.set_postfix(loss=f"{sums.get('loss', float('nan')):.3f}")
     return history
 
 
