@@ -285,6 +285,30 @@ def test_all_types_set_and_its_type_categories(tmp_path):
         synthetic.with_type_categories(instances, ["tango"])
 
 
+def test_type_split_is_balanced_per_domain_and_cached(tmp_path):
+    """The classification sets hold every type equally often in every domain (types take turns
+    by index), record it, and are rendered once: a second call reuses the files."""
+    n = 2 * len(synthetic.MODELS) + 1  # one type gets one more image per domain
+    ds = synthetic.type_split(tmp_path, "train", ["lightbox", "earth"], n, 0, (40, 32))
+    counts: dict[tuple, int] = {}
+    for i in ds.image_ids:
+        info = ds.image_info(i)
+        counts[info["domain"], info["model"]] = counts.get((info["domain"], info["model"]), 0) + 1
+    for domain in ("lightbox", "earth"):
+        per_type = [counts.get((domain, m), 0) for m in synthetic.MODELS]
+        assert sum(per_type) == n and max(per_type) - min(per_type) == 1 and min(per_type) == 2
+    # the turns run on through the domains: the set as a whole is balanced too
+    whole = [counts.get(("lightbox", m), 0) + counts.get(("earth", m), 0) for m in synthetic.MODELS]
+    assert max(whole) - min(whole) <= 1 and sum(whole) == 2 * n
+    assert ds.instances["info"]["balanced"] is True
+    assert {c["name"] for c in ds.instances["categories"]} == set(synthetic.MODELS)
+    stamp = (tmp_path / "train" / "annotations.json").stat().st_mtime_ns
+    synthetic.type_split(tmp_path, "train", ["lightbox", "earth"], n, 0, (40, 32))
+    assert (tmp_path / "train" / "annotations.json").stat().st_mtime_ns == stamp
+    empty = synthetic.type_split(tmp_path, "val", ["lightbox"], 0, 1, (40, 32))
+    assert len(empty) == 0
+
+
 def test_unknown_model_in_the_choice_list_is_rejected():
     with pytest.raises(ValueError, match="unknown models"):
         synthetic.render_sample(0, "lightbox", (32, 32), models=["tango", "zeppelin"])

@@ -21,7 +21,7 @@ from afss_utils import coco
 from afss_utils.datasets import Dataset
 from afss_utils.progress import bar as progress_bar
 from afss_utils.synthetic.domains import DOMAINS, RENDERER_VERSION, check_domains
-from afss_utils.synthetic.models import MODELS
+from afss_utils.synthetic.models import DETECTION_MODELS, MODELS
 from afss_utils.synthetic.scene import _seed_for, render_sample
 
 # ---------------------------------------------------------------------------- dataset
@@ -35,9 +35,12 @@ _PNG_PARAMS = [
 
 def _make_one(job: tuple) -> tuple[dict, dict]:
     """Render one dataset image, write its PNG, return its COCO image and annotation entries."""
-    image_id, dname, index, seed, w, h, img_dir, models = job
+    image_id, dname, index, seed, w, h, img_dir, models, balanced = job
     rng = np.random.default_rng(_seed_for(seed, dname, index))
-    image, mask, meta = render_sample(rng, dname, (w, h), models=models)
+    # balanced: the types take turns image by image through the whole set (ids count across the
+    # domains), so the set and each domain hold every type equally often, up to one image
+    model = models[(image_id - 1) % len(models)] if balanced else None
+    image, mask, meta = render_sample(rng, dname, (w, h), model=model, models=models)
     file_name = f"{dname}_{index:05d}.png"
     ok, buf = cv2.imencode(".png", image[..., ::-1], _PNG_PARAMS)
     if not ok:  # pragma: no cover
@@ -83,6 +86,7 @@ def generate(
     workers: int | None = None,
     models: Sequence[str] | None = None,
     overwrite: bool = False,
+    balanced: bool = False,
 ) -> Path:
     """Write ``num_images`` per domain to ``out_dir/images/*.png`` + ``out_dir/annotations.json``.
 
@@ -94,7 +98,9 @@ def generate(
     :func:`default_workers`); the output is byte-identical for the same seed whatever the
     number of workers. ``models``: the spacecraft types to draw from (default
     :data:`DETECTION_MODELS`, the detection study's three; ``list(MODELS)`` for all types, as
-    the type-classification experiment uses). Returns the annotations path.
+    the type-classification experiment uses); ``balanced``: the types take turns instead of being
+    drawn, so the set and each domain hold every type equally often (up to one image). Returns the
+    annotations path.
 
     The dataset is rendered into a hidden temporary folder beside ``out_dir`` and moved in place
     at the end, so a killed run never leaves new images beside an old annotations.json. An
@@ -113,7 +119,7 @@ def generate(
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
         os.chmod(staging, 0o777 & ~coco._umask())  # mkdtemp's 0700 would outlive the move
-        _render_into(staging, domains, num_images, seed, w, h, progress, workers, models)
+        _render_into(staging, domains, num_images, seed, w, h, progress, workers, models, balanced)
         _move_into_place(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -160,11 +166,24 @@ def _render_into(
     progress: bool,
     workers: int | None,
     models: Sequence[str] | None = None,
+    balanced: bool = False,
 ) -> Path:
     img_dir = out_dir / "images"
     img_dir.mkdir(parents=True, exist_ok=True)
+    if balanced:
+        models = list(models or DETECTION_MODELS)
     jobs = [
-        (k, d, i, int(seed), w, h, str(img_dir), None if models is None else tuple(models))
+        (
+            k,
+            d,
+            i,
+            int(seed),
+            w,
+            h,
+            str(img_dir),
+            None if models is None else tuple(models),
+            balanced,
+        )
         for k, (d, i) in enumerate(((d, i) for d in domains for i in range(num_images)), 1)
     ]
     workers = default_workers(len(jobs)) if workers is None else max(1, int(workers))
@@ -191,6 +210,8 @@ def _render_into(
     }
     if models is not None:
         info["models"] = list(models)
+    if balanced:
+        info["balanced"] = True
     instances = coco.make_instances([r[0] for r in results], [r[1] for r in results], info=info)
     return coco.save_json(instances, out_dir / "annotations.json")
 
@@ -223,8 +244,10 @@ def type_split(
     seed: int,
     size: tuple[int, int],
 ) -> Dataset:
-    """The type-classification ``split`` (``train``/``val``/``test``): a synthetic set drawing
-    **all** spacecraft types, ``num_images`` per domain, under ``data_dir/split``, rendered once
+    """The type-classification ``split`` (``train``/``val``/``test``): a synthetic set of
+    **all** spacecraft types, balanced (every type equally often in the set and in each domain,
+    up to one image),
+    ``num_images`` per domain, under ``data_dir/split``, rendered once
     (re-rendered when its recorded settings differ), opened with one category per type."""
     root = Path(data_dir) / split
     ann = root / "annotations.json"
@@ -235,10 +258,11 @@ def type_split(
         "size": [int(size[0]), int(size[1])],
         "renderer_version": RENDERER_VERSION,
         "models": list(MODELS),
+        "balanced": True,
     }
     info = coco.read_json(ann).get("info", {}) if ann.is_file() else {}
     if any(info.get(k) != v for k, v in want.items()):
-        generate(root, domains, num_images, seed, size, models=list(MODELS))
+        generate(root, domains, num_images, seed, size, models=list(MODELS), balanced=True)
     typed = with_type_categories(coco.read_json(ann))
     return Dataset(f"types_{split}", typed, root / "images", ann)
 
