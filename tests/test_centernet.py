@@ -231,7 +231,7 @@ def test_classifier_learns_types_and_metrics(tmp_path: Path):
     student = CenterNetStudent(imgsz=96, batch=8, epochs=60, weight_decay=1e-4, seed=0)
     student.train(ds.instances, ds.image_dir, tmp_path / "run")
     preds = student.predict(ds)
-    m = classification_metrics(ds.instances, preds, student.grid, student.imgsz)
+    m = classification_metrics(ds.instances, preds, student.imgsz)
     assert m["accuracy"] == 1.0 and m["labels"] == ["type0", "type1"]
     assert m["confusion"].tolist() == [[4, 0], [0, 4]]
     assert m["per_class"] == {"type0": 1.0, "type1": 1.0}
@@ -383,3 +383,137 @@ def test_predict_is_independent_of_the_chunking(tmp_path: Path):
         (d, *_) = decode(heads["center"][0, 0], heads["box"][0], heads["cls"][0], 64, s, w, h)
         assert r["bbox"] == pytest.approx(coco.xyxy_to_xywh(d.box[None])[0].tolist(), abs=0.011)
     assert student.predict(ds.subset([]), batch=2) == []
+
+
+# ---------------------------------------------------------------------------- stride-8/4 variant
+
+
+@pytest.mark.parametrize("stride", [8, 4])
+@pytest.mark.parametrize("wh", [(96, 64), (640, 480)])
+def test_fine_heads_decode_a_known_box_exactly(stride, wh):
+    """The targets of a box (its cell, sub-cell offset, log size), written into the fine heads
+    at that cell, decode back to the same box in original pixels."""
+    w, h = wh
+    size = 128
+    _, scale = letterbox(np.zeros((h, w, 3), np.uint8), size)
+    box = np.array([[0.13 * w, 0.31 * h, 0.71 * w, 0.88 * h]])
+    canvas_box = box * scale
+    grid = size // stride
+    (r, c) = box_cells(canvas_box, size, grid)[0]
+    off, log_size = centernet.fine_targets(
+        torch.from_numpy(encode_boxes(canvas_box, size)).double(),
+        torch.tensor([[r, c]]),
+        stride,
+        size,
+    )
+    assert ((off >= 0) & (off < 1)).all()  # the center lies inside its cell
+    offset_map, size_map = np.zeros((2, grid, grid)), np.zeros((2, grid, grid))
+    offset_map[:, r, c], size_map[:, r, c] = off[0].numpy(), log_size[0].numpy()
+    box_map = centernet.fine_box_map(offset_map, size_map, stride, size)
+    center = np.full((grid, grid), -5.0)
+    center[r, c] = 3.0
+    (det,) = decode(center, box_map, None, size, scale, w, h)
+    assert det.cell == (r, c)
+    assert np.allclose(det.box, box[0], atol=1e-4 * max(w, h))
+
+
+def test_gaussian_radius_and_size_sigmas_follow_the_object():
+    # a 2x2-cell box keeps IoU >= 0.7 for a small corner shift only; bigger boxes allow more
+    assert 0 < centernet.gaussian_radius(2, 2) < centernet.gaussian_radius(20, 20)
+    assert np.isclose(centernet.gaussian_radius(20, 20), 10 * centernet.gaussian_radius(2, 2))
+    sig = centernet.size_sigmas(np.array([[0, 0, 8, 8], [0, 0, 160, 160]]), stride=8)
+    r_big = int(centernet.gaussian_radius(20, 20))
+    assert sig[0] == pytest.approx(1 / 6) and sig[1] == pytest.approx((2 * r_big + 1) / 6)
+    assert centernet.size_sigmas(np.zeros((0, 4)), 8).shape == (0,)
+    t = heatmap_target(np.array([[1, 1], [6, 6]]), 8, sig)  # one width per object
+    assert t[1, 1] == t[6, 6] == 1.0 and t[1, 2] == 0.0 and t[6, 7] > 0.0
+
+
+@pytest.mark.parametrize("stride", [8, 4])
+def test_fine_network_output_shapes_and_init(stride):
+    net = centernet.build_model("resnet18", 3, stride=stride).eval()
+    with torch.no_grad():
+        out = net(torch.zeros(2, 3, 64, 64))
+    g = 64 // stride
+    assert {k: tuple(v.shape) for k, v in out.items()} == {
+        "center": (2, 1, g, g),
+        "offset": (2, 2, g, g),
+        "size": (2, 2, g, g),
+        "cls": (2, 3, g, g),
+    }
+    assert ((out["offset"] > 0) & (out["offset"] < 1)).all()
+    with pytest.raises(ValueError, match="stride"):
+        centernet.build_model("resnet18", 1, stride=16)
+
+
+def test_focal_and_fine_loss_near_zero_on_perfect_heads_and_empty_batches():
+    heat = np.zeros((1, 8, 8), np.float32)
+    heat[0] = heatmap_target(np.array([[3, 4]]), 8, 0.5)
+    perfect = torch.where(torch.from_numpy(heat) >= 1, 20.0, -20.0)
+    assert centernet.focal_loss(perfect, torch.from_numpy(heat)) < 1e-6
+    wrong = torch.where(torch.from_numpy(heat) >= 1, -20.0, 20.0)
+    assert centernet.focal_loss(wrong, torch.from_numpy(heat)) > 1.0
+    box = np.array([[33.0, 25.0, 47.0, 39.0]])  # center (40, 32): cell (4, 5) at stride 8
+    cells = [box_cells(box, 64, 8)]
+    box_t = torch.from_numpy(encode_boxes(box, 64))
+    off, log_size = centernet.fine_targets(box_t, torch.from_numpy(cells[0]), 8, 64)
+    out = {
+        "center": torch.zeros(1, 1, 8, 8),
+        "offset": torch.zeros(1, 2, 8, 8),
+        "size": torch.zeros(1, 2, 8, 8),
+        "cls": torch.zeros(1, 2, 8, 8),
+        "box_target": box_t,
+    }
+    out["offset"][0, :, 4, 5], out["size"][0, :, 4, 5] = off[0], log_size[0]
+    out["cls"][0, 1, 4, 5] = 30.0
+    losses = centernet.fine_loss(
+        out, torch.zeros(1, 8, 8), cells, [np.array([1])], LossWeights(), 8, 64
+    )
+    assert float(losses["box"]) < 1e-6 and float(losses["cls"]) < 1e-6
+    empty = centernet.fine_loss(
+        {**out, "box_target": torch.zeros(0, 4)},
+        torch.zeros(1, 8, 8),
+        [np.zeros((0, 2), int)],
+        [np.zeros(0, int)],
+        LossWeights(),
+        8,
+        64,
+    )
+    assert float(empty["box"]) == 0.0 and float(empty["cls"]) == 0.0
+
+
+def test_local_peaks_keep_one_cell_per_bump():
+    logits = np.full((1, 6, 6), -9.0)
+    logits[0, 1:4, 1:4] = [[0, 1, 0], [1, 2, 1], [0, 1, 0]]
+    logits[0, 5, 5] = 0.5
+    peaks = centernet.local_peaks(logits)
+    bump = peaks[0, 1:4, 1:4]
+    assert bump[1, 1] == 2 and np.isneginf(bump).sum() == 8  # the bump's top only
+    assert peaks[0, 5, 5] == 0.5  # a separate object keeps its own peak
+
+
+@pytest.mark.slow
+def test_stride8_student_fits_boxes_tighter_than_the_report_grid(tmp_path: Path):
+    """Same images, steps and seed: the stride-8 variant's boxes beat the stride-32 grid's at
+    IoU 0.75, and its saved weights reproduce its predictions (``cell`` on the report's grid)."""
+    ds = open_coco(make_rects(tmp_path / "rects", 8))
+    ap75 = {}
+    for stride in (32, 8):
+        student = CenterNetStudent(
+            imgsz=96,
+            batch=8,
+            epochs=150,
+            lr=1e-3,
+            weight_decay=1e-4,
+            warmup_epochs=10,
+            seed=0,
+            stride=stride,
+        )
+        student.train(ds.instances, ds.image_dir, tmp_path / f"s{stride}")
+        preds = student.predict(ds)
+        ap75[stride] = evaluate(ds, preds)["AP75"]
+        assert all(0 <= v < 3 for p in preds for v in p["cell"])  # the 3x3 report grid
+    assert student.name == "center_resnet18_s8"
+    again = CenterNetStudent(imgsz=96, stride=8).load(tmp_path / "s8" / "weights.pt").predict(ds)
+    assert [p["bbox"] for p in again] == [p["bbox"] for p in preds]
+    assert ap75[8] > ap75[32]

@@ -15,6 +15,14 @@ sigma) with positive cells weighted ``pos_weight`` (the report's k); box is Smoo
 cross-entropy, both read at the ground-truth cell only. Prediction takes the argmax cell: its box,
 its class, and its center probability as the score. Box only (no mask).
 
+``stride`` 8 or 4 is the variant a reader of the CenterNet paper (Zhou et al. 2019, "Objects as
+Points") would try first: the same backbone with an up-sampling neck (FPN-style top-down path to
+the stride-8 or -4 map) and CenterNet's heads (3x3 conv + ReLU + 1x1): center (focal loss
+against Gaussians whose width follows the object's size), a sub-cell **offset** (2 channels,
+sigmoid: where in its cell the center lies), the **size** in pixels (2 channels, regressed as
+``log(size / stride)``, L1) and the class. The report's box term weight scales offset + size;
+``sigma`` and ``pos_weight`` are the stride-32 loss's only.
+
 Boxes: ``xyxy`` pixels unless said otherwise; the network sees letterboxed (S, S) canvases
 (:func:`afss_utils.students.training.letterbox`, image at the top-left), so a canvas box maps back to the
 original image by a division by the letterbox scale.
@@ -56,6 +64,8 @@ from afss_utils.students.training import (
 )
 
 STRIDE = 32  # the backbone's last feature map: ResNet layer4 / EfficientNet stage 7
+STRIDES = (32, 8, 4)  # the report's grid; CenterNet's finer outputs (an up-sampling neck)
+NECK_CHANNELS = 64  # CenterNet's head_conv width
 
 
 # ---------------------------------------------------------------------------- targets
@@ -71,20 +81,45 @@ def box_cells(boxes_xyxy: np.ndarray, size: int, grid: int) -> np.ndarray:
     return np.stack([row, col], axis=1)
 
 
-def heatmap_target(cells: np.ndarray, grid: int, sigma: float) -> np.ndarray:
+def heatmap_target(cells: np.ndarray, grid: int, sigma) -> np.ndarray:
     """(grid, grid) float32 center target: a Gaussian ``exp(-d^2 / 2 sigma^2)`` of the distance
     ``d`` (in cells) to each (row, col) in ``cells`` (K, 2), exactly 1 at those cells, 0 beyond
-    a radius of 3 sigma; overlapping objects take the maximum. No cells: all zeros."""
-    if sigma <= 0:
+    a radius of 3 sigma; overlapping objects take the maximum. ``sigma``: one width for all, or
+    (K,) one per object (:func:`size_sigmas`). No cells: all zeros."""
+    cells = np.asarray(cells, dtype=int).reshape(-1, 2)
+    sigmas = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (len(cells),))
+    if np.any(sigmas <= 0) or np.ndim(sigma) == 0 and sigma <= 0:
         raise ValueError(f"center.sigma must be > 0 (in cells), got {sigma}")
     rows, cols = np.mgrid[0:grid, 0:grid]
     out = np.zeros((grid, grid), dtype=np.float32)
-    for r, c in np.asarray(cells, dtype=int).reshape(-1, 2):
+    for (r, c), sg in zip(cells, sigmas, strict=True):
         d2 = (rows - r) ** 2 + (cols - c) ** 2
-        g = np.exp(-d2 / (2 * sigma**2))
-        g[d2 > (3 * sigma) ** 2] = 0.0
+        g = np.exp(-d2 / (2 * sg**2))
+        g[d2 > (3 * sg) ** 2] = 0.0
         out = np.maximum(out, g.astype(np.float32))
     return out
+
+
+def gaussian_radius(height: float, width: float, min_overlap: float = 0.7) -> float:
+    """CenterNet's Gaussian radius (``gaussian_radius`` of its code, after CornerNet): the
+    largest corner shift that keeps a box of (height, width) above ``min_overlap`` IoU with the
+    original, the smallest of its three cases. Same unit as the inputs."""
+    h, w = float(height), float(width)
+    r1 = (h + w - math.sqrt((h + w) ** 2 - 4 * w * h * (1 - min_overlap) / (1 + min_overlap))) / 2
+    r2 = (2 * (h + w) - math.sqrt(4 * (h + w) ** 2 - 16 * (1 - min_overlap) * w * h)) / 4
+    b3 = -2 * min_overlap * (h + w)
+    c3 = (min_overlap - 1) * w * h
+    r3 = (-b3 + math.sqrt(b3**2 - 16 * min_overlap * c3)) / (8 * min_overlap)
+    return min(r1, r2, r3)
+
+
+def size_sigmas(boxes_xyxy: np.ndarray, stride: int) -> np.ndarray:
+    """(K, 4) xyxy canvas pixels -> (K,) Gaussian widths in cells of ``stride``, as CenterNet
+    draws them: radius ``r = floor(gaussian_radius)`` cells, ``sigma = (2 r + 1) / 6``, so the
+    target reaches 0 at about ``r`` cells (at least the center cell)."""
+    b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4) / stride
+    radii = [max(0, int(gaussian_radius(y2 - y1, x2 - x1))) for x1, y1, x2, y2 in b]
+    return (2 * np.asarray(radii, dtype=np.float64) + 1) / 6
 
 
 def encode_boxes(boxes_xyxy: np.ndarray, size: int) -> np.ndarray:
@@ -114,6 +149,39 @@ def decode_boxes(cxcywh: np.ndarray, size: int, scale: float, width: int, height
     b[:, [0, 2]] = b[:, [0, 2]].clip(0, width)
     b[:, [1, 3]] = b[:, [1, 3]].clip(0, height)
     return b
+
+
+def fine_box_map(offset: np.ndarray, log_size: np.ndarray, stride: int, size: int) -> np.ndarray:
+    """The fine heads as the stride-32 head's box map: offset (..., 2, G, G) in [0, 1] (x, y
+    within the cell) and log_size (..., 2, G, G) ``log(w / stride), log(h / stride)`` -> (..., 4,
+    G, G) ``cx, cy, w, h`` normalised by the canvas ``size``, so :func:`decode` reads both alike."""
+    offset, log_size = np.asarray(offset, np.float64), np.asarray(log_size, np.float64)
+    grid = offset.shape[-1]
+    rows, cols = np.mgrid[0:grid, 0:grid].astype(np.float64)
+    cx = (cols + offset[..., 0, :, :]) * stride
+    cy = (rows + offset[..., 1, :, :]) * stride
+    wh = np.exp(log_size) * stride
+    return (np.stack([cx, cy, wh[..., 0, :, :], wh[..., 1, :, :]], axis=-3) / size).astype(
+        np.float32
+    )
+
+
+def fine_targets(box_target, cells, stride: int, size: int):
+    """The fine heads' targets (torch): box_target (K, 4) normalised ``cx, cy, w, h`` and cells
+    (K, 2) long (row, col) -> offset (K, 2) ``cx / stride - col, cy / stride - row`` in [0, 1]
+    and log size (K, 2) ``log(w / stride), log(h / stride)``."""
+    px = box_target * (size / stride)
+    return px[:, :2] - cells.flip(1).to(px.dtype), px[:, 2:].clamp_min(1e-3).log()
+
+
+def local_peaks(center_logits: np.ndarray) -> np.ndarray:
+    """(..., G, G) logits with every cell that is not the maximum of its 3 x 3 neighbourhood set
+    to -inf: CenterNet's max-pool "NMS", so one object gives one detection."""
+    from scipy.ndimage import maximum_filter
+
+    size = (1,) * (center_logits.ndim - 2) + (3, 3)
+    peak = maximum_filter(center_logits, size=size, mode="constant", cval=-np.inf)
+    return np.where(center_logits >= peak, center_logits, -np.inf)
 
 
 @dataclass
@@ -161,41 +229,92 @@ def decode(
 # ---------------------------------------------------------------------------- model and loss
 
 
-def build_model(backbone: str = "resnet18", num_classes: int = 1, weights: str | None = None):
-    """The network: ``timm`` ``backbone`` (features only, stride 32) + three 1x1 heads. Random
-    init unless ``weights`` names a local backbone state dict (timm naming), or is
-    ``imagenet_lite0`` for the offline EfficientNet-Lite0 checkpoint (backbone
-    ``tf_efficientnet_lite0``, see :mod:`afss_utils.backbones`). Forward: (B, 3, S, S) ->
-    dict ``center`` (B, 1, G, G) logits, ``box`` (B, 4, G, G) in (0, 1), ``cls`` (B, C, G, G)."""
+def build_model(
+    backbone: str = "resnet18", num_classes: int = 1, weights: str | None = None, stride: int = 32
+):
+    """The network: ``timm`` ``backbone`` (features only) + heads. Random init unless ``weights``
+    names a local backbone state dict (timm naming), or is ``imagenet_lite0`` for the offline
+    EfficientNet-Lite0 checkpoint (backbone ``tf_efficientnet_lite0``, see
+    :mod:`afss_utils.backbones`).
+
+    ``stride`` 32 (the report): three 1x1 heads on the last feature map. Forward: (B, 3, S, S) ->
+    dict ``center`` (B, 1, G, G) logits, ``box`` (B, 4, G, G) in (0, 1), ``cls`` (B, C, G, G),
+    G = S / 32. ``stride`` 8 or 4 (CenterNet): a top-down neck (1x1 laterals to 64 channels,
+    nearest 2x up-sampling and sums, a 3x3 conv-BN-ReLU) down to that stride, and 3x3-ReLU-1x1
+    heads: ``center``, ``offset`` (B, 2, G, G) in (0, 1), ``size`` (B, 2, G, G) log(size /
+    stride), ``cls``; G = S / stride."""
     import timm
     import torch
     from torch import nn
 
+    if stride not in STRIDES:
+        raise ValueError(f"center stride must be one of {STRIDES}, got {stride}")
+
+    def head(ch_in: int, ch_out: int) -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(ch_in, NECK_CHANNELS, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(NECK_CHANNELS, ch_out, 1),
+        )
+
     class CenterNet(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.backbone = timm.create_model(
-                backbone, pretrained=False, features_only=True, out_indices=(-1,)
+            self.stride = stride
+            self.backbone = (
+                timm.create_model(backbone, pretrained=False, features_only=True, out_indices=(-1,))
+                if stride == STRIDE
+                else timm.create_model(backbone, pretrained=False, features_only=True)
             )
             info = self.backbone.feature_info
-            if info.reduction()[-1] != STRIDE:
+            reductions, channels = info.reduction(), info.channels()
+            if reductions[-1] != STRIDE or stride not in reductions:
                 raise ValueError(
-                    f"center.backbone {backbone!r}: last feature stride {info.reduction()[-1]}, "
-                    f"need {STRIDE}"
+                    f"center.backbone {backbone!r}: feature strides {reductions}, need "
+                    f"{STRIDE} last and {stride} among them"
                 )
-            ch = info.channels()[-1]
-            self.center = nn.Conv2d(ch, 1, 1)
-            self.box = nn.Conv2d(ch, 4, 1)
-            self.cls = nn.Conv2d(ch, num_classes, 1)
-            # start the center head at a low "object here" probability (one positive cell of
-            # G*G), as detection heads do, so early training is not swamped by the negatives
-            nn.init.constant_(self.center.bias, -math.log(99.0))
+            if stride == STRIDE:
+                ch = channels[-1]
+                self.center = nn.Conv2d(ch, 1, 1)
+                self.box = nn.Conv2d(ch, 4, 1)
+                self.cls = nn.Conv2d(ch, num_classes, 1)
+                # start the center head at a low "object here" probability (one positive cell
+                # of G*G), as detection heads do, so early training is not swamped by negatives
+                nn.init.constant_(self.center.bias, -math.log(99.0))
+                return
+            self.levels = [i for i, r in enumerate(reductions) if r >= stride]
+            self.lateral = nn.ModuleList(
+                nn.Conv2d(channels[i], NECK_CHANNELS, 1) for i in self.levels
+            )
+            self.smooth = nn.Sequential(
+                nn.Conv2d(NECK_CHANNELS, NECK_CHANNELS, 3, padding=1, bias=False),
+                nn.BatchNorm2d(NECK_CHANNELS),
+                nn.ReLU(),
+            )
+            self.center = head(NECK_CHANNELS, 1)
+            self.offset = head(NECK_CHANNELS, 2)
+            self.size = head(NECK_CHANNELS, 2)
+            self.cls = head(NECK_CHANNELS, num_classes)
+            nn.init.constant_(self.center[-1].bias, -2.19)  # CenterNet's init: p = 0.1
 
         def forward(self, x):
-            f = self.backbone(x)[-1]
+            feats = self.backbone(x)
+            if self.stride == STRIDE:
+                f = feats[-1]
+                return {
+                    "center": self.center(f),
+                    "box": torch.sigmoid(self.box(f)),
+                    "cls": self.cls(f),
+                }
+            levels = [feats[i] for i in self.levels]
+            f = self.lateral[-1](levels[-1])
+            for lat, skip in zip(self.lateral[-2::-1], levels[-2::-1], strict=True):
+                f = nn.functional.interpolate(f, size=skip.shape[-2:], mode="nearest") + lat(skip)
+            f = self.smooth(f)
             return {
                 "center": self.center(f),
-                "box": torch.sigmoid(self.box(f)),
+                "offset": torch.sigmoid(self.offset(f)),
+                "size": self.size(f),
                 "cls": self.cls(f),
             }
 
@@ -216,6 +335,28 @@ def build_model(backbone: str = "resnet18", num_classes: int = 1, weights: str |
                 f"(e.g. {missing[:3]})"
             )
     return net
+
+
+def freeze_stages(backbone, stages: int) -> list[str]:
+    """Keep the weights of a ``timm`` features-only ``backbone``'s first ``stages`` feature
+    stages (and its stem) as loaded, as detectron2's ``FREEZE_AT`` does for ImageNet backbones:
+    the early, generic filters need no new training, and their backward pass is the costliest
+    per weight (the largest feature maps). Returns the frozen parameter names (none for 0)."""
+    if stages <= 0:
+        return []
+    info = backbone.feature_info
+    if stages > len(info):
+        raise ValueError(f"center.frozen_stages: the backbone has {len(info)} stages, got {stages}")
+    last = info.module_name(stages - 1)
+    names = [n for n, _ in backbone.named_parameters()]
+    inside = [i for i, n in enumerate(names) if n.startswith(last + ".")]
+    if not inside:
+        raise ValueError(f"center.frozen_stages: no parameters in stage {last!r}")
+    frozen = names[: inside[-1] + 1]
+    params = dict(backbone.named_parameters())
+    for n in frozen:
+        params[n].requires_grad_(False)
+    return frozen
 
 
 @dataclass
@@ -261,6 +402,57 @@ def center_loss(
     if len(b_idx):
         pred_box = outputs["box"][b_idx, :, rc[:, 0], rc[:, 1]]
         l_box = F.smooth_l1_loss(pred_box, outputs["box_target"].to(pred_box.dtype))
+        lab = torch.from_numpy(np.concatenate(labels).astype(np.int64)).to(logits.device)
+        pred_cls = outputs["cls"][b_idx, :, rc[:, 0], rc[:, 1]]
+        l_cls = F.cross_entropy(pred_cls, lab) if w.cls > 0 else zero
+    else:
+        l_box = l_cls = zero
+    total = w.center * l_center + w.box * l_box + w.cls * l_cls
+    return {"loss": total, "center": l_center, "box": l_box, "cls": l_cls}
+
+
+def focal_loss(logits, heatmaps, alpha: float = 2.0, beta: float = 4.0):
+    """CenterNet's penalty-reduced pixel-wise focal loss (its eq. 1): logits (B, G, G), heatmaps
+    (B, G, G) Gaussian targets (1 at the centers). Summed over cells, divided by the number of
+    centers (at least 1)."""
+    import torch
+    import torch.nn.functional as F
+
+    t = heatmaps.to(logits.dtype)
+    pos = t >= 1.0
+    p = torch.sigmoid(logits)
+    log_p, log_1p = F.logsigmoid(logits), F.logsigmoid(-logits)
+    pos_term = ((1 - p) ** alpha * log_p)[pos].sum()
+    neg_term = ((1 - t) ** beta * p**alpha * log_1p)[~pos].sum()
+    return -(pos_term + neg_term) / pos.sum().clamp_min(1)
+
+
+def fine_loss(
+    outputs: dict,
+    heatmaps,
+    cells: list[np.ndarray],
+    labels: list[np.ndarray],
+    w: LossWeights,
+    stride: int,
+    size: int,
+) -> dict:
+    """The stride-8/4 heads' losses (CenterNet's): dict ``loss``, ``center`` (:func:`focal_loss`),
+    ``box`` (L1 of the sub-cell offset plus L1 of the log size, at the ground-truth cells),
+    ``cls`` (cross-entropy there). Same inputs as :func:`center_loss`; weighted by ``w.center``,
+    ``w.box`` and ``w.cls``."""
+    import torch
+    import torch.nn.functional as F
+
+    logits = outputs["center"][:, 0]
+    l_center = focal_loss(logits, heatmaps)
+    b_idx = torch.cat([torch.full((len(c),), i, dtype=torch.long) for i, c in enumerate(cells)])
+    rc = torch.from_numpy(np.concatenate([c.reshape(-1, 2) for c in cells]).astype(np.int64))
+    zero = logits.sum() * 0.0
+    if len(b_idx):
+        off_t, size_t = fine_targets(outputs["box_target"].float(), rc, stride, size)
+        off = outputs["offset"][b_idx, :, rc[:, 0], rc[:, 1]]
+        log_size = outputs["size"][b_idx, :, rc[:, 0], rc[:, 1]]
+        l_box = F.l1_loss(off, off_t.to(off.device)) + F.l1_loss(log_size, size_t.to(off.device))
         lab = torch.from_numpy(np.concatenate(labels).astype(np.int64)).to(logits.device)
         pred_cls = outputs["cls"][b_idx, :, rc[:, 0], rc[:, 1]]
         l_cls = F.cross_entropy(pred_cls, lab) if w.cls > 0 else zero
@@ -318,10 +510,16 @@ class CenterNetStudent:
         seed: int = 0,
         top_k: int | None = 1,
         conf: float = PREDICT_CONF,
+        stride: int = STRIDE,
+        frozen_stages: int = 0,
     ):
         if imgsz % STRIDE:
             raise ValueError(f"center.imgsz must be a multiple of {STRIDE}, got {imgsz}")
-        self.name, self.iou_types = f"center_{backbone}", ("bbox",)
+        if stride not in STRIDES:
+            raise ValueError(f"center stride must be one of {STRIDES}, got {stride}")
+        suffix = "" if stride == STRIDE else f"_s{stride}"
+        self.name, self.iou_types = f"center_{backbone}{suffix}", ("bbox",)
+        self.stride, self.frozen_stages = stride, frozen_stages
         self.backbone, self.weights = backbone, weights
         self.epochs, self.imgsz, self.batch, self.steps = epochs, imgsz, batch, steps
         self.lr, self.weight_decay, self.warmup_epochs = lr, weight_decay, warmup_epochs
@@ -335,7 +533,8 @@ class CenterNetStudent:
 
     @property
     def grid(self) -> int:
-        return self.imgsz // STRIDE
+        """Cells per side of the output map (the report's grid at stride 32)."""
+        return self.imgsz // self.stride
 
     def steps_per_epoch(self, n_images: int) -> int:
         return max(1, n_images // self.batch)  # the training loop drops the ragged batch
@@ -381,9 +580,10 @@ class CenterNetStudent:
         # channels-last is the layout oneDNN's CPU convolutions run fastest in: a bare bf16
         # step of EfficientNet-Lite0 at 256 px (the classification backbone) 1.17 vs 1.77 s
         # here; ResNet18 gains little in the training loop
-        net = build_model(self.backbone, len(self.categories), self.weights).to(
+        net = build_model(self.backbone, len(self.categories), self.weights, self.stride).to(
             device, memory_format=torch.channels_last
         )
+        freeze_stages(net.backbone, self.frozen_stages)
         amp_dtype = autocast_dtype(self.precision)  # None: fp32
         # floor, so every batch holds >= `batch` images (BatchNorm on a ragged batch of one)
         steps_per_epoch = self.steps_per_epoch(len(canvases))
@@ -407,7 +607,10 @@ class CenterNetStudent:
                 out = net(x)
             out = as_float32(out)
             out["box_target"] = box_t.to(device, non_blocking=True)
-            return center_loss(out, heat.to(device, non_blocking=True), cells, labs, weights)
+            heat = heat.to(device, non_blocking=True)
+            if self.stride == STRIDE:
+                return center_loss(out, heat, cells, labs, weights)
+            return fine_loss(out, heat, cells, labs, weights, self.stride, self.imgsz)
 
         t0 = time.perf_counter()
         self.history = fit(
@@ -443,7 +646,10 @@ class CenterNetStudent:
             img, b = random_flips(canvases[i], boxes[i], extents[i], rng)
             c = box_cells(b, self.imgsz, self.grid)
             imgs.append(img)
-            heat.append(heatmap_target(c, self.grid, self.loss_weights.sigma))
+            sigma = (
+                self.loss_weights.sigma if self.stride == STRIDE else size_sigmas(b, self.stride)
+            )
+            heat.append(heatmap_target(c, self.grid, sigma))
             cells.append(c)
             box_t.append(encode_boxes(b, self.imgsz))
             labs.append(labels[i])
@@ -464,17 +670,25 @@ class CenterNetStudent:
 
     def _forward(self, x) -> dict:
         """(B, 3, S, S) normalised inputs -> the heads as numpy: ``center`` (B, 1, G, G),
-        ``box`` (B, 4, G, G), ``cls`` (B, C, G, G)."""
+        ``box`` (B, 4, G, G) normalised ``cx, cy, w, h`` (the fine heads' offset and size turned
+        into it by :func:`fine_box_map`), ``cls`` (B, C, G, G)."""
         import torch
 
         with torch.no_grad(), torch_threads(cpu_cores()):
             out = self.net.eval()(x.to(torch.device(self.device), non_blocking=True))
-        return {k: v.float().cpu().numpy() for k, v in out.items()}
+        out = {k: v.float().cpu().numpy() for k, v in out.items()}
+        if self.stride != STRIDE:
+            offset, log_size = out.pop("offset"), out.pop("size")
+            out["box"] = fine_box_map(offset, log_size, self.stride, self.imgsz)
+        return out
 
     def predict(self, dataset: Dataset, batch: int | None = None) -> list[dict]:
         """COCO results, ``top_k`` per image: ``bbox`` xywh original pixels, ``score`` the
         center probability, ``category_id`` the class head's category (1 ``spacecraft`` for a
-        detector), plus ``cell`` [row, col] and ``class_name``."""
+        detector), plus ``class_name`` and ``cell`` [row, col] on the report's stride-32 grid (at
+        stride 32 the argmax cell; finer outputs give the stride-32 cell of their center, so the
+        center-cell accuracy means the same for both). Finer outputs keep only local maxima (3 x 3,
+        CenterNet's peak extraction) when ``top_k`` > 1."""
         if self.net is None:
             raise RuntimeError(f"{self.name}: train() (or load()) before predict()")
         chunks = LetterboxedChunks(dataset, batch or self.batch, self.imgsz)
@@ -486,6 +700,8 @@ class CenterNetStudent:
             leave=False,
         ):
             heads = self._forward(x)
+            if self.stride != STRIDE and self.top_k != 1:
+                heads["center"] = local_peaks(heads["center"])
             for j, image_id in enumerate(chunk):
                 dets = decode(
                     heads["center"][j, 0],
@@ -508,17 +724,26 @@ class CenterNetStudent:
                             d.score,
                             category_id=cat["id"],
                             class_name=cat["name"],
-                            cell=list(d.cell),
+                            cell=self._report_cell(d, heads["box"][j], scales[j]),
                         )
                     )
         return out
+
+    def _report_cell(self, det: CenterDetection, box_map: np.ndarray, scale: float) -> list[int]:
+        """The detection's [row, col] on the stride-32 grid: its own cell at stride 32, else the
+        stride-32 cell of its (unclipped) center on the canvas. box_map (4, G, G) normalised."""
+        if self.stride == STRIDE:
+            return list(det.cell)
+        cx, cy = box_map[:2, det.cell[0], det.cell[1]] * self.imgsz
+        grid = self.imgsz // STRIDE
+        return [int(np.clip(cy // STRIDE, 0, grid - 1)), int(np.clip(cx // STRIDE, 0, grid - 1))]
 
     def load(self, weights: str | os.PathLike) -> CenterNetStudent:
         import torch
 
         ckpt = torch.load(weights, map_location="cpu")
         self.categories = ckpt["categories"]
-        self.net = build_model(self.backbone, len(self.categories))
+        self.net = build_model(self.backbone, len(self.categories), stride=self.stride)
         self.net.load_state_dict(ckpt["state_dict"])
         # loaded on the CPU: predict() feeds inputs on self.device (CUDA on the paper path)
         self.net.to(torch.device(self.device)).eval()

@@ -102,7 +102,7 @@ def fit(
     """
     import torch
 
-    params = list(module.parameters())
+    params = [p for p in module.parameters() if p.requires_grad]  # frozen stages stay put
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, warmup_cosine(epochs * steps_per_epoch, int(warmup_epochs * steps_per_epoch))
