@@ -18,20 +18,22 @@ import numpy as np
 
 from afss_utils import coco
 from afss_utils.datasets import Dataset
-from afss_utils.students.centernet import box_cells
+from afss_utils.students.centernet import STRIDE, box_cells
 
 # ---------------------------------------------------------------------------- metrics
 
 
-def classification_metrics(gt: dict, predictions: list[dict], grid: int, imgsz: int) -> dict:
+def classification_metrics(gt: dict, predictions: list[dict], imgsz: int) -> dict:
     """Type-classification and center metrics of top-1 ``predictions`` against ``gt`` (COCO
     instances with several categories, one object per image; the report's setting).
 
     Returns ``accuracy`` (predicted category of the top detection == GT category, over all GT
     images; an image without a detection counts wrong), ``per_class`` {name: accuracy},
     ``cell_accuracy`` (top detection's cell == the GT box center's cell on the letterboxed
-    ``imgsz`` canvas, exact cell as the report), and ``confusion`` (C, C) counts [gt, pred] in
+    ``imgsz`` canvas, exact cell as the report, on its stride-32 grid whatever the model's
+    output stride), and ``confusion`` (C, C) counts [gt, pred] in
     category-id order with ``labels`` the category names. All in [0, 1]; no images: zeros."""
+    grid = imgsz // STRIDE
     cats = sorted(gt["categories"], key=lambda c: c["id"])
     index = {c["id"]: i for i, c in enumerate(cats)}
     images = {img["id"]: img for img in gt["images"]}
@@ -78,6 +80,41 @@ def classification_metrics(gt: dict, predictions: list[dict], grid: int, imgsz: 
         "labels": [c["name"] for c in cats],
         "num_images": n,
     }
+
+
+# ---------------------------------------------------------------------------- data at a fixed budget
+
+
+def first_per_domain(instances: dict, per_domain: int) -> dict:
+    """The first ``per_domain`` images of each domain (json order) and their annotations: the
+    nested training subsets of the accuracy-vs-images curve. A balanced type split stays
+    balanced (its types take turns by index, :func:`afss_utils.synthetic.type_split`)."""
+    seen: dict[str, int] = {}
+    keep = set()
+    for img in instances["images"]:
+        d = img.get("domain", "")
+        seen[d] = seen.get(d, 0) + 1
+        if seen[d] <= per_domain:
+            keep.add(img["id"])
+    return {
+        **instances,
+        "images": [i for i in instances["images"] if i["id"] in keep],
+        "annotations": [a for a in instances["annotations"] if a["image_id"] in keep],
+    }
+
+
+def train_for_steps(
+    student, instances: dict, image_dir, out_dir, steps: int, warmup_steps: int
+) -> tuple[Any, int]:
+    """Train ``student`` for ``steps`` optimiser steps whatever the number of images: whole
+    epochs, ``round(steps / steps_per_epoch)`` of them (at least one), with a warm-up of
+    ``warmup_steps`` steps (a warm-up in epochs would last the whole run on a large set).
+    Returns (the trained student, the steps taken: equal to ``steps`` when the set's steps per
+    epoch divide it)."""
+    per_epoch = student.steps_per_epoch(len(instances["images"]))
+    epochs = max(1, round(steps / per_epoch))
+    student.warmup_epochs = warmup_steps / per_epoch
+    return student.train(instances, image_dir, out_dir, epochs=epochs), epochs * per_epoch
 
 
 # ---------------------------------------------------------------------------- grid search
@@ -162,7 +199,7 @@ def _trial(make_student, hyper: dict, train: tuple, val: Dataset, out_dir: Path,
     student.train(train[0], train[1], out_dir, epochs=epochs)
     preds = student.predict(val)
     ap = agnostic_box_ap(val.instances, preds)
-    m = classification_metrics(val.instances, preds, student.grid, student.imgsz)
+    m = classification_metrics(val.instances, preds, student.imgsz)
     return hyper, {
         "val_AP": ap["AP"],
         "val_AP50": ap["AP50"],

@@ -1459,9 +1459,10 @@ def _lacks(table: pd.DataFrame, columns: Iterable[str]) -> str | None:
     return None
 
 
-def type_splits(counts: pd.DataFrame) -> str:
+def type_splits(counts: pd.DataFrame, domains: int = 1) -> str:
     """The type-split table (``split``, ``images`` and one count column per type): images per
-    split and how evenly the types were drawn."""
+    split and how evenly the types are spread (balanced: at most one image apart per domain,
+    ``domains`` of them)."""
     if msg := _lacks(counts, ("split", "images")):
         return msg
     types = [c for c in counts.columns if c not in ("split", "images")]
@@ -1470,10 +1471,14 @@ def type_splits(counts: pd.DataFrame) -> str:
         + (f", each type {int(r[types].min())}–{int(r[types].max())} times" if types else "")
         for _, r in counts.iterrows()
     ]
-    return (
-        f"**What to look at:** {len(types)} types drawn uniformly at random, so small splits can "
-        "miss one; a type with 0 training images cannot be learned.\n\n" + _bullets(lines)
+    spread = max((int(r[types].max() - r[types].min()) for _, r in counts.iterrows()), default=0)
+    balance = (
+        f"balanced: within every split the types' counts differ by at most {spread} (one image "
+        "per domain)"
+        if spread <= domains
+        else "not balanced; a type with few training images is learnt worst"
     )
+    return f"**What to look at:** {len(types)} types, {balance}.\n\n" + _bullets(lines)
 
 
 def heatmap_by_hand(target: pd.DataFrame, sigma: float) -> str:
@@ -1581,8 +1586,9 @@ def decode_by_hand(table: pd.DataFrame, kind: str) -> str:
 
 
 def center_classification(summary: pd.DataFrame, num_types: int | None = None) -> str:
-    """The results table: our class and center-cell accuracy beside the report's row (the
-    ``source`` starting with ``ours`` / ``report``), and the class-agnostic box AP."""
+    """The results table: each row of ours (``source`` starting with ``ours``) with its class and
+    center-cell accuracy beside the report's row (``report``), its class-agnostic box AP and
+    AP75, and how much tighter the last row's boxes are than the first's (AP75 ratio)."""
     cols = ("source", "class accuracy %", "center-cell accuracy")
     if msg := _lacks(summary, cols):
         return msg
@@ -1590,38 +1596,114 @@ def center_classification(summary: pd.DataFrame, num_types: int | None = None) -
     ours, ref = summary[source.str.startswith("ours")], summary[source.str.startswith("report")]
     if ours.empty:
         return "**What to look at:** the table has no row of ours."
-    o = ours.iloc[0]
     r = ref.iloc[0] if len(ref) else pd.Series(dtype=float)
     chance = f" (chance: {_f(100 / num_types)} %)" if num_types else ""
-    box = ""
-    if "box AP50" in summary and "box AP" in summary:
-        box = f"; box AP50 {_f(o['box AP50'])}, AP {_f(o['box AP'])} (classes ignored)"
-    return (
-        f"**What to look at:** class accuracy **{_f(o['class accuracy %'])} %**{chance} "
-        f"against the report's ≈ {_f(r.get('class accuracy %', math.nan), 0)} %, center-cell "
-        f"accuracy **{_f(o['center-cell accuracy'], 2)}** against its "
-        f"{_f(r.get('center-cell accuracy', math.nan), 2)}{box}. The report's numbers are on "
-        "SPARK 2022 (11 classes, 50 epochs): a reference, not a like-for-like comparison."
+    lines = []
+    for _, o in ours.iterrows():
+        line = (
+            f"{o['source'].removeprefix('ours').strip(' :')}: class accuracy "
+            f"**{_f(o['class accuracy %'])} %**, center-cell accuracy "
+            f"**{_f(o['center-cell accuracy'], 2)}**"
+        )
+        if {"box AP", "box AP75"} <= set(summary.columns):
+            line += f", box AP {_f(o['box AP'])}, AP75 {_f(o['box AP75'])}"
+        if "s / step" in summary.columns:
+            line += f" ({_f(o['s / step'], 2)} s per step)"
+        lines.append(line)
+    text = (
+        f"**What to look at:** against the report's ≈ {_f(r.get('class accuracy %', math.nan), 0)} "
+        f"% class accuracy{chance} and {_f(r.get('center-cell accuracy', math.nan), 2)} "
+        f"center-cell accuracy:\n\n" + _bullets(lines)
+    )
+    if len(ours) > 1 and "box AP75" in summary.columns:
+        a, b = ours["box AP75"].iloc[0], ours["box AP75"].iloc[-1]
+        if a > 0:
+            text += (
+                f"\n\nOn the same images and steps, the last row's box AP75 is {_f(b)} against "
+                f"{_f(a)}: {_f(b / a)}× the first row's."
+            )
+        elif b > 0:
+            text += f"\n\nOnly the last row has boxes at IoU 0.75 (AP75 {_f(b)} against 0)."
+        else:
+            text += "\n\nNeither row has a box at IoU 0.75 (AP75 0)."
+    return text + (
+        "\n\nThe report's numbers are on SPARK 2022 (11 classes, 50 epochs): a reference, not a "
+        "like-for-like comparison."
     )
 
 
 def center_per_class(per_class: pd.DataFrame) -> str:
-    """Per-type accuracy (``type``, ``accuracy %``; NaN: no test image of that type)."""
-    if msg := _lacks(per_class, ("type", "accuracy %")):
+    """Per-type accuracy (``type`` and one ``... accuracy %`` column per row of the results
+    table; NaN: no test image of that type): best and worst type of each."""
+    columns = [c for c in per_class.columns if str(c).endswith("accuracy %")]
+    if msg := _lacks(per_class, ("type", *(columns or ["accuracy %"]))):
         return msg
-    d = per_class.dropna(subset=["accuracy %"])
-    absent = per_class.loc[per_class["accuracy %"].isna(), "type"].tolist()
-    if d.empty:
-        return "**What to look at:** no type had a test image."
-    hi, lo = d["accuracy %"].max(), d["accuracy %"].min()
+    lines = []
+    for col in columns:
+        d = per_class.dropna(subset=[col])
+        if d.empty:
+            lines.append(f"{col.removesuffix('accuracy %').strip() or 'accuracy'}: no test image")
+            continue
+        hi, lo = d[col].max(), d[col].min()
 
-    def names(value: float) -> str:
-        return ", ".join(f"`{t}`" for t in d.loc[d["accuracy %"] == value, "type"])
+        def names(value: float, d=d, col=col) -> str:
+            return ", ".join(f"`{t}`" for t in d.loc[d[col] == value, "type"])
 
-    text = f"**What to look at:** best {names(hi)} ({_f(hi)} %), worst {names(lo)} ({_f(lo)} %)"
+        label = col.removesuffix("accuracy %").strip()
+        said = (
+            f"every type {_f(hi)} %"
+            if hi == lo
+            else f"best {names(hi)} ({_f(hi)} %), worst {names(lo)} ({_f(lo)} %)"
+        )
+        lines.append((f"{label}: " if label else "") + said)
+    absent = per_class.loc[per_class[columns].isna().all(axis=1), "type"].tolist()
+    text = "**What to look at:** " + (
+        "; ".join(lines) if len(lines) == 1 else "\n\n" + _bullets(lines)
+    )
     if absent:
-        text += f"; no test image of {', '.join(f'`{t}`' for t in absent)}"
-    return text + "."
+        text += f"\n\nNo test image of {', '.join(f'`{t}`' for t in absent)}."
+    return text if len(lines) > 1 or absent else text + "."
+
+
+def center_data_curve(curve: pd.DataFrame, target: float = 90.0) -> str:
+    """The accuracy-vs-images curve (``train images``, ``epochs``, ``steps``, ``class accuracy
+    %``, ``center-cell accuracy``), all rows at one step budget: what the distinct images
+    bought, and where the class accuracy stands against ``target`` (%), with a log-linear
+    extrapolation of the images it would take when the curve still rises."""
+    cols = ("train images", "epochs", "steps", "class accuracy %", "center-cell accuracy")
+    if msg := _lacks(curve, cols):
+        return msg
+    c = curve.sort_values("train images")
+    lo, hi = c.iloc[0], c.iloc[-1]
+    steps = sorted(set(c["steps"].astype(int)))
+    budget = f"{steps[0]} steps" if len(steps) == 1 else f"{steps[0]}–{steps[-1]} steps"
+
+    def times(n) -> str:
+        return "once" if int(n) == 1 else f"{int(n)} times"
+
+    text = (
+        f"**What to look at:** at {budget}, {int(lo['train images'])} images seen "
+        f"{times(lo['epochs'])} give {_f(lo['class accuracy %'])} % class accuracy and "
+        f"{_f(lo['center-cell accuracy'], 2)} center-cell accuracy; {int(hi['train images'])} "
+        f"distinct images seen {times(hi['epochs'])} give "
+        f"**{_f(hi['class accuracy %'])} %** and **{_f(hi['center-cell accuracy'], 2)}** "
+        f"({_signed(hi['class accuracy %'] - lo['class accuracy %'])} points of class accuracy for "
+        "the same cost)."
+    )
+    if hi["class accuracy %"] >= target:
+        return text + f" The largest set reaches the {_f(target, 0)} % target."
+    gap = f" The largest set stays {_f(target - hi['class accuracy %'])} points below {_f(target, 0)} %"
+    if len(c) >= 2:
+        x = np.log10(c["train images"].to_numpy(float))
+        slope, icpt = np.polyfit(x, c["class accuracy %"].to_numpy(float), 1)
+        if slope > 0:
+            need = 10 ** ((target - icpt) / slope)
+            return text + (
+                f"{gap}; the curve gains {_f(slope)} points per tenfold images, so a straight "
+                f"line in log images would reach it near {_f(need, 0)} images at this budget "
+                "(an extrapolation: the steps may bind before the data does)."
+            )
+    return text + gap + "."
 
 
 def center_confusion(confusion: pd.DataFrame) -> str:
@@ -1669,7 +1751,8 @@ def center_heatmaps(shown: pd.DataFrame) -> str:
 def center_setup(arch: Mapping, hyper: Mapping, grid: Mapping) -> str:
     """Which network runs and which hyper-parameters lie outside the report's grid (Table 2.1).
 
-    arch: ``backbone``, ``weights`` (None: random initialisation), ``imgsz``; hyper: the values
+    arch: ``backbone``, ``weights`` (None: random initialisation), ``imgsz``, optionally
+    ``frozen_stages``; hyper: the values
     trained with (``lr``, ``weight_decay``, ``sigma``, ``pos_weight``, ``box_weight``); grid: the
     report's value lists per hyper-parameter."""
     if not arch or "backbone" not in arch:
@@ -1679,6 +1762,11 @@ def center_setup(arch: Mapping, hyper: Mapping, grid: Mapping) -> str:
     imgsz = arch.get("imgsz")
     size = f" at S = {imgsz} px (a grid of {imgsz // 32}×{imgsz // 32} cells)" if imgsz else ""
     text = f"**Setup:** backbone `{arch['backbone']}` from {start}{size}."
+    if frozen := arch.get("frozen_stages"):
+        text += (
+            f" Its stem and first {frozen} stage(s) keep the loaded weights (detectron2's "
+            "`FREEZE_AT`): cheaper steps; the report trained every layer."
+        )
     names = {"pos_weight": "k (pos_weight)", "sigma": "σ (sigma)"}
     outside, inside = [], []
     for key, values in grid.items():

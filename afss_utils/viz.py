@@ -538,3 +538,38 @@ def confusion(metrics: dict, title: str = "") -> plt.Figure:
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def data_curve(curve, target: float | None = None) -> plt.Figure:
+    """Accuracy against distinct training images at one step budget: ``curve`` a table with
+    ``train images``, ``epochs``, ``class accuracy %`` and ``center-cell accuracy`` (one row per
+    training set). Log x; class accuracy (%) on the left axis, center-cell accuracy on the right;
+    each point labelled with its epochs; ``target`` (%) as a dashed line."""
+    c = curve.sort_values("train images")
+    x = c["train images"].to_numpy(float)
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    ax.plot(x, c["class accuracy %"], "o-", color="C0", label="class accuracy")
+    for xi, yi, ep in zip(x, c["class accuracy %"], c["epochs"], strict=True):
+        ax.annotate(
+            f"{int(ep)} ep.", (xi, yi), textcoords="offset points", xytext=(4, -12), fontsize=7
+        )
+    if target is not None:
+        ax.axhline(target, color="C0", ls="--", lw=0.8, label=f"target {target:g} %")
+    ax.set_xscale("log")
+    ax.set_xlabel("distinct training images (same optimiser steps)")
+    ax.set_ylabel("class accuracy (%)", color="C0")
+    ax.set_ylim(0, 100)
+    right = ax.twinx()
+    right.plot(x, c["center-cell accuracy"], "s--", color="C1", label="center-cell accuracy")
+    right.set_ylim(0, 1)
+    right.set_ylabel("center-cell accuracy", color="C1")
+    handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="lower right", fontsize=7)
+    steps = sorted(set(int(s) for s in c.get("steps", [])))
+    if steps:
+        ax.set_title(
+            f"at {steps[0]} steps" if len(steps) == 1 else f"at {steps[0]}–{steps[-1]} steps",
+            fontsize=9,
+        )
+    fig.tight_layout()
+    return fig

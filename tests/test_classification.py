@@ -10,8 +10,10 @@ from test_centernet import make_rects  # tests/ is on sys.path (conftest)
 from afss_utils.classification import (
     agnostic_box_ap,
     classification_metrics,
+    first_per_domain,
     grid_search,
     staged_grid,
+    train_for_steps,
 )
 from afss_utils.datasets import open_coco
 from afss_utils.students.centernet import CenterNetStudent
@@ -33,11 +35,11 @@ def test_classification_metrics_by_hand_and_empty():
         {"image_id": 1, "category_id": 2, "score": 0.1, "bbox": [0, 0, 10, 10], "cell": [1, 1]},
         {"image_id": 2, "category_id": 1, "score": 0.8, "bbox": [0, 0, 10, 10], "cell": [1, 1]},
     ]  # image 3 has no detection: wrong
-    m = classification_metrics(gt, preds, grid=2, imgsz=64)
+    m = classification_metrics(gt, preds, imgsz=64)
     assert m["accuracy"] == pytest.approx(1 / 3) and m["cell_accuracy"] == pytest.approx(1 / 3)
     assert m["per_class"] == {"a": 1.0, "b": 0.0}
     assert m["confusion"].tolist() == [[1, 0], [1, 0]]
-    empty = classification_metrics({**gt, "images": [], "annotations": []}, [], 2, 64)
+    empty = classification_metrics({**gt, "images": [], "annotations": []}, [], 64)
     assert empty["accuracy"] == 0.0 and empty["num_images"] == 0
 
 
@@ -89,3 +91,34 @@ def test_agnostic_box_ap_ignores_the_class():
     wrong_type = [{"image_id": 1, "category_id": 1, "score": 0.9, "bbox": [8, 8, 20, 20]}]
     assert agnostic_box_ap(gt, wrong_type)["AP"] == pytest.approx(100.0)
     assert agnostic_box_ap(gt, []) == {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}  # no detection
+
+
+def test_first_per_domain_nests_and_keeps_annotations():
+    images = [
+        {"id": i, "domain": d, "width": 8, "height": 8, "file_name": f"{i}.png"}
+        for i, d in enumerate(["a", "b", "a", "b", "a", "b"], 1)
+    ]
+    gt = {"images": images, "annotations": [{"id": i, "image_id": i} for i in range(1, 7)]}
+    two = first_per_domain(gt, 2)
+    assert [i["id"] for i in two["images"]] == [1, 2, 3, 4]
+    assert [a["image_id"] for a in two["annotations"]] == [1, 2, 3, 4]
+    one = first_per_domain(gt, 1)
+    assert {i["id"] for i in one["images"]} <= {i["id"] for i in two["images"]}  # nested
+    assert first_per_domain(gt, 0)["images"] == [] and first_per_domain(gt, 9) == gt
+
+
+@pytest.mark.parametrize("n_images, steps", [(8, 8), (4, 8), (8, 3)])
+def test_train_for_steps_takes_the_budget_whatever_the_set_size(tmp_path: Path, n_images, steps):
+    """8 steps on 8 images (batch 2: 4 per epoch, 2 epochs) or on 4 (2 per epoch, 4 epochs);
+    a budget the epochs cannot divide is rounded to whole epochs (3 -> 1 epoch of 4)."""
+    from afss_utils.distill import optimiser_steps
+
+    ds = open_coco(make_rects(tmp_path / "rects", n_images))
+    student = CenterNetStudent(imgsz=64, batch=2, seed=0)
+    taken = optimiser_steps(
+        lambda: train_for_steps(student, ds.instances, ds.image_dir, tmp_path / "o", steps, 2)
+    )
+    per_epoch = n_images // 2
+    expected = max(1, round(steps / per_epoch)) * per_epoch
+    assert taken == expected and len(student.history) == expected // per_epoch
+    assert student.warmup_epochs == 2 / per_epoch

@@ -419,6 +419,7 @@ def test_06_narratives_say_so_when_the_table_is_empty_or_lacks_a_column():
         narrative.center_history,
         narrative.center_classification,
         narrative.center_per_class,
+        narrative.center_data_curve,
         narrative.center_heatmaps,
     ):
         assert "lacks column(s)" in fn(empty), fn.__name__
@@ -438,9 +439,11 @@ def test_06_narratives_say_so_when_the_table_is_empty_or_lacks_a_column():
 
 def test_type_splits_counts_images_and_type_range():
     counts = pd.DataFrame({"split": ["train", "test"], "images": [12, 6], "a": [5, 2], "b": [7, 4]})
-    text = narrative.type_splits(counts)
-    assert "2 types" in text and "`train`: 12 images, each type 5–7 times" in text
+    text = narrative.type_splits(counts, domains=2)
+    assert "2 types, balanced" in text and "differ by at most 2 (one image per domain)" in text
+    assert "`train`: 12 images, each type 5–7 times" in text
     assert "`test`: 6 images, each type 2–4 times" in text
+    assert "not balanced" in narrative.type_splits(counts, domains=1)
 
 
 def test_heatmap_by_hand_reads_peak_neighbour_and_support():
@@ -509,23 +512,41 @@ def test_decode_by_hand_states_cell_box_and_agreement():
     assert "kept no detection" in narrative.decode_by_hand(table, "relay")
 
 
-def test_center_classification_sets_ours_beside_the_report():
+def test_center_classification_sets_both_rows_beside_the_report():
+    row = {"box AP": 30.25, "box AP50": 70.75, "s / step": 1.25}
     summary = pd.DataFrame(
         [
             {
-                "source": "ours (synthetic, 6 types)",
+                "source": "ours: stride 32",
                 "class accuracy %": 62.5,
                 "center-cell accuracy": 0.4375,
-                "box AP": 30.25,
-                "box AP50": 70.75,
+                "box AP75": 2.0,
+                **row,
+            },
+            {
+                "source": "ours: stride 8",
+                "class accuracy %": 70.0,
+                "center-cell accuracy": 0.75,
+                "box AP75": 7.0,
+                **row,
             },
             {"source": "report (SPARK)", "class accuracy %": 96.0, "center-cell accuracy": 0.78},
         ]
     )
     text = narrative.center_classification(summary, num_types=6)
-    assert "class accuracy **62.5 %** (chance: 16.7 %) against the report's ≈ 96 %" in text
-    assert "center-cell accuracy **0.44** against its 0.78" in text
-    assert "box AP50 70.8, AP 30.2" in text
+    assert "against the report's ≈ 96 % class accuracy (chance: 16.7 %) and 0.78" in text
+    assert (
+        "- stride 32: class accuracy **62.5 %**, center-cell accuracy **0.44**, box AP 30.2, "
+        "AP75 2.0 (1.25 s per step)" in text
+    )
+    assert "- stride 8: class accuracy **70.0 %**, center-cell accuracy **0.75**" in text
+    assert "the last row's box AP75 is 7.0 against 2.0: 3.5× the first row's" in text
+    one = narrative.center_classification(summary.iloc[[0, 2]])
+    assert "the first row's" not in one and "stride 32" in one
+    zero = summary.assign(**{"box AP75": [0.0, 5.0, None]})
+    assert "Only the last row has boxes at IoU 0.75" in narrative.center_classification(zero)
+    none = summary.assign(**{"box AP75": [0.0, 0.0, None]})
+    assert "Neither row" in narrative.center_classification(none)
 
 
 def test_center_per_class_best_worst_and_absent():
@@ -534,7 +555,40 @@ def test_center_per_class_best_worst_and_absent():
     )
     text = narrative.center_per_class(per_class)
     assert "best `b` (100.0 %), worst `a`, `d` (50.0 %)" in text
-    assert "no test image of `c`" in text
+    assert "No test image of `c`" in text
+    two = per_class.rename(columns={"accuracy %": "stride 32 accuracy %"}).assign(
+        **{"stride 8 accuracy %": [90.0, 80.0, float("nan"), 85.0]}
+    )
+    text = narrative.center_per_class(two)
+    assert "- stride 32: best `b` (100.0 %), worst `a`, `d` (50.0 %)" in text
+    assert "- stride 8: best `a` (90.0 %), worst `b` (80.0 %)" in text
+    same = per_class.assign(**{"accuracy %": [50.0, 50.0, float("nan"), 50.0]})
+    assert "every type 50.0 %" in narrative.center_per_class(same)
+
+
+def test_center_data_curve_reads_the_ends_and_extrapolates():
+    curve = pd.DataFrame(
+        {
+            "train images": [240, 2400],
+            "epochs": [20, 2],
+            "steps": [300, 300],
+            "class accuracy %": [60.0, 80.0],
+            "center-cell accuracy": [0.4, 0.5],
+        }
+    )
+    text = narrative.center_data_curve(curve, target=90.0)
+    assert "at 300 steps, 240 images seen 20 times give 60.0 % class accuracy" in text
+    assert "2400 distinct images seen 2 times give **80.0 %** and **0.50**" in text
+    once = narrative.center_data_curve(curve.assign(epochs=[20, 1]))
+    assert "seen once give" in once
+    assert "(+20.0 points of class accuracy for the same cost)" in text
+    # 20 points per decade: 90 % lies half a decade further, at 2400 * 10^0.5 images
+    assert "20.0 points per tenfold images" in text and "near 7589 images" in text
+    assert "reaches the 70 % target" in narrative.center_data_curve(curve, target=70.0)
+    flat = curve.assign(**{"class accuracy %": [80.0, 70.0]})
+    text = narrative.center_data_curve(flat, target=90.0)
+    assert "stays 20.0 points below 90 %." in text and "extrapolation" not in text
+    assert "lacks column(s) epochs" in narrative.center_data_curve(curve.drop(columns="epochs"))
 
 
 def test_center_confusion_diagonal_and_worst_pair():
@@ -713,6 +767,9 @@ def test_center_setup_lists_what_lies_outside_the_report_grid():
     assert "is one of the report's grid values" in inside
     assert "no backbone" in narrative.center_setup({}, {}, grid)
     assert "No hyper-parameter" in narrative.center_setup(arch, {}, grid)
+    assert "FREEZE_AT" not in text
+    frozen = narrative.center_setup({**arch, "frozen_stages": 2}, {}, grid)
+    assert "stem and first 2 stage(s) keep the loaded weights" in frozen
 
 
 def test_center_overfit_flips_with_the_gap():

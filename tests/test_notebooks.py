@@ -36,6 +36,8 @@ FIGURES = [
     "debris_mota_hota",
     "center_heatmaps",
     "center_confusion",
+    "center_confusion_s8",
+    "center_data_curve",
 ]
 
 
@@ -94,6 +96,26 @@ def test_every_notebook_ran_and_was_recorded(study):
             o for c in nb["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"
         ]
         assert not errors, f"{name}: {errors[:1]}"
+
+
+def test_center_tables_hold_both_strides_and_the_data_curve(study):
+    """Notebook 06: one row per output stride (same steps, full split) beside the report's, a
+    per-type column for each, and one curve point per training-set size at that step budget."""
+    out, _, params = study
+    cls = params["classification"]
+    summary = pd.read_csv(out / "tables" / "center_classification.csv")
+    ours = summary[summary["source"].str.startswith("ours")]
+    assert [s.split()[1] for s in ours["source"]] == [str(s) for s in cls["strides"]]
+    assert ours["steps"].nunique() == 1 and (ours["s / step"] > 0).all()
+    assert ours["train images"].tolist() == [3 * cls["train_per_domain"]] * len(ours)
+    per_class = pd.read_csv(out / "tables" / "center_classification_per_class.csv")
+    assert [c for c in per_class.columns if c.endswith("accuracy %")] == [
+        f"stride {s} accuracy %" for s in cls["strides"]
+    ]
+    curve = pd.read_csv(out / "tables" / "center_data_curve.csv")
+    sizes = sorted({*cls["curve"], cls["train_per_domain"]})
+    assert curve["train images"].tolist() == [3 * n for n in sizes]
+    assert curve["epochs"].is_monotonic_decreasing  # fewer images, more epochs over them
 
 
 def test_table1_has_a_row_per_dataset_teacher_and_task(study):

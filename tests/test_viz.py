@@ -199,6 +199,32 @@ def test_confusion_writes_counts_and_normalises_rows():
     plt.close(fig)
 
 
+def test_data_curve_plots_both_accuracies_on_log_images():
+    import pandas as pd
+
+    curve = pd.DataFrame(
+        {
+            "train images": [1200, 240, 4800],
+            "epochs": [4, 20, 1],
+            "steps": [300, 300, 300],
+            "class accuracy %": [70.0, 60.0, 80.0],
+            "center-cell accuracy": [0.5, 0.4, 0.55],
+        }
+    )
+    fig = viz.data_curve(curve, target=90.0)
+    ax, right = fig.axes
+    assert ax.get_xscale() == "log" and ax.get_title() == "at 300 steps"
+    x, y = ax.lines[0].get_data()
+    assert list(x) == [240, 1200, 4800] and list(y) == [60.0, 70.0, 80.0]  # sorted by images
+    assert list(ax.lines[1].get_ydata()) == [90.0, 90.0]  # the target
+    assert list(right.lines[0].get_ydata()) == [0.4, 0.5, 0.55]
+    assert [t.get_text() for t in ax.texts] == ["20 ep.", "4 ep.", "1 ep."]
+    plt.close(fig)
+    empty = viz.data_curve(curve.iloc[:0])
+    assert len(empty.axes[0].lines[0].get_xdata()) == 0
+    plt.close(empty)
+
+
 def test_center_heatmaps_one_panel_per_image_with_the_grid_probabilities(tmp_path):
     from test_centernet import make_rects  # tests/ is on sys.path (conftest)
 
