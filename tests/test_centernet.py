@@ -439,11 +439,18 @@ def test_fine_network_output_shapes_and_init(stride):
         "center": (2, 1, g, g),
         "offset": (2, 2, g, g),
         "size": (2, 2, g, g),
-        "cls": (2, 3, g, g),
+        "cls": (2, 3, 2, 2),  # the report's class head on the stride-32 map
     }
     assert ((out["offset"] > 0) & (out["offset"] < 1)).all()
     with pytest.raises(ValueError, match="stride"):
         centernet.build_model("resnet18", 1, stride=16)
+    # the student's numpy heads: the coarse class map repeated onto the fine cells it holds
+    student = CenterNetStudent(imgsz=64, stride=stride)
+    student.net = net
+    heads = student._forward(torch.zeros(1, 3, 64, 64))
+    assert heads["cls"].shape == (1, 3, g, g) and heads["box"].shape == (1, 4, g, g)
+    k = 32 // stride
+    assert (heads["cls"][0, :, :k, :k] == out["cls"][0, :, :1, :1].numpy()).all()
 
 
 def test_focal_and_fine_loss_near_zero_on_perfect_heads_and_empty_batches():
@@ -461,11 +468,11 @@ def test_focal_and_fine_loss_near_zero_on_perfect_heads_and_empty_batches():
         "center": torch.zeros(1, 1, 8, 8),
         "offset": torch.zeros(1, 2, 8, 8),
         "size": torch.zeros(1, 2, 8, 8),
-        "cls": torch.zeros(1, 2, 8, 8),
+        "cls": torch.zeros(1, 2, 2, 2),  # stride 32 on a 64 px canvas
         "box_target": box_t,
     }
     out["offset"][0, :, 4, 5], out["size"][0, :, 4, 5] = off[0], log_size[0]
-    out["cls"][0, 1, 4, 5] = 30.0
+    out["cls"][0, 1, 1, 1] = 30.0  # fine cell (4, 5) lies in coarse cell (1, 1)
     losses = centernet.fine_loss(
         out, torch.zeros(1, 8, 8), cells, [np.array([1])], LossWeights(), 8, 64
     )
