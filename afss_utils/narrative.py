@@ -1473,8 +1473,10 @@ def type_splits(counts: pd.DataFrame, domains: int = 1) -> str:
     ]
     spread = max((int(r[types].max() - r[types].min()) for _, r in counts.iterrows()), default=0)
     balance = (
-        f"balanced: within every split the types' counts differ by at most {spread} (one image "
-        "per domain)"
+        "balanced: every split holds every type equally often"
+        if spread == 0
+        else f"balanced: within every split the types' counts differ by at most {spread} (one "
+        "image per domain)"
         if spread <= domains
         else "not balanced; a type with few training images is learnt worst"
     )
@@ -1668,8 +1670,8 @@ def center_per_class(per_class: pd.DataFrame) -> str:
 def center_data_curve(curve: pd.DataFrame, target: float = 90.0) -> str:
     """The accuracy-vs-images curve (``train images``, ``epochs``, ``steps``, ``class accuracy
     %``, ``center-cell accuracy``), all rows at one step budget: what the distinct images
-    bought, and where the class accuracy stands against ``target`` (%), with a log-linear
-    extrapolation of the images it would take when the curve still rises."""
+    bought, and where the class accuracy stands against ``target`` (%), extrapolating the images
+    it would take along the line through the last two points (log images) when it still rises."""
     cols = ("train images", "epochs", "steps", "class accuracy %", "center-cell accuracy")
     if msg := _lacks(curve, cols):
         return msg
@@ -1694,14 +1696,15 @@ def center_data_curve(curve: pd.DataFrame, target: float = 90.0) -> str:
         return text + f" The largest set reaches the {_f(target, 0)} % target."
     gap = f" The largest set stays {_f(target - hi['class accuracy %'])} points below {_f(target, 0)} %"
     if len(c) >= 2:
-        x = np.log10(c["train images"].to_numpy(float))
-        slope, icpt = np.polyfit(x, c["class accuracy %"].to_numpy(float), 1)
+        prev = c.iloc[-2]
+        decades = math.log10(hi["train images"] / prev["train images"])
+        slope = (hi["class accuracy %"] - prev["class accuracy %"]) / decades if decades else 0
         if slope > 0:
-            need = 10 ** ((target - icpt) / slope)
+            need = hi["train images"] * 10 ** ((target - hi["class accuracy %"]) / slope)
             return text + (
-                f"{gap}; the curve gains {_f(slope)} points per tenfold images, so a straight "
-                f"line in log images would reach it near {_f(need, 0)} images at this budget "
-                "(an extrapolation: the steps may bind before the data does)."
+                f"{gap}; its last two points gain {_f(slope)} points per tenfold images, so "
+                f"along that line it would take about {_f(need, 0)} images at this budget (an "
+                "extrapolation: the steps may bind before the data does)."
             )
     return text + gap + "."
 
@@ -1810,6 +1813,12 @@ def center_overfit(history: pd.DataFrame, test_accuracy: float, margin: float = 
         return (
             f"**Overfitting:** {said}: a gap of {_f(gap)} points. The class head fits its "
             "training images far better than it recognises the types on new ones."
+        )
+    if gap < -margin:
+        return (
+            f"**No sign of overfitting:** {said}; the test images fare better than the loss "
+            f"suggests ({_signed(gap)} points) because the loss is the mean over an epoch that "
+            "began untrained" + (" (the only epoch here)." if int(last["epoch"]) == 1 else ".")
         )
     return (
         f"**No sign of overfitting:** {said}; the two agree within {_f(margin, 0)} points "

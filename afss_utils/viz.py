@@ -556,6 +556,8 @@ def data_curve(curve, target: float | None = None) -> plt.Figure:
     if target is not None:
         ax.axhline(target, color="C0", ls="--", lw=0.8, label=f"target {target:g} %")
     ax.set_xscale("log")
+    ax.set_xticks(x, [f"{int(v)}" for v in x])  # the measured sizes, not log-scale decades
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("distinct training images (same optimiser steps)")
     ax.set_ylabel("class accuracy (%)", color="C0")
     ax.set_ylim(0, 100)

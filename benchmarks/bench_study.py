@@ -21,10 +21,13 @@ from afss_utils.tables import record_benchmarks
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def rows_from_manifest(manifest: dict, label: str, notes: str = "") -> list[dict]:
+def rows_from_manifest(
+    manifest: dict, label: str, notes: str = "", notebooks: list[str] | None = None
+) -> list[dict]:
     """One row per notebook plus the total, in seconds. The total is the study's wall time (the
     runner starts 05 and 06 beside 01-04, so the notebooks' own times overlap); a manifest of a
-    partial run (``--only``) has none, and its total is the sum of its notebooks."""
+    partial run (``--only``) has none, and its total is the sum of its notebooks. ``notebooks``:
+    only those rows and no total (a rerun of one notebook into a study's manifest)."""
     machine = manifest.get("machine", {})
     notes = ", ".join(
         n
@@ -37,6 +40,8 @@ def rows_from_manifest(manifest: dict, label: str, notes: str = "") -> list[dict
     )
     rows = []
     for name, entry in manifest["notebooks"].items():
+        if notebooks and name not in notebooks:
+            continue
         rows.append(
             {
                 "benchmark": "study_wall_time",
@@ -46,6 +51,8 @@ def rows_from_manifest(manifest: dict, label: str, notes: str = "") -> list[dict
                 "notes": notes,
             }
         )
+    if notebooks:
+        return rows
     total = manifest.get("duration_s") if not manifest.get("only") else None
     if total is None:
         total = sum(e["duration_s"] or 0.0 for e in manifest["notebooks"].values())
@@ -69,12 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--label", default="default")
     ap.add_argument("--notes", default="", help="added to every row, e.g. the load average")
     ap.add_argument("--write", action="store_true", help="update results/tables/benchmarks.csv")
+    ap.add_argument(
+        "--notebook",
+        action="append",
+        help="only this notebook's row (repeatable; no total): after rerunning one notebook",
+    )
     args = ap.parse_args(argv)
     if args.run:
         manifest = run_study(args.run, args.out)
     else:
         manifest = json.loads(Path(args.manifest).read_text())
-    rows = rows_from_manifest(manifest, args.label, args.notes)
+    rows = rows_from_manifest(manifest, args.label, args.notes, args.notebook)
     for row in rows:
         print(f"{row['setting']:40s} {row['value']:8.1f} s")
     if args.write:

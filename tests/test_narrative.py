@@ -441,6 +441,8 @@ def test_type_splits_counts_images_and_type_range():
     counts = pd.DataFrame({"split": ["train", "test"], "images": [12, 6], "a": [5, 2], "b": [7, 4]})
     text = narrative.type_splits(counts, domains=2)
     assert "2 types, balanced" in text and "differ by at most 2 (one image per domain)" in text
+    even = counts.assign(a=[6, 3], b=[6, 3])
+    assert "every type equally often" in narrative.type_splits(even)
     assert "`train`: 12 images, each type 5–7 times" in text
     assert "`test`: 6 images, each type 2–4 times" in text
     assert "not balanced" in narrative.type_splits(counts, domains=1)
@@ -583,7 +585,10 @@ def test_center_data_curve_reads_the_ends_and_extrapolates():
     assert "seen once give" in once
     assert "(+20.0 points of class accuracy for the same cost)" in text
     # 20 points per decade: 90 % lies half a decade further, at 2400 * 10^0.5 images
-    assert "20.0 points per tenfold images" in text and "near 7589 images" in text
+    assert "20.0 points per tenfold images" in text and "about 7589 images" in text
+    three = pd.concat([curve.iloc[:1], curve]).reset_index(drop=True)
+    three.loc[0, ["train images", "class accuracy %"]] = [24, 10.0]  # a steep first decade
+    assert "about 7589 images" in narrative.center_data_curve(three)  # the last two points
     assert "reaches the 70 % target" in narrative.center_data_curve(curve, target=70.0)
     flat = curve.assign(**{"class accuracy %": [80.0, 70.0]})
     text = narrative.center_data_curve(flat, target=90.0)
@@ -781,6 +786,10 @@ def test_center_overfit_flips_with_the_gap():
     assert fits.startswith("**No sign of overfitting:**") and "(+2.0)" in fits
     assert "empty" in narrative.center_overfit(history.iloc[:0], 61.7)
     assert "no test accuracy" in narrative.center_overfit(history, math.nan)
+    # one epoch over many images: its mean loss began untrained and understates the fit
+    once = narrative.center_overfit(pd.DataFrame({"epoch": [1], "cls": [1.006]}), 82.7)
+    assert once.startswith("**No sign of overfitting:**") and "(-46.1 points)" in once
+    assert "began untrained (the only epoch here)." in once and "agree within" not in once
 
 
 # ---- issue 24: notebooks 03 and 04 end every "what to look at" with a verdict

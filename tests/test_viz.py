@@ -219,6 +219,7 @@ def test_data_curve_plots_both_accuracies_on_log_images():
     assert list(ax.lines[1].get_ydata()) == [90.0, 90.0]  # the target
     assert list(right.lines[0].get_ydata()) == [0.4, 0.5, 0.55]
     assert [t.get_text() for t in ax.texts] == ["20 ep.", "4 ep.", "1 ep."]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["240", "1200", "4800"]
     plt.close(fig)
     empty = viz.data_curve(curve.iloc[:0])
     assert len(empty.axes[0].lines[0].get_xdata()) == 0
