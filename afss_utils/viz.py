@@ -222,7 +222,8 @@ def image_statistics(image: np.ndarray, annotations: Sequence[dict]) -> dict[str
     """How visible the object is in one image; all values are fractions in [0, 1].
 
     image: (H, W, 3) uint8 RGB; annotations: COCO annotations (``bbox`` xywh, optional RLE).
-    Returns area (object pixels / image pixels), truncated (1.0 if a GT box touches the frame),
+    Returns area (object pixels / image pixels), box_area (the largest GT box / image pixels:
+    the size COCO's small / medium / large use), truncated (1.0 if a GT box touches the frame),
     brightness and contrast (mean and std of luma), object / background (mean luma inside and
     outside the object) and gap = |object - background| (small: the object blends in).
     """
@@ -241,8 +242,10 @@ def image_statistics(image: np.ndarray, annotations: Sequence[dict]) -> dict[str
     )
     inside = float(luma[obj].mean()) if obj.any() else np.nan
     outside = float(luma[~obj].mean()) if (~obj).any() else np.nan
+    box_area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     return {
         "area": float(obj.mean()),
+        "box_area": float(box_area.max() / (w * h)) if len(box_area) else 0.0,
         "truncated": float(cut.any()),
         "brightness": float(luma.mean()),
         "contrast": float(luma.std()),
@@ -253,7 +256,10 @@ def image_statistics(image: np.ndarray, annotations: Sequence[dict]) -> dict[str
 
 
 def dataset_statistics(dataset: Any, progress: bool = True) -> pd.DataFrame:
-    """One row of :func:`image_statistics` per image of a Dataset (plus ``image_id``)."""
+    """One row of :func:`image_statistics` per image of a Dataset (plus ``image_id``), and where
+    the images record the Earth's share of the frame (``earth_fraction``, synthetic sets):
+    ``earth`` (1.0 when any of the Earth is in frame) and ``limb`` (1.0 when its edge is: part
+    of the frame, not all of it); NaN for datasets that do not record it."""
     import pandas as pd
 
     from afss_utils.progress import bar
@@ -261,36 +267,50 @@ def dataset_statistics(dataset: Any, progress: bool = True) -> pd.DataFrame:
     rows = []
     for image_id in bar(dataset.image_ids, desc=f"stats {dataset.name}", progress=progress):
         stats = image_statistics(dataset.load_image(image_id), dataset.annotations(image_id))
-        rows.append({"image_id": image_id, **stats})
+        share = dataset.image_info(image_id).get("earth_fraction")
+        earth = {"earth": np.nan, "limb": np.nan}
+        if share is not None:
+            earth = {"earth": float(share > 0), "limb": float(0 < share < 1)}
+        rows.append({"image_id": image_id, **stats, **earth})
     columns = [
         "image_id",
         "area",
+        "box_area",
         "truncated",
         "brightness",
         "contrast",
         "object",
         "background",
         "gap",
+        "earth",
+        "limb",
     ]
     return pd.DataFrame(rows, columns=columns)
 
 
 def summarize_statistics(per_image: pd.DataFrame) -> dict[str, float]:
     """Summary of :func:`dataset_statistics` in percent: image count, object area quantiles
-    (p10/p50/p90), truncated share, and means of brightness, contrast, object, background, gap."""
+    (p10/p50/p90), box area quantiles (p5/p50/p95: the range the real datasets span), truncated
+    share, means of brightness, contrast, object, background, gap, and the shares of images with
+    the Earth and with its limb in frame (NaN where not recorded)."""
     pct = per_image.drop(columns="image_id", errors="ignore") * 100.0
-    area = pct["area"].quantile([0.1, 0.5, 0.9]) if len(pct) else [np.nan] * 3
-    area = list(area)
+    area = list(pct["area"].quantile([0.1, 0.5, 0.9])) if len(pct) else [np.nan] * 3
+    box = list(pct["box_area"].quantile([0.05, 0.5, 0.95])) if len(pct) else [np.nan] * 3
     return {
         "images": len(per_image),
         "area p10 %": area[0],
         "area p50 %": area[1],
         "area p90 %": area[2],
+        "box area p5 %": box[0],
+        "box area p50 %": box[1],
+        "box area p95 %": box[2],
         "truncated %": pct["truncated"].mean(),
         **{
             f"{k} %": pct[k].mean()
             for k in ("brightness", "contrast", "object", "background", "gap")
         },
+        "earth in frame %": pct["earth"].mean(),
+        "limb in frame %": pct["limb"].mean(),
     }
 
 

@@ -205,13 +205,20 @@ display(
 # ground-truth object pixels (the box for box-only datasets such as SPARK-2024):
 #
 # - **area**: $|M| / (W H)$, the share of the frame the object covers (quantiles p10/p50/p90);
+# - **box area**: the largest ground-truth box's $w h / (W H)$, the size COCO's small / medium /
+#   large split uses (quantiles p5/p50/p95: the range the real datasets span);
 # - **truncated**: the object's box touches the image border;
 # - **brightness** and **contrast**: mean and standard deviation (RMS contrast) of $L$;
 # - **object** and **background**: mean $L$ inside and outside $M$, and their
 #
 # $$\text{gap} = \Bigl|\tfrac{1}{|M|}\textstyle\sum_{p \in M} L(p) - \tfrac{1}{|\bar M|}\sum_{p \notin M} L(p)\Bigr| ,$$
 #
-# a small gap meaning the spacecraft blends with what is behind it. All values are in percent.
+# a small gap meaning the spacecraft blends with what is behind it;
+# - **earth in frame** and **limb in frame**: the shares of images showing any of the Earth, and
+#   its edge (part of the frame, not all of it); the synthetic sets record the Earth's share of
+#   every frame, the real datasets do not (empty).
+#
+# All values are in percent.
 
 # %%
 per_image = {key: viz.dataset_statistics(ds) for key, ds in splits.items()}

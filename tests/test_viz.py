@@ -82,9 +82,14 @@ def test_image_statistics_measures_what_it_says():
     box = coco.make_annotation(2, 1, box_xyxy=np.array([0, 10, 20, 20]))
     s = viz.image_statistics(image, [box])
     assert s["truncated"] == 1.0 and s["area"] == pytest.approx(200 / 2400)
+    assert s["box_area"] == pytest.approx(200 / 2400)
     # no annotation: no object, background is the whole image
     s = viz.image_statistics(image, [])
     assert s["area"] == 0.0 and np.isnan(s["object"]) and s["truncated"] == 0.0
+    assert s["box_area"] == 0.0
+    # two objects: the box area is the largest box's (COCO's size is per object)
+    small = coco.make_annotation(3, 1, box_xyxy=np.array([30, 5, 35, 9]))
+    assert viz.image_statistics(image, [small, box])["box_area"] == pytest.approx(200 / 2400)
 
 
 def test_image_statistics_are_exact_in_double_precision():
@@ -122,10 +127,26 @@ def test_dataset_statistics_and_summary(tmp_path):
     assert list(df["image_id"]) == [1]
     summary = viz.summarize_statistics(df)
     assert summary["images"] == 1 and summary["area p50 %"] == pytest.approx(100 * mask.mean())
+    box = coco.mask_to_xyxy(mask)
+    box_share = (box[2] - box[0]) * (box[3] - box[1]) / (60 * 40)
+    assert summary["box area p50 %"] == pytest.approx(100 * box_share)
+    assert np.isnan(summary["earth in frame %"]) and np.isnan(summary["limb in frame %"])
+    # synthetic images record the Earth's share of the frame: none, all of it, or a limb
+    images = [
+        coco.make_image(i, "a.png", 60, 40, earth_fraction=f)
+        for i, f in enumerate([0.0, 1.0, 0.3, 0.6], 1)
+    ]
+    anns = [coco.make_annotation(i, i, mask=mask) for i in range(1, 5)]
+    earth = viz.dataset_statistics(Dataset("e", coco.make_instances(images, anns), tmp_path))
+    assert earth["earth"].tolist() == [0.0, 1.0, 1.0, 1.0]
+    assert earth["limb"].tolist() == [0.0, 0.0, 1.0, 1.0]
+    summary = viz.summarize_statistics(earth)
+    assert summary["earth in frame %"] == 75.0 and summary["limb in frame %"] == 50.0
     empty = viz.summarize_statistics(
         viz.dataset_statistics(Dataset("e", coco.make_instances([], []), tmp_path))
     )
     assert empty["images"] == 0 and np.isnan(empty["area p50 %"])
+    assert np.isnan(empty["box area p95 %"]) and np.isnan(empty["limb in frame %"])
 
 
 def _cells():
