@@ -105,7 +105,7 @@ def test_center_tables_hold_both_strides_and_the_data_curve(study):
     cls = params["classification"]
     summary = pd.read_csv(out / "tables" / "center_classification.csv")
     ours = summary[summary["source"].str.startswith("ours")]
-    assert [s.split()[1] for s in ours["source"]] == [str(s) for s in cls["strides"]]
+    assert [s.split()[2] for s in ours["source"]] == [str(s) for s in cls["strides"]]
     assert ours["steps"].nunique() == 1 and (ours["s / step"] > 0).all()
     assert ours["train images"].tolist() == [3 * cls["train_per_domain"]] * len(ours)
     per_class = pd.read_csv(out / "tables" / "center_classification_per_class.csv")
