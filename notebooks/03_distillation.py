@@ -408,6 +408,7 @@ MODEL_NAMES = {
     "yolo11_det": "YOLOv11-det",
     "efficientdet_d0": "EfficientDet",
     "center_resnet18": "CenterNet-R18",
+    "center_resnet18_s8": "CenterNet-R18-s8",
 }
 # where notebooks 01 and 02 saved the teacher's labels of each test split with these settings
 earlier = {
