@@ -36,6 +36,7 @@ from afss_utils.datasets import Dataset
 IOU_TYPES = ("bbox", "segm")
 METRICS = ("AP", "AP50", "AP75")
 SIZES = ("small", "medium", "large")
+SIZE_METRICS = tuple(f"AP {s}" for s in SIZES)
 # COCO's size limits, 32^2 and 96^2 px of area, as shares of its typical 640 x 480 image, so
 # that "small" means the same share of the frame at SPEED+'s 1920 x 1200 as at our 512 x 512:
 # small < 0.33 % of the image area <= medium < 3.0 % <= large
@@ -85,10 +86,32 @@ def evaluate(
     were made on another split). With a single GT category the category ids are not compared,
     so a json that numbers its one class 0 still matches predictions with ``category_id`` 1.
     """
-    instances, preds, eval_ids, _, gt_name = _prepare(gt, predictions, iou_type, image_ids)
+    scores = _evaluate_all(gt, predictions, iou_type, image_ids)
+    return {m: scores[m] for m in METRICS}
+
+
+def _evaluate_all(
+    gt: GroundTruth,
+    predictions: Predictions,
+    iou_type: str,
+    image_ids: Iterable[int] | None,
+) -> dict[str, float]:
+    """One COCOeval run: AP, AP50, AP75, ``AP small`` / ``medium`` / ``large`` (NaN for a size
+    without ground truth) and the GT objects per size ``n small`` ..., in percent. The size
+    limits only split the objects; AP over all sizes is COCO's whatever they are."""
+    instances, preds, eval_ids, gt_anns, gt_name = _prepare(gt, predictions, iou_type, image_ids)
+    lo, hi = size_limits(instances, eval_ids)
+    # COCOeval sorts a GT object by its annotation area (mask pixels here, as in COCO)
+    areas = [a.get("area", a["bbox"][2] * a["bbox"][3]) for a in gt_anns]
+    counts = {
+        "small": sum(x < lo for x in areas),
+        "medium": sum(lo <= x < hi for x in areas),
+        "large": sum(x >= hi for x in areas),
+    }
+    out = {f"n {size}": float(counts[size]) for size in SIZES}
     if not preds:
-        return _zeros()
-    stats = _cocoeval_stats(instances, preds, iou_type, eval_ids)
+        return {**_zeros(), **{f"AP {s}": 0.0 if counts[s] else math.nan for s in SIZES}, **out}
+    stats = _cocoeval_stats(instances, preds, iou_type, eval_ids, (lo, hi))
     if any(float(stats[k]) < 0 for k in range(len(METRICS))):
         # COCOeval's -1: no category had both ground truth and a place in the evaluation.
         raise ValueError(
@@ -96,7 +119,11 @@ def evaluate(
             f"(predicted ids {sorted({p['category_id'] for p in preds})}); AP is undefined"
         )
     # Rounded so that a perfect score reads 100.0, not 99.99999999999997 (float sums in COCOeval).
-    return {m: round(float(stats[k]) * 100.0, 6) for k, m in enumerate(METRICS)}
+    out |= {m: round(float(stats[k]) * 100.0, 6) for k, m in enumerate(METRICS)}
+    for k, size in enumerate(SIZES):
+        value = float(stats[3 + k])
+        out[f"AP {size}"] = round(value * 100.0, 6) if value >= 0 and counts[size] else math.nan
+    return out
 
 
 def _prepare(
@@ -262,22 +289,8 @@ def evaluate_by_size(
     ignores detections of another size that match nothing; arguments and errors as
     :func:`evaluate`.
     """
-    instances, preds, eval_ids, gt_anns, _ = _prepare(gt, predictions, iou_type, image_ids)
-    lo, hi = size_limits(instances, eval_ids)
-    areas = [a.get("area", a["bbox"][2] * a["bbox"][3]) for a in gt_anns]
-    counts = {
-        "small": sum(x < lo for x in areas),
-        "medium": sum(lo <= x < hi for x in areas),
-        "large": sum(x >= hi for x in areas),
-    }
-    out = {f"n {size}": float(counts[size]) for size in SIZES}
-    if not preds:
-        return {**{f"AP {s}": 0.0 if counts[s] else math.nan for s in SIZES}, **out}
-    stats = _cocoeval_stats(instances, preds, iou_type, eval_ids, (lo, hi))
-    for k, size in enumerate(SIZES):
-        value = float(stats[3 + k])
-        out[f"AP {size}"] = round(value * 100.0, 6) if value >= 0 and counts[size] else math.nan
-    return out
+    scores = _evaluate_all(gt, predictions, iou_type, image_ids)
+    return {k: scores[k] for k in (*SIZE_METRICS, *(f"n {s}" for s in SIZES))}
 
 
 def evaluate_tasks(
@@ -286,7 +299,8 @@ def evaluate_tasks(
     image_ids: Iterable[int] | None = None,
     tasks: Iterable[str] = ("box", "mask"),
 ) -> dict[str, dict[str, float]]:
-    """``{"box": {AP, AP50, AP75}, "mask": {...}}`` in percent.
+    """``{"box": {AP, AP50, AP75, AP small, AP medium, AP large}, "mask": {...}}`` in percent
+    (sizes as :func:`evaluate_by_size`; one COCOeval run per task).
 
     A task that cannot be scored (mask AP when the GT or the predictions carry no masks) gets NaN
     values rather than an error, so box-only datasets and teachers still fill their table rows.
@@ -306,9 +320,10 @@ def evaluate_tasks(
                 or not all("segmentation" in a for a in gt_anns)
                 or not all(p.get("segmentation") for p in pr)
             ):
-                out[task] = dict.fromkeys(METRICS, math.nan)
+                out[task] = dict.fromkeys((*METRICS, *SIZE_METRICS), math.nan)
                 continue
-        out[task] = evaluate(instances, preds, iou_type, image_ids)
+        scores = _evaluate_all(instances, preds, iou_type, image_ids)
+        out[task] = {k: scores[k] for k in (*METRICS, *SIZE_METRICS)}
     return out
 
 
@@ -338,7 +353,8 @@ def score_rows(
     image_ids: Iterable[int] | None = None,
     tasks: Iterable[str] = ("box", "mask"),
 ) -> list[dict]:
-    """Long-format table rows ``{"task", "AP", "AP50", "AP75"}``, one per task.
+    """Long-format table rows ``{"task", "AP", "AP50", "AP75", "AP small", "AP medium", "AP
+    large"}``, one per task (object sizes as :func:`evaluate_by_size`).
 
     The caller adds the row's identity (dataset, method, model); see :mod:`afss_utils.tables`.
     """

@@ -313,3 +313,26 @@ def test_evaluate_by_size_without_predictions_or_objects_of_a_size():
     assert math.isnan(scored["AP small"]) and scored["AP large"] == 100.0
     with pytest.raises(ValueError, match="iou_type"):
         evaluate_by_size(gt, hit, iou_type="keypoints")
+
+
+def test_evaluate_tasks_and_score_rows_carry_ap_by_size_from_the_same_run(tiny_coco):
+    """Each task's row has AP by object size equal to evaluate_by_size's, and its AP equal to
+    evaluate's: the size limits split the objects without moving AP over all sizes."""
+    from afss_utils.evaluate import score_rows
+
+    ds = open_coco(tiny_coco)
+    preds = _perfect(ds)
+    preds[0]["bbox"] = [v + 3 for v in preds[0]["bbox"]]  # one loose box: not all 100
+    out = evaluate_tasks(ds, preds, tasks=("box",))["box"]
+    by_size = evaluate_by_size(ds, preds)
+    assert {k: out[k] for k in ("AP small", "AP medium", "AP large")} == pytest.approx(
+        {k: by_size[k] for k in ("AP small", "AP medium", "AP large")}, nan_ok=True
+    )
+    assert {k: out[k] for k in ("AP", "AP50", "AP75")} == evaluate(ds, preds)
+    (row,) = score_rows(ds, preds, tasks=("box",))
+    assert row.pop("task") == "box" and row == pytest.approx(out, nan_ok=True)
+    empty = evaluate_tasks(ds, [], tasks=("box",))["box"]
+    assert empty["AP"] == 0.0 and all(
+        empty[f"AP {s}"] == 0.0 or (math.isnan(empty[f"AP {s}"]) and by_size[f"n {s}"] == 0)
+        for s in ("small", "medium", "large")
+    )
