@@ -441,8 +441,8 @@ def fine_loss(
 ) -> dict:
     """The stride-8/4 heads' losses (CenterNet's): dict ``loss``, ``center`` (:func:`focal_loss`),
     ``box`` (L1 of the sub-cell offset plus L1 of the log size, at the ground-truth cells),
-    ``cls`` (cross-entropy at the stride-32 cells holding them: the class map is coarse). Same inputs as :func:`center_loss`; weighted by ``w.center``,
-    ``w.box`` and ``w.cls``."""
+    ``cls`` (cross-entropy at the stride-32 cells holding them: the class map is coarse). Same
+    inputs as :func:`center_loss`; weighted by ``w.center``, ``w.box`` and ``w.cls``."""
     import torch
     import torch.nn.functional as F
 
@@ -731,12 +731,12 @@ class CenterNetStudent:
                             d.score,
                             category_id=cat["id"],
                             class_name=cat["name"],
-                            cell=self._report_cell(d, heads["box"][j], scales[j]),
+                            cell=self._report_cell(d, heads["box"][j]),
                         )
                     )
         return out
 
-    def _report_cell(self, det: CenterDetection, box_map: np.ndarray, scale: float) -> list[int]:
+    def _report_cell(self, det: CenterDetection, box_map: np.ndarray) -> list[int]:
         """The detection's [row, col] on the stride-32 grid: its own cell at stride 32, else the
         stride-32 cell of its (unclipped) center on the canvas. box_map (4, G, G) normalised."""
         if self.stride == STRIDE:
