@@ -88,7 +88,7 @@ def heatmap_target(cells: np.ndarray, grid: int, sigma) -> np.ndarray:
     (K,) one per object (:func:`size_sigmas`). No cells: all zeros."""
     cells = np.asarray(cells, dtype=int).reshape(-1, 2)
     sigmas = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (len(cells),))
-    if np.any(sigmas <= 0) or np.ndim(sigma) == 0 and sigma <= 0:
+    if np.any(np.asarray(sigma) <= 0):
         raise ValueError(f"center.sigma must be > 0 (in cells), got {sigma}")
     rows, cols = np.mgrid[0:grid, 0:grid]
     out = np.zeros((grid, grid), dtype=np.float32)
@@ -399,17 +399,40 @@ def center_loss(
     entropy = -(t * torch.log(tc) + (1 - t) * torch.log(1 - tc))
     l_center = (weight * (bce - entropy)).mean()
 
-    b_idx = torch.cat([torch.full((len(c),), i, dtype=torch.long) for i, c in enumerate(cells)])
-    rc = torch.from_numpy(np.concatenate([c.reshape(-1, 2) for c in cells]).astype(np.int64))
+    b_idx, rc = _gt_cells(cells)
     zero = logits.sum() * 0.0
     if len(b_idx):
         pred_box = outputs["box"][b_idx, :, rc[:, 0], rc[:, 1]]
         l_box = F.smooth_l1_loss(pred_box, outputs["box_target"].to(pred_box.dtype))
-        lab = torch.from_numpy(np.concatenate(labels).astype(np.int64)).to(logits.device)
-        pred_cls = outputs["cls"][b_idx, :, rc[:, 0], rc[:, 1]]
-        l_cls = F.cross_entropy(pred_cls, lab) if w.cls > 0 else zero
+        l_cls = _class_loss(outputs["cls"], b_idx, rc, labels, w, zero)
     else:
         l_box = l_cls = zero
+    return _weighted(w, l_center, l_box, l_cls)
+
+
+def _gt_cells(cells: list[np.ndarray]):
+    """Per-image (K, 2) ground-truth cells -> (sum K,) batch indices and (sum K, 2) long (row,
+    col): where the box and class heads are read."""
+    import torch
+
+    b_idx = torch.cat([torch.full((len(c),), i, dtype=torch.long) for i, c in enumerate(cells)])
+    rc = torch.from_numpy(np.concatenate([c.reshape(-1, 2) for c in cells]).astype(np.int64))
+    return b_idx, rc
+
+
+def _class_loss(cls_map, b_idx, rc, labels: list[np.ndarray], w: LossWeights, zero):
+    """Cross-entropy of the class logits ``cls_map`` (B, C, G, G) read at (b_idx, rc) against the
+    per-image labels; ``zero`` when the class loss is off (one category)."""
+    import torch
+    import torch.nn.functional as F
+
+    if w.cls <= 0:
+        return zero
+    lab = torch.from_numpy(np.concatenate(labels).astype(np.int64)).to(cls_map.device)
+    return F.cross_entropy(cls_map[b_idx, :, rc[:, 0], rc[:, 1]], lab)
+
+
+def _weighted(w: LossWeights, l_center, l_box, l_cls) -> dict:
     total = w.center * l_center + w.box * l_box + w.cls * l_cls
     return {"loss": total, "center": l_center, "box": l_box, "cls": l_cls}
 
@@ -443,27 +466,22 @@ def fine_loss(
     ``box`` (L1 of the sub-cell offset plus L1 of the log size, at the ground-truth cells),
     ``cls`` (cross-entropy at the stride-32 cells holding them: the class map is coarse). Same
     inputs as :func:`center_loss`; weighted by ``w.center``, ``w.box`` and ``w.cls``."""
-    import torch
     import torch.nn.functional as F
 
     logits = outputs["center"][:, 0]
     l_center = focal_loss(logits, heatmaps)
-    b_idx = torch.cat([torch.full((len(c),), i, dtype=torch.long) for i, c in enumerate(cells)])
-    rc = torch.from_numpy(np.concatenate([c.reshape(-1, 2) for c in cells]).astype(np.int64))
+    b_idx, rc = _gt_cells(cells)
     zero = logits.sum() * 0.0
     if len(b_idx):
         off_t, size_t = fine_targets(outputs["box_target"].float(), rc, stride, size)
         off = outputs["offset"][b_idx, :, rc[:, 0], rc[:, 1]]
         log_size = outputs["size"][b_idx, :, rc[:, 0], rc[:, 1]]
         l_box = F.l1_loss(off, off_t.to(off.device)) + F.l1_loss(log_size, size_t.to(off.device))
-        lab = torch.from_numpy(np.concatenate(labels).astype(np.int64)).to(logits.device)
         coarse = rc // (STRIDE // stride)  # the stride-32 cell holding each fine cell
-        pred_cls = outputs["cls"][b_idx, :, coarse[:, 0], coarse[:, 1]]
-        l_cls = F.cross_entropy(pred_cls, lab) if w.cls > 0 else zero
+        l_cls = _class_loss(outputs["cls"], b_idx, coarse, labels, w, zero)
     else:
         l_box = l_cls = zero
-    total = w.center * l_center + w.box * l_box + w.cls * l_cls
-    return {"loss": total, "center": l_center, "box": l_box, "cls": l_cls}
+    return _weighted(w, l_center, l_box, l_cls)
 
 
 def image_labels(instances: dict) -> tuple[list[np.ndarray], list[dict]]:
