@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from afss_utils import coco, synthetic
+from afss_utils import coco, synthetic, viz
+from afss_utils.datasets import Dataset
 
 SIZE = (96, 96)
 
@@ -212,7 +213,7 @@ def test_object_sizes_span_small_to_large_and_some_truncate():
         synthetic.render_sample(s, d, (64, 64))[2] for s in range(20) for d in synthetic.DOMAINS
     ]
     areas = np.array([m["area_fraction"] for m in metas])
-    assert areas.min() < 0.06 and areas.max() > 0.3
+    assert areas.min() < 0.01 and areas.max() > 0.15  # mask pixels: boxes are larger
     assert any(m["truncated"] for m in metas)
     assert {m["model"] for m in metas} == set(synthetic.DETECTION_MODELS)
 
@@ -332,3 +333,27 @@ def test_sensor_encodes_radiance_with_gamma_1_over_2_2():
     expected = np.minimum(np.rint(255 * x ** (1 / 2.2)), 255)  # 0.5 -> 186 (not 128 or 180)
     assert out.dtype == np.uint8 and out.shape == (4, 64, 3)
     assert np.abs(out.astype(float) - expected[..., None]).max() <= 1  # float32 rounding
+
+
+def test_default_set_spans_real_object_sizes_and_shows_the_earth_disc(tmp_path):
+    """Issue #25's targets on a small rendered set, measured as notebook 00 measures them: box
+    area p5 <= 1 %, median 0.5-5 %, p95 >= 20 % of the frame; >= 30 % of the earth images show
+    the Earth's limb; every image that records an Earth records its box inside the frame."""
+    path = synthetic.generate(
+        tmp_path, list(synthetic.DOMAINS), 60, seed=0, size=(128, 128), progress=False
+    )
+    inst = coco.load_instances(path)
+    ds = Dataset("all", inst, tmp_path / "images")
+    stats = viz.summarize_statistics(viz.dataset_statistics(ds, progress=False))
+    assert stats["box area p5 %"] <= 1.0
+    assert 0.5 <= stats["box area p50 %"] <= 5.0
+    assert stats["box area p95 %"] >= 20.0
+    earth = [img for img in inst["images"] if img["domain"] == "earth"]
+    limb = np.mean([0 < img["earth_fraction"] < 1 for img in earth])
+    assert limb >= 0.3
+    for img in inst["images"]:
+        box = img["earth_box"]
+        assert (box is None) == (img["earth_fraction"] == 0)
+        if box is not None:
+            x, y, w, h = box
+            assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= 128 and y + h <= 128

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 # ---------------------------------------------------------------------------- domains
 # Written into every generated annotations.json; bump it whenever a change alters the images a
 # seed renders, so that a study folder made by an older renderer is re-rendered, not reused.
-RENDERER_VERSION = 2
+RENDERER_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -20,8 +20,13 @@ class Domain:
     name: str
     description: str
     earth_prob: float
-    earth_radius: tuple[float, float]  # Earth disc radius / max(W, H)
-    earth_depth: tuple[float, float]  # how far the limb is beyond the image centre / max(W, H)
+    # Two Earth framings: a whole (or partly cut) disc with its limb against black space, with
+    # probability disc_prob, its radius disc_radius x max(W, H) and its centre anywhere in the
+    # frame; otherwise a limb crossing the frame with the Earth behind the image centre:
+    earth_radius: tuple[float, float]  # that Earth's radius / max(W, H)
+    earth_depth: tuple[float, float]  # how far its limb is beyond the image centre / max(W, H)
+    disc_prob: float
+    disc_radius: tuple[float, float]
     earth_gain: tuple[float, float]
     cloud_cover: tuple[float, float]
     sun_z: tuple[float, float]  # z of the direction to the sun (camera looks along +z)
@@ -42,6 +47,11 @@ class Domain:
     motion_prob: float
     jpeg_prob: float
     jpeg_quality: tuple[int, int]
+    glare_prob: float  # star-shaped glare around the brightest over-exposed highlight
+    # The target's distance in bounding radii, log-uniform: with SPEED+'s 35.6 deg field of view
+    # its box covers ~0.2 % of the frame at the far end (5th percentile), a quarter at the near
+    # end (95th), ~3 % at the median
+    distance: tuple[float, float] = (3.5, 40.0)
     truncate_prob: float = 0.12
 
 
@@ -52,6 +62,8 @@ DOMAINS: dict[str, Domain] = {
         earth_prob=0.85,
         earth_radius=(0.6, 3.0),
         earth_depth=(-0.2, 1.4),
+        disc_prob=0.35,
+        disc_radius=(0.12, 0.7),
         earth_gain=(0.35, 0.9),
         cloud_cover=(0.3, 0.7),
         sun_z=(-0.9, 0.2),
@@ -64,6 +76,7 @@ DOMAINS: dict[str, Domain] = {
         haze=(0.0, 0.04),
         bloom=(0.1, 0.3),
         flare_prob=0.1,
+        glare_prob=0.3,
         star_prob=0.3,
         stars_per_mpx=(50, 600),
         read_noise=(0.006, 0.025),
@@ -79,6 +92,8 @@ DOMAINS: dict[str, Domain] = {
         earth_prob=0.0,
         earth_radius=(1, 1),
         earth_depth=(0, 0),
+        disc_prob=0.0,
+        disc_radius=(0, 0),
         earth_gain=(0, 0),
         cloud_cover=(0, 0),
         # phase angle <= ~105 deg: the lamp lights the side the camera sees. With it up to 145 deg
@@ -95,6 +110,7 @@ DOMAINS: dict[str, Domain] = {
         haze=(0.0, 0.02),
         bloom=(0.3, 0.9),
         flare_prob=0.6,
+        glare_prob=0.6,
         star_prob=0.25,
         stars_per_mpx=(20, 300),
         read_noise=(0.008, 0.03),
@@ -110,6 +126,8 @@ DOMAINS: dict[str, Domain] = {
         earth_prob=1.0,
         earth_radius=(1.0, 4.0),
         earth_depth=(0.15, 2.5),
+        disc_prob=0.45,
+        disc_radius=(0.15, 0.8),
         earth_gain=(0.7, 1.4),
         cloud_cover=(0.35, 0.85),
         sun_z=(-1.0, -0.15),
@@ -122,6 +140,7 @@ DOMAINS: dict[str, Domain] = {
         haze=(0.01, 0.08),
         bloom=(0.05, 0.25),
         flare_prob=0.1,
+        glare_prob=0.3,
         star_prob=0.15,
         stars_per_mpx=(10, 100),
         read_noise=(0.006, 0.03),

@@ -112,7 +112,10 @@ def _vignette(w: int, h: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- Earth
 def _earth_disc(rng: np.random.Generator, dom: Domain, w: int, h: int):
-    """Where the sphere lies in the frame, sampled on a (lh, lw) grid s times coarser than it.
+    """Where the sphere lies in the frame, sampled on a (lh, lw) grid s times coarser than it:
+    with probability ``dom.disc_prob`` a disc of radius ``dom.disc_radius`` centred anywhere in
+    the frame (part of it may lie outside), else a limb crossing the frame with the image centre
+    on the Earth.
 
     Returns (s, radius px, dx, dy, d2, nz): the grid's offsets from the disc centre in radii
     (lh, lw), their squared norm and the visible hemisphere's depth (0 off the disc).
@@ -120,11 +123,16 @@ def _earth_disc(rng: np.random.Generator, dom: Domain, w: int, h: int):
     big = max(w, h)
     s = max(1, math.ceil(big / _EARTH_RES))
     lw, lh = math.ceil(w / s), math.ceil(h / s)
-    radius = _u(rng, dom.earth_radius) * big
-    theta = rng.uniform(0, 2 * np.pi)
-    depth = min(_u(rng, dom.earth_depth) * big, 1.6 * radius)  # keep the frame centre on the disc
-    cx = w / 2 - (radius - depth) * math.cos(theta)
-    cy = h / 2 - (radius - depth) * math.sin(theta)
+    if rng.random() < dom.disc_prob:
+        radius = _u(rng, dom.disc_radius) * big
+        cx = rng.uniform(-0.5 * radius, w + 0.5 * radius)
+        cy = rng.uniform(-0.5 * radius, h + 0.5 * radius)
+    else:
+        radius = _u(rng, dom.earth_radius) * big
+        theta = rng.uniform(0, 2 * np.pi)
+        depth = min(_u(rng, dom.earth_depth) * big, 1.6 * radius)  # frame centre on the disc
+        cx = w / 2 - (radius - depth) * math.cos(theta)
+        cy = h / 2 - (radius - depth) * math.sin(theta)
     xs = ((np.arange(lw, dtype=np.float32) + 0.5) * s - cx) / radius
     ys = ((np.arange(lh, dtype=np.float32) + 0.5) * s - cy) / radius
     dx, dy = np.meshgrid(xs, ys)
@@ -146,7 +154,7 @@ def _earth_surface(rng: np.random.Generator, big: int, s: int, radius: float, dx
     # arc length on the sphere in low-res pixels (features keep their size at the disc centre)
     u = (lon * (radius / s) + rng.uniform(0, 1e3)).astype(np.float32)
     v = (lat * (radius / s) + rng.uniform(0, 1e3)).astype(np.float32)
-    lbig = big / s
+    lbig = min(big, 2 * radius) / s  # continents smaller than a small disc, not one colour
     land = _fbm(rng, u, v, rng.uniform(0.4, 1.2) * lbig, 5, 0.5)
     cloud = _fbm(rng, u * rng.uniform(0.7, 1.4), v, rng.uniform(0.2, 0.6) * lbig, 6, 0.6)
     detail = _fbm(rng, u, v, rng.uniform(0.03, 0.08) * lbig, 2, 0.6)  # terrain, glint on waves
@@ -199,9 +207,9 @@ def render_earth(rng: np.random.Generator, dom: Domain, w: int, h: int, sun: np.
     Returns (radiance (H, W, 3) float32 linear, disc coverage (ceil(H/s), ceil(W/s)) float32 in
     [0, 1] at the working resolution, s the working resolution's down-scaling factor).
 
-    Orthographic sphere whose limb crosses the frame at a random angle; surface colour from
-    fractal noise in arc-length coordinates (features compress towards the limb), lit by
-    ``sun`` (unit vector to the sun, camera frame) with Rayleigh haze and a thin glow.
+    Orthographic sphere, a disc in the frame or a limb across it (:func:`_earth_disc`); surface
+    colour from fractal noise in arc-length coordinates (features compress towards the limb),
+    lit by ``sun`` (unit vector to the sun, camera frame) with Rayleigh haze and a thin glow.
     """
     s, radius, dx, dy, d2, nz = _earth_disc(rng, dom, w, h)
     surface = _earth_surface(rng, max(w, h), s, radius, dx, dy, nz)

@@ -27,8 +27,10 @@ from afss_utils.synthetic.rendering import (
     render_object,
 )
 
-MIN_VISIBLE_FRACTION_OF_IMAGE = 0.005  # a sample whose visible mask is smaller is redrawn
+MIN_VISIBLE_FRACTION_OF_IMAGE = 2e-4  # a sample whose visible mask is smaller is redrawn
 MIN_VISIBLE_FRACTION_OF_OBJECT = 0.3  # ... and so is one that is mostly outside the frame
+# SPEED+'s camera (1920 x 1200 px, focal length 2989 px): 35.6 deg across the longer side
+FOV_DEG = 35.6
 
 
 # ---------------------------------------------------------------------------- scene
@@ -45,19 +47,18 @@ def _as_rng(rng_or_seed) -> np.random.Generator:
 def _pose(
     rng: np.random.Generator, mesh: Mesh, w: int, h: int, f: float, dom: Domain, attempt: int
 ):
-    """Random attitude; distance so the projected hull covers a log-uniform 5-80 % of the frame;
-    position inside the frame, or across one edge with probability ``dom.truncate_prob``.
+    """Random attitude; distance log-uniform in ``dom.distance`` bounding radii (the mesh's
+    radius is 1), as a camera sees a target come and go: most boxes small, a few filling the
+    frame; position inside the frame, or across one edge with probability ``dom.truncate_prob``.
 
     Returns (rot (3, 3) body -> camera, t (3,) camera-frame position of the body origin).
     """
     rot = random_rotation(rng)
     pts = np.concatenate([mesh.faces.reshape(-1, 3), mesh.lines.reshape(-1, 3)]) @ rot.T
-    z0 = 10.0
-    p = f * pts[:, :2] / (pts[:, 2:3] + z0)
-    a0 = max(float(cv2.contourArea(cv2.convexHull(p.astype(np.float32)))), 1e-6)
     late = attempt >= 8  # after repeated failures, fall back to a safe mid-sized framing
-    share = 0.12 if late else math.exp(rng.uniform(math.log(0.05), math.log(0.8)))
-    z = max(z0 * math.sqrt(a0 / (share * w * h)), 1.8)
+    lo_d, hi_d = dom.distance
+    z = 12.0 if late else math.exp(rng.uniform(math.log(lo_d), math.log(hi_d)))
+    z = max(z, 1.8)  # in front of the camera whatever the attitude
 
     def project(t):
         q = pts + t
@@ -153,6 +154,29 @@ def _flare(rng: np.random.Generator, img: np.ndarray, src: np.ndarray, strength:
     img += cv2.resize(fl, (lw * s, lh * s), interpolation=cv2.INTER_LINEAR)[:h, :w]
 
 
+def _glare(rng: np.random.Generator, img: np.ndarray, peaks: np.ndarray, exposure: float) -> None:
+    """Additive star-shaped glare (diffraction spikes, tapering outwards) centred on the
+    brightest over-exposed point; ``peaks`` (sh, sw, 3) is the over-exposure on a coarser grid."""
+    h, w = img.shape[:2]
+    sh, sw = peaks.shape[:2]
+    lum = peaks.max(axis=2)
+    y, x = np.unravel_index(int(lum.argmax()), lum.shape)
+    strength = min(float(lum[y, x]), 2.0)
+    src = np.array([(x + 0.5) * w / sw, (y + 0.5) * h / sh])
+    n = int(rng.integers(2, 5))
+    a0 = rng.uniform(0, np.pi / n)
+    length = rng.uniform(0.04, 0.2) * max(w, h) * (0.5 + 0.25 * strength)
+    spikes = np.zeros((h, w), np.float32)
+    for i in range(n):
+        d = np.array([math.cos(a0 + i * np.pi / n), math.sin(a0 + i * np.pi / n)])
+        for k in (1.0, 0.5, 0.25):  # nested segments: brightest near the source
+            p0 = tuple(np.round((src - k * length * d) * 16).astype(int))
+            p1 = tuple(np.round((src + k * length * d) * 16).astype(int))
+            cv2.line(spikes, p0, p1, 1.0, 1, cv2.LINE_AA, 4)
+    spikes = cv2.GaussianBlur(spikes, (0, 0), 0.8) * np.float32((0.1 + 0.2 * strength) / exposure)
+    img += cv2.merge((spikes, spikes, spikes))
+
+
 @dataclass
 class _Placement:
     """The spacecraft posed, lit and drawn on its own canvas (see :func:`_place_object`).
@@ -186,7 +210,7 @@ def _place_object(
     cpt: tuple[float, float],
 ) -> _Placement:
     """Pose and light the spacecraft and draw it, redrawing pose and lights until enough of it
-    is visible (0.5 % of the image and 30 % of the object); whether an Earth is behind it is
+    is visible (0.02 % of the image and 30 % of the object); whether an Earth is behind it is
     drawn here too, because the Earth's direction adds an Earth-shine light."""
     for attempt in range(100):
         rot, t = _pose(rng, mesh, w, h, f, dom, attempt)
@@ -227,13 +251,14 @@ def _background(
     sun: np.ndarray,
 ) -> tuple[np.ndarray, float, np.ndarray | None]:
     """The scene behind the object in linear radiance: Earth and/or stars, the lamp disc and
-    stray light (sunlamp). Returns (image (h, w, 3) float32, Earth fraction of the frame, the
-    lamp's image position (2,) pixels or None when it is behind the camera)."""
-    earth_frac = 0.0
+    stray light (sunlamp). Returns (image (h, w, 3) float32, (Earth fraction of the frame, its
+    box [x, y, w, h] px or None), the lamp's image position (2,) pixels or None when it is
+    behind the camera)."""
+    earth = (0.0, None)
     cover, cover_scale = None, 1
     if has_earth:
         img, cover, cover_scale = render_earth(rng, dom, w, h, sun)
-        earth_frac = float(cover.mean())
+        earth = (float(cover.mean()), _cover_box(cover, cover_scale, w, h))
     else:
         img = np.zeros((h, w, 3), np.float32)
     if rng.random() < dom.star_prob:
@@ -260,7 +285,18 @@ def _background(
             ramp * np.float32(rng.uniform(0.005, 0.05)), (w, h), interpolation=cv2.INTER_LINEAR
         )
         img += cv2.merge((ramp, ramp * np.float32(0.95), ramp * np.float32(0.85)))
-    return img, earth_frac, src
+    return img, earth, src
+
+
+def _cover_box(cover: np.ndarray, s: int, w: int, h: int) -> list[int] | None:
+    """COCO [x, y, w, h] px of the covered cells of a coverage map (lh, lw) s times coarser than
+    the (h, w) frame, clipped to it; None where nothing is covered."""
+    ys, xs = np.nonzero(cover > 0)
+    if not len(xs):
+        return None
+    x0, y0 = int(xs.min()) * s, int(ys.min()) * s
+    x1, y1 = min((int(xs.max()) + 1) * s, w), min((int(ys.max()) + 1) * s, h)
+    return [x0, y0, x1 - x0, y1 - y0]
 
 
 def _composite(img: np.ndarray, p: _Placement, w: int, h: int) -> np.ndarray:
@@ -286,7 +322,7 @@ def _optics(
     w: int,
     h: int,
 ) -> np.ndarray:
-    """Bloom of the energy that over-exposes, lens flare, defocus and motion blur, veiling haze,
+    """Bloom of the energy that over-exposes, glare spikes on the brightest highlight, lens flare, defocus and motion blur, veiling haze,
     vignetting and exposure; (h, w, 3) float32 linear radiance in and out."""
     exposure = _u(rng, dom.exposure)
     bloom = _u(rng, dom.bloom)
@@ -298,6 +334,8 @@ def _optics(
             peaks, (0, 0), max(sw, sh) * 0.08
         )
         img += cv2.resize(spread, (w, h), interpolation=cv2.INTER_LINEAR) * (bloom / exposure)
+    if peaks.max() > 0 and rng.random() < dom.glare_prob:
+        _glare(rng, img, peaks, exposure)
     if src is not None and rng.random() < dom.flare_prob:
         near = math.exp(-max(0.0, float(np.abs(src - cpt).max() / max(w, h)) - 0.5))
         _flare(rng, img, src, near * _u(rng, dom.sun_intensity) / exposure)
@@ -345,10 +383,11 @@ def render_sample(
     """Render one image of ``domain`` at ``size`` = (W, H).
 
     Returns (image (H, W, 3) uint8 RGB, mask (H, W) bool silhouette, meta dict with ``model``,
-    ``visible_fraction``, ``truncated``, ``area_fraction``, ``earth_fraction``,
+    ``visible_fraction``, ``truncated``, ``area_fraction``, ``earth_fraction``, ``earth_box``
+    (the Earth's part of the frame as COCO [x, y, w, h] px, None without it),
     ``sun_phase_deg``). A seed or a ``numpy.random.Generator``; ``model`` forces one model,
     else one of ``models`` is drawn (default :data:`DETECTION_MODELS`).
-    Samples whose visible mask is below 0.5 % of the image or 30 % of the object are redrawn
+    Samples whose visible mask is below 0.02 % of the image or 30 % of the object are redrawn
     from the same generator, so the result stays deterministic.
 
     Steps, in the order they draw from the generator: model and camera, pose + lights + object
@@ -370,12 +409,11 @@ def render_sample(
     name = model or str(rng.choice(choices))
     variant = int(rng.integers(N_VARIANTS))
     mesh = model_variant(name, variant)
-    fov = math.radians(rng.uniform(25, 55))
-    f = max(w, h) / 2 / math.tan(fov / 2)
+    f = max(w, h) / 2 / math.tan(math.radians(FOV_DEG) / 2)
     cpt = (w / 2, h / 2)
 
     placed = _place_object(rng, mesh, dom, w, h, f, cpt)
-    img, earth_frac, src = _background(rng, dom, w, h, f, cpt, placed.has_earth, placed.sun)
+    img, earth, src = _background(rng, dom, w, h, f, cpt, placed.has_earth, placed.sun)
     mask = _composite(img, placed, w, h)
     img = _optics(rng, dom, img, src, cpt, w, h)
     out = _sensor(rng, dom, img, w, h)
@@ -388,7 +426,8 @@ def render_sample(
         "visible_fraction": round(vis / total, 4),
         "truncated": bool(vis < total),
         "area_fraction": round(vis / (w * h), 4),
-        "earth_fraction": round(earth_frac, 4),
+        "earth_fraction": round(earth[0], 4),
+        "earth_box": earth[1],
         "sun_phase_deg": round(phase, 1),
     }
     return out, mask, meta
