@@ -63,13 +63,20 @@ def _bullets(lines: Iterable[str]) -> str:
 
 
 # ---------------------------------------------------------------------------- 00 datasets
+# box area p5 / p50 / p95 (% of the frame) of a small satellite in public SPEED-style renders at
+# the SPEED+ camera (issue #25): the range the default data is meant to span
+REAL_BOX_AREA = (0.4, 1.1, 9.0)
+
+
 def dataset_stats(stats: pd.DataFrame) -> str:
-    """Test rows of the dataset statistics: blending (gap), brightness, object size."""
+    """Test rows of the dataset statistics: blending (gap), brightness, object size; and, where
+    the table has them, the training splits' box-area range beside real renders' and the share
+    of frames with the Earth's limb."""
     test = stats[stats["split"] == "test"].set_index("dataset")
     if test.empty:
         return "**What to look at:** no test split was opened."
     blend, dark, big = test["gap %"].idxmin(), test["brightness %"].idxmin(), test["area p50 %"]
-    return (
+    text = (
         f"**What to look at:** on the test splits, `{blend}` has the smallest object-background "
         f"gap ({_f(test.loc[blend, 'gap %'])} %, the spacecraft blends in most) and `{dark}` the "
         f"darkest frames (mean luma {_f(test.loc[dark, 'brightness %'])} %); the median object "
@@ -77,6 +84,25 @@ def dataset_stats(stats: pd.DataFrame) -> str:
         f"{_f(test['truncated %'].min())}–{_f(test['truncated %'].max())} % of objects touch "
         "the border."
     )
+    train = stats[stats["split"] == "train"].set_index("dataset")
+    quantiles = ["box area p5 %", "box area p50 %", "box area p95 %"]
+    if not train.empty and set(quantiles) <= set(train.columns):
+        spans = ", ".join(
+            f"`{name}` {' / '.join(_f(row[q]) for q in quantiles)} %"
+            for name, row in train.iterrows()
+        )
+        text += (
+            f" The spacecraft's box covers (p5 / p50 / p95 of the training images) {spans}; a "
+            f"small satellite in SPEED-style renders {' / '.join(_f(v) for v in REAL_BOX_AREA)} %."
+        )
+        limb = train.get("limb in frame %", pd.Series(dtype=float)).dropna()
+        if len(limb):
+            text += (
+                " The Earth's limb is in frame in "
+                + ", ".join(f"{_f(v)} % of `{name}`" for name, v in limb.items())
+                + " training images."
+            )
+    return text
 
 
 # ---------------------------------------------------------------------------- 01 zero-shot

@@ -222,6 +222,23 @@ def test_dataset_stats_names_the_hardest_domain():
     )
     text = narrative.dataset_stats(stats)
     assert "`b` has the smallest object-background gap (5.0 %" in text
+    assert "SPEED" not in text  # no training rows: no size range
+
+
+def test_dataset_stats_states_the_box_range_beside_real_renders():
+    row = {"gap %": 5.0, "brightness %": 10.0, "area p50 %": 1.0, "truncated %": 3.0}
+    sizes = {"box area p5 %": 0.3, "box area p50 %": 2.7, "box area p95 %": 27.5}
+    stats = pd.DataFrame(
+        [
+            {"dataset": "a", "split": "test", **row},
+            {"dataset": "a", "split": "train", **row, **sizes, "limb in frame %": 61.0},
+            {"dataset": "b", "split": "train", **row, **sizes, "limb in frame %": float("nan")},
+        ]
+    )
+    text = narrative.dataset_stats(stats)
+    assert "`a` 0.3 / 2.7 / 27.5 %" in text and "`b` 0.3 / 2.7 / 27.5 %" in text
+    assert "SPEED-style renders 0.4 / 1.1 / 9.0 %" in text
+    assert "in frame in 61.0 % of `a` training images" in text and "of `b`" not in text
 
 
 def test_require_names_the_notebook(tmp_path):
