@@ -504,13 +504,15 @@ def ap_vs_size(
           ``share hi`` (the bin's box area as shares of the image), ``n`` (its GT objects) and
           ``metric`` (see ``evaluate.ap_by_size_bins``). The bins are categories on the x axis,
           each labelled with its share and its GT objects; a bin without objects (NaN) leaves a
-          gap in the lines and a grey tick label.
+          gap in the lines and a grey tick label. Each method sits a little sideways of the
+          bin's center, so equal values all show.
     methods: the lines' order (default: as they first appear in ``rows``).
     """
     datasets = list(dict.fromkeys(rows["dataset"]))
     if not datasets:
         raise ValueError("ap_vs_size needs at least one dataset row")
     methods = list(dict.fromkeys(rows["method"])) if methods is None else list(methods)
+    offsets = np.linspace(-0.1, 0.1, len(methods)) if len(methods) > 1 else np.zeros(1)
     fig, axes = plt.subplots(
         1, len(datasets), figsize=(4.2 * len(datasets), 3.6), squeeze=False, sharey=True
     )
@@ -521,7 +523,14 @@ def ap_vs_size(
         table = table.reindex(index=n.index, columns=methods)
         x = np.arange(len(n))
         for j, method in enumerate(methods):
-            ax.plot(x, table[method], marker="o", color=f"C{j % 10}", label=method, clip_on=False)
+            ax.plot(
+                x + offsets[j],
+                table[method],
+                marker="o",
+                color=f"C{j % 10}",
+                label=method,
+                clip_on=False,
+            )
         labels = [f"{size_bin_label(lo, hi)}\nn = {int(k)}" for (lo, hi), k in n.items()]
         ax.set_xticks(x, labels, fontsize=7)
         for tick, k in zip(ax.get_xticklabels(), n, strict=True):

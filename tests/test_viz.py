@@ -222,6 +222,8 @@ def test_ap_vs_size_one_panel_per_dataset_with_gaps_for_empty_bins(tmp_path):
     y = a.lines[1].get_ydata()  # bins in order of size, the empty middle one a gap
     assert y[0] == 90.0 and np.isnan(y[1]) and y[2] == pytest.approx(90.8)
     assert np.isnan(b.lines[0].get_ydata()[0])
+    x = [line.get_xdata()[0] for line in a.lines]  # methods side by side: equal values all show
+    assert x == sorted(x) and len(set(x)) == 3 and x[1] == pytest.approx(0.0)
     ticks = [t.get_text() for t in a.get_xticklabels()]
     assert ticks == ["< 1 %\nn = 2", "1–16 %\nn = 0", "≥ 16 %\nn = 1"]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["teacher", "Oracle", "student"]
