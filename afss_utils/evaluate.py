@@ -19,14 +19,16 @@ import argparse
 import contextlib
 import copy
 import io
+import itertools
 import json
 import math
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -41,6 +43,9 @@ SIZE_METRICS = tuple(f"AP {s}" for s in SIZES)
 # that "small" means the same share of the frame at SPEED+'s 1920 x 1200 as at our 512 x 512:
 # small < 0.33 % of the image area <= medium < 3.0 % <= large
 SIZE_LIMITS = (32**2 / (640 * 480), 96**2 / (640 * 480))
+# finer bins of box area as a share of the image area, four-fold apart (box sides two-fold):
+# < 0.25 %, 0.25-1 %, 1-4 %, 4-16 %, >= 16 %, for AP against box size (ap_by_size_bins)
+SIZE_BIN_EDGES = (0.0, 0.0025, 0.01, 0.04, 0.16, 1.0)
 TASK_IOU_TYPE = {"box": "bbox", "mask": "segm"}
 
 GroundTruth = dict | str | os.PathLike | Dataset
@@ -213,16 +218,18 @@ def _check_gt_boxes(gt_anns: list[dict], gt_name: str) -> None:
             )
 
 
-def _cocoeval_stats(
+def _cocoeval(
     instances: dict,
     preds: list[dict],
     iou_type: str,
     eval_ids: list[int],
-    area_limits: tuple[float, float] | None = None,
-):
-    """pycocotools' COCOeval over ``eval_ids`` (its printing silenced): its (12,) summary
-    ``stats`` array (AP, AP50, AP75 first, then AP small, medium, large; -1 where undefined).
-    ``area_limits`` (px^2) replace COCO's 32^2 and 96^2 between small, medium and large."""
+    area_rng: dict[str, list[float]] | None = None,
+) -> COCOeval:
+    """pycocotools' COCOeval over ``eval_ids``, evaluated and accumulated (its printing
+    silenced). ``area_rng`` (label -> [lo, hi] px^2, closed at both ends) replaces COCO's four
+    object-size ranges, labelled 'all', 'small', 'medium', 'large' for its summary.
+    ``ev.eval["precision"]`` is then (T IoU thresholds, R=101 recall points, K categories,
+    A area ranges, M max detections), -1 where undefined."""
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = instances
@@ -230,11 +237,30 @@ def _cocoeval_stats(
         coco_dt = coco_gt.loadRes(preds)
         ev = COCOeval(coco_gt, coco_dt, iouType=iou_type)
         ev.params.imgIds = sorted(eval_ids, key=str)
-        if area_limits is not None:
-            lo, hi = area_limits
-            ev.params.areaRng = [[0, 1e10], [0, lo], [lo, hi], [hi, 1e10]]
+        if area_rng is not None:
+            ev.params.areaRng = [list(r) for r in area_rng.values()]
+            ev.params.areaRngLbl = list(area_rng)
         ev.evaluate()
         ev.accumulate()
+    return ev
+
+
+def _cocoeval_stats(
+    instances: dict,
+    preds: list[dict],
+    iou_type: str,
+    eval_ids: list[int],
+    area_limits: tuple[float, float] | None = None,
+):
+    """COCOeval's (12,) summary ``stats`` array over ``eval_ids`` (AP, AP50, AP75 first, then
+    AP small, medium, large; -1 where undefined). ``area_limits`` (px^2) replace COCO's 32^2
+    and 96^2 between small, medium and large."""
+    area_rng = None
+    if area_limits is not None:
+        lo, hi = area_limits
+        area_rng = {"all": [0, 1e10], "small": [0, lo], "medium": [lo, hi], "large": [hi, 1e10]}
+    ev = _cocoeval(instances, preds, iou_type, eval_ids, area_rng)
+    with contextlib.redirect_stdout(io.StringIO()):
         ev.summarize()
     return ev.stats
 
@@ -260,9 +286,8 @@ def _check_categories(
         )
 
 
-def size_limits(instances: dict, image_ids: Iterable[int] | None = None) -> tuple[float, float]:
-    """The small/medium and medium/large limits in px^2 for these images: :data:`SIZE_LIMITS`
-    times their median image area (the study's sets have one image size each)."""
+def _median_image_area(instances: dict, image_ids: Iterable[int] | None = None) -> float:
+    """The median width x height (px^2) of these images (all of ``instances`` when None)."""
     keep = None if image_ids is None else set(image_ids)
     areas = [
         img["width"] * img["height"]
@@ -271,7 +296,13 @@ def size_limits(instances: dict, image_ids: Iterable[int] | None = None) -> tupl
     ]
     if not areas:
         raise ValueError("no image to take the size limits from")
-    median = float(sorted(areas)[len(areas) // 2])
+    return float(sorted(areas)[len(areas) // 2])
+
+
+def size_limits(instances: dict, image_ids: Iterable[int] | None = None) -> tuple[float, float]:
+    """The small/medium and medium/large limits in px^2 for these images: :data:`SIZE_LIMITS`
+    times their median image area (the study's sets have one image size each)."""
+    median = _median_image_area(instances, image_ids)
     return SIZE_LIMITS[0] * median, SIZE_LIMITS[1] * median
 
 
@@ -291,6 +322,76 @@ def evaluate_by_size(
     """
     scores = _evaluate_all(gt, predictions, iou_type, image_ids)
     return {k: scores[k] for k in (*SIZE_METRICS, *(f"n {s}" for s in SIZES))}
+
+
+def ap_by_size_bins(
+    gt: GroundTruth,
+    predictions: Predictions,
+    edges: Sequence[float] = SIZE_BIN_EDGES,
+    iou_type: str = "bbox",
+    image_ids: Iterable[int] | None = None,
+) -> list[dict[str, float]]:
+    """COCO AP, AP50, AP75 (percent) per bin of ground-truth **box** area, from one COCOeval run
+    with its area ranges set to the bins.
+
+    edges: (B + 1,) increasing shares of the image area, e.g. :data:`SIZE_BIN_EDGES`; bin b
+           holds the objects whose box ``w * h`` is in ``[edges[b], edges[b + 1])`` times the
+           median image area of the evaluated images (as :func:`size_limits`); the last bin is
+           closed, ``[edges[-2], edges[-1]]``.
+    Returns B dicts ``{"share lo", "share hi", "n", "AP", "AP50", "AP75"}``, in bin order:
+    the bin's edges (shares), its GT objects on the evaluated images, and its AP. A bin without
+    ground truth gives NaN AP; no predictions give 0 in every bin with ground truth.
+
+    The bins are by the GT box area, not the annotation's ``area`` (mask pixels here) that
+    :func:`evaluate_by_size` sorts by: a copy of the GT takes ``area = w * h`` from its box.
+    As in COCOeval, a detection that matches no GT object counts only in the bin of its own
+    area (its box's for ``bbox``, its mask's for ``segm``). Arguments and errors as
+    :func:`evaluate`; ValueError for fewer than two edges or edges that do not increase.
+    """
+    edges = [float(e) for e in edges]
+    if len(edges) < 2 or edges[0] < 0 or any(b <= a for a, b in itertools.pairwise(edges)):
+        raise ValueError(f"edges must be >= 2 increasing shares from >= 0, got {edges}")
+    instances, preds, eval_ids, gt_anns, gt_name = _prepare(gt, predictions, iou_type, image_ids)
+    for a in gt_anns:  # instances is a private copy: COCOeval reads the box area as "area"
+        a["area"] = float(a["bbox"][2] * a["bbox"][3])
+    image_area = _median_image_area(instances, eval_ids)
+    px = [e * image_area for e in edges]
+    # COCOeval's ranges are closed at both ends: every bin but the last ends just below its
+    # upper edge, so an object on an edge falls in one bin
+    area_rng = [[lo, float(np.nextafter(hi, 0))] for lo, hi in itertools.pairwise(px)]
+    area_rng[-1][1] = px[-1]
+    rows = [
+        {
+            "share lo": lo,
+            "share hi": hi,
+            "n": sum(r_lo <= a["area"] <= r_hi for a in gt_anns),
+        }
+        for (lo, hi), (r_lo, r_hi) in zip(itertools.pairwise(edges), area_rng, strict=True)
+    ]
+    if not preds:
+        return [{**r, **dict.fromkeys(METRICS, 0.0 if r["n"] else math.nan)} for r in rows]
+    ev = _cocoeval(
+        instances, preds, iou_type, eval_ids, {f"bin {k}": r for k, r in enumerate(area_rng)}
+    )
+    precision = ev.eval["precision"][..., -1]  # (T, R, K, A) at 100 detections per image
+    thresholds = {"AP": None, "AP50": 0.5, "AP75": 0.75}
+    for k, row in enumerate(rows):
+        for metric, thr in thresholds.items():
+            p = precision[:, :, :, k]
+            if thr is not None:
+                p = p[np.isclose(ev.params.iouThrs, thr)]
+            p = p[p > -1]
+            if not row["n"]:
+                row[metric] = math.nan
+            elif not p.size:
+                # as _evaluate_all: no category had both ground truth and a place in the run
+                raise ValueError(
+                    f"{gt_name}: COCOeval found no ground truth for the evaluated categories "
+                    f"(predicted ids {sorted({d['category_id'] for d in preds})}); AP is undefined"
+                )
+            else:
+                row[metric] = round(float(p.mean()) * 100.0, 6)
+    return rows
 
 
 def evaluate_tasks(

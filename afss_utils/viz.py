@@ -484,6 +484,77 @@ def bar_panels(
     return fig
 
 
+def size_bin_label(lo: float, hi: float) -> str:
+    """A bin of box area as a share of the image, in percent: '< 0.25 %', '0.25–1 %', '≥ 16 %'
+    (the last for a bin reaching the whole image, ``hi >= 1``)."""
+    if lo <= 0:
+        return f"< {100 * hi:g} %"
+    if hi >= 1:
+        return f"≥ {100 * lo:g} %"
+    return f"{100 * lo:g}–{100 * hi:g} %"
+
+
+def ap_vs_size(
+    rows: pd.DataFrame, metric: str = "AP", methods: Sequence[str] | None = None
+) -> plt.Figure:
+    """One panel per dataset: box ``metric`` against the bin of ground-truth box area, one line
+    per method, a shared y axis (0-100) and one legend below the panels.
+
+    rows: one per (dataset, method, bin), columns ``dataset``, ``method``, ``share lo``,
+          ``share hi`` (the bin's box area as shares of the image), ``n`` (its GT objects) and
+          ``metric`` (see ``evaluate.ap_by_size_bins``). The bins are categories on the x axis,
+          each labelled with its share and its GT objects; a bin without objects (NaN) leaves a
+          gap in the lines and a grey tick label. Each method sits a little sideways of the
+          bin's center, so equal values all show.
+    methods: the lines' order (default: as they first appear in ``rows``).
+    """
+    datasets = list(dict.fromkeys(rows["dataset"]))
+    if not datasets:
+        raise ValueError("ap_vs_size needs at least one dataset row")
+    methods = list(dict.fromkeys(rows["method"])) if methods is None else list(methods)
+    offsets = np.linspace(-0.1, 0.1, len(methods)) if len(methods) > 1 else np.zeros(1)
+    fig, axes = plt.subplots(
+        1, len(datasets), figsize=(4.2 * len(datasets), 3.6), squeeze=False, sharey=True
+    )
+    for ax, name in zip(axes[0], datasets, strict=True):
+        d = rows[rows["dataset"] == name]
+        n = d.groupby(["share lo", "share hi"])["n"].max()  # bins in order of size
+        table = d.set_index(["share lo", "share hi", "method"])[metric].unstack("method")
+        table = table.reindex(index=n.index, columns=methods)
+        x = np.arange(len(n))
+        for j, method in enumerate(methods):
+            ax.plot(
+                x + offsets[j],
+                table[method],
+                marker="o",
+                color=f"C{j % 10}",
+                label=method,
+                clip_on=False,
+            )
+        labels = [f"{size_bin_label(lo, hi)}\nn = {int(k)}" for (lo, hi), k in n.items()]
+        ax.set_xticks(x, labels, fontsize=7)
+        for tick, k in zip(ax.get_xticklabels(), n, strict=True):
+            if not k:
+                tick.set_color("0.6")
+        ax.set(title=name, xlabel="GT box area (share of the image)", ylim=(0, 100))
+        ax.set_xlim(-0.5, len(n) - 0.5)  # every bin shows, an empty one at the edge too
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"test box {metric}")
+    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(
+            handles,
+            labels,
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.0),
+            ncol=len(labels),
+            fontsize=8,
+            frameon=False,
+        )
+    return fig
+
+
 def center_heatmaps(student: CenterNetStudent, dataset: Any, image_ids: list[int]) -> plt.Figure:
     """The report's Fig. 3.1: per image, the center probability of every grid cell over the
     letterboxed input, the argmax cell's box (green) beside the ground truth (white dashed) and

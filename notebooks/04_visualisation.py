@@ -23,15 +23,18 @@
 # 2. How good the pseudo-labels are before and after TTA and CF, and whether confidence tracks IoU.
 # 3. The θ sweep (images kept vs quality kept) beside notebook 03's verdict on CF, and test AP
 #    over relabel rounds with its verdict on TR.
+# 4. Test box AP against box size for the teacher, the Oracle and the distilled student.
 #
 # The paper closes with Figure 3. This notebook draws it from the files the earlier stages wrote,
 # then asks four questions the tables leave open: how good the pseudo-labels are image by image;
 # whether the confidence is informative enough to filter on (eq. 6 keeps $s^* \ge \theta$, which
-# helps only if high $s^*$ means high IoU); which $\theta$; and whether relabelling keeps helping.
+# helps only if high $s^*$ means high IoU); which $\theta$; whether relabelling keeps helping; and
+# which object sizes each model gets wrong.
 #
 # **Inputs:** `{out_dir}/predictions/` and `{out_dir}/tables/` from notebooks 01–03.
 # **Outputs:** `{out_dir}/figures/figure3_visual_results.png`, `label_iou_histograms.png`,
-# `confidence_vs_iou.png`, `theta_sweep.png`, `relabel_rounds.png`.
+# `confidence_vs_iou.png`, `theta_sweep.png`, `relabel_rounds.png`, `ap_vs_size.png`;
+# `{out_dir}/tables/ap_by_size.csv` (and `.md`).
 
 # %%
 from pathlib import Path
@@ -43,11 +46,12 @@ from IPython.display import Markdown, display
 from matplotlib.colors import LogNorm
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from afss_utils import coco, narrative, viz
+from afss_utils import coco, narrative, tables, viz
 from afss_utils.coco import box_iou
 from afss_utils.config import seed_everything
-from afss_utils.datasets import open_split
+from afss_utils.datasets import open_split, pool
 from afss_utils.distill import PAPER_KEPT_IMAGES, PAPER_KEPT_SHARE, confidence_filter
+from afss_utils.evaluate import SIZE_BIN_EDGES, ap_by_size_bins
 
 pd.set_option("display.width", 200)  # a wide table prints as one block of text, not wrapped
 
@@ -86,11 +90,15 @@ student = students[0]
 final = "TTA+WBF+CF+TR" if relabel_rounds else "TTA+WBF+CF"
 zs_file = {g: pred_dir / "teacher_test" / f"{g}_zero-shot.json" for g in set(group_of.values())}
 st_file = {g: pred_dir / "students" / g / student / f"{final}.json" for g in zs_file}
+oracle_file = {g: pred_dir / "students" / g / student / "Oracle.json" for g in zs_file}
 tables_needed = [
     out / "tables" / f"{t}.csv"
     for t in ("pseudo_label_quality", "relabel_rounds", "confidence_filter", "table3_distillation")
 ]
-narrative.require([*zs_file.values(), *st_file.values(), *tables_needed], "03_distillation")
+narrative.require(
+    [*zs_file.values(), *st_file.values(), *oracle_file.values(), *tables_needed],
+    "03_distillation",
+)
 
 
 # %%
@@ -352,6 +360,61 @@ plt.show()
 
 # %%
 display(Markdown(narrative.relabel_rounds(rounds)))
+
+# %% [markdown]
+# ## 6 · AP against box size
+#
+# Test box AP of the teacher's zero-shot labels, the Oracle (the student trained on the ground
+# truth) and the final distilled student (after CF and relabelling, as in Figure 3), per bin of
+# ground-truth **box** area as a share of the image: below 0.25 %, 0.25–1 %, 1–4 %, 4–16 % and
+# above 16 % (box sides two-fold apart). Each bin is scored by COCOeval on its own objects
+# (`ap_by_size_bins`); a detection matching nothing counts in the bin of its own size. The
+# students are the first seed's, the files notebook 03 saved; the tick labels give each bin's
+# objects $n$, and a bin with few is noisy. Where the student falls below the Oracle is where
+# distillation loses; where the teacher falls too, its labels are the likely cause.
+
+# %%
+group_test = {g: pool([test_sets[n] for n in test_sets if group_of[n] == g], g) for g in zs_file}
+methods = {
+    f"teacher zero-shot ({teacher})": zs_file,
+    f"Oracle ({student})": oracle_file,
+    f"student ({student}, {final})": st_file,
+}
+by_size = pd.DataFrame(
+    [
+        {"dataset": name, "method": method, "bin": viz.size_bin_label(r["share lo"], r["share hi"])}
+        | r
+        for name, ds in test_sets.items()
+        for method, files in methods.items()
+        for r in ap_by_size_bins(
+            group_test[group_of[name]], files[group_of[name]], SIZE_BIN_EDGES, "bbox", ds.image_ids
+        )
+    ]
+)
+# the bin's label names its shares, which the table's one-decimal floats would round away
+tables.write_table(by_size.drop(columns=["share lo", "share hi"]), "ap_by_size", out_dir)
+fig = viz.ap_vs_size(by_size, "AP", list(methods))
+viz.save_figure(fig, "ap_vs_size", out_dir)
+plt.show()
+
+# %% [markdown]
+# The bins where each model scores lowest, per dataset (bins without ground truth left out; $n$
+# counts the objects of the bins named):
+
+# %%
+scored = by_size.dropna(subset=["AP"])
+lowest = scored[scored["AP"] == scored.groupby(["dataset", "method"])["AP"].transform("min")]
+lowest = lowest.groupby(["dataset", "method"], sort=False).agg(
+    bins=("bin", " and ".join), AP=("AP", "first"), n=("n", "sum")
+)
+lines = [
+    f"- **{name}**: "
+    + "; ".join(
+        f"{m} on {r['bins']} (AP {r['AP']:.1f}, n = {r['n']})" for (_, m), r in d.iterrows()
+    )
+    for name, d in lowest.groupby(level="dataset", sort=False)
+]
+display(Markdown("\n".join(lines) or "No size bin has ground truth on the test splits."))
 
 # %% [markdown]
 # ## Summary

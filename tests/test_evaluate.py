@@ -15,7 +15,14 @@ import pytest
 
 from afss_utils import coco
 from afss_utils.datasets import open_coco
-from afss_utils.evaluate import evaluate, evaluate_by_size, evaluate_tasks, main, size_limits
+from afss_utils.evaluate import (
+    ap_by_size_bins,
+    evaluate,
+    evaluate_by_size,
+    evaluate_tasks,
+    main,
+    size_limits,
+)
 
 GT_BOX = np.array([0.0, 0.0, 10.0, 10.0])
 
@@ -336,3 +343,59 @@ def test_evaluate_tasks_and_score_rows_carry_ap_by_size_from_the_same_run(tiny_c
         empty[f"AP {s}"] == 0.0 or (math.isnan(empty[f"AP {s}"]) and by_size[f"n {s}"] == 0)
         for s in ("small", "medium", "large")
     )
+
+
+def _box_sized_gt() -> dict:
+    """Three 100 x 100 images, one square box each, of 4, 15 and 50 px sides (0.16 %, 2.25 %
+    and 25 % of the image); every mask area 1 px, so binning by box area is what separates them."""
+    images = [{"id": i, "width": 100, "height": 100, "file_name": f"{i}.png"} for i in (1, 2, 3)]
+    anns = [
+        {"id": i, "image_id": i, "category_id": 1, "bbox": [10, 10, s, s], "area": 1.0,
+         "iscrowd": 0}
+        for i, s in ((1, 4), (2, 15), (3, 50))
+    ]  # fmt: skip
+    return {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "sc"}]}
+
+
+def test_ap_by_size_bins_scores_each_box_size_bin_on_its_own_objects():
+    gt = _box_sized_gt()
+    small = {"image_id": 1, "category_id": 1, "bbox": [10, 10, 4, 4], "score": 0.9}
+    rows = ap_by_size_bins(gt, [small], edges=[0, 0.0025, 0.01, 0.16, 1.0])
+    assert [(r["share lo"], r["share hi"], r["n"]) for r in rows] == [
+        (0.0, 0.0025, 1), (0.0025, 0.01, 0), (0.01, 0.16, 1), (0.16, 1.0, 1),
+    ]  # fmt: skip
+    got = [[r[m] for m in ("AP", "AP50", "AP75")] for r in rows]
+    assert got[0] == [100.0] * 3  # the small box found
+    assert all(math.isnan(v) for v in got[1])  # no object of this size: NaN, not 0
+    assert got[2] == got[3] == [0.0] * 3  # the medium and the large box missed
+    # one bin over all sizes is evaluate's AP; the annotations' own areas (1 px) play no part
+    (whole,) = ap_by_size_bins(gt, [small], edges=[0, 1])
+    assert {m: whole[m] for m in ("AP", "AP50", "AP75")} == evaluate(gt, [small])
+    assert whole["n"] == 3
+
+
+def test_ap_by_size_bins_edges_empty_predictions_and_errors():
+    gt = _box_sized_gt()
+    # a box exactly on an edge (15^2 px = 2.25 %) falls in one bin, the upper
+    on_edge = ap_by_size_bins(gt, [], edges=[0, 0.0225, 1.0])
+    assert [r["n"] for r in on_edge] == [1, 2]
+    empty = ap_by_size_bins(gt, [], edges=[0, 0.0025, 0.01, 1.0])
+    assert [r["n"] for r in empty] == [1, 0, 2]
+    assert [r["AP"] for r in empty][::2] == [0.0, 0.0] and math.isnan(empty[1]["AP75"])
+    only = ap_by_size_bins(gt, [], edges=[0, 0.01, 1.0], image_ids=[3])
+    assert math.isnan(only[0]["AP"]) and only[1]["AP"] == 0.0 and only[1]["n"] == 1
+    for bad in ([0.5], [0, 0.1, 0.1], [-0.1, 1]):
+        with pytest.raises(ValueError, match="edges"):
+            ap_by_size_bins(gt, [], edges=bad)
+    with pytest.raises(ValueError, match="iou_type"):
+        ap_by_size_bins(gt, [], iou_type="keypoints")
+    with pytest.raises(ValueError, match="not in the ground truth"):
+        ap_by_size_bins(gt, [{"image_id": 9, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 1}])
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_ap_by_size_bins_perfect_masks_and_boxes(tiny_coco, iou_type):
+    ds = open_coco(tiny_coco)
+    rows = ap_by_size_bins(ds, _perfect(ds), iou_type=iou_type)
+    assert sum(r["n"] for r in rows) == len(ds.instances["annotations"])
+    assert all(r["AP"] == 100.0 if r["n"] else math.isnan(r["AP"]) for r in rows)

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from afss_utils.config import PARAMS_DIR, load_params, named_grid
+from afss_utils.evaluate import SIZE_BIN_EDGES
 from afss_utils.run import run_study
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
@@ -31,6 +32,7 @@ FIGURES = [
     "confidence_vs_iou",
     "theta_sweep",
     "relabel_rounds",
+    "ap_vs_size",
     "oracle_convergence",
     "debris_tracks",
     "debris_mota_hota",
@@ -214,6 +216,19 @@ def test_table3_rows_students_and_relabel_rounds(study):
     assert (cf["kept"] <= cf["train images"]).all() and cf["paper kept %"].between(79, 94).all()
     quality = pd.read_csv(out / "tables" / "pseudo_label_quality.csv")
     assert quality["box_iou"].between(0, 1).all()
+
+
+def test_ap_by_size_has_every_bin_of_each_dataset_and_method(study):
+    """Notebook 04: teacher, Oracle and student per dataset and box-size bin; every test object
+    in one bin, and AP exactly where a bin has objects."""
+    out, _, params = study
+    by_size = _ours(out, "ap_by_size")
+    assert len(by_size) == len(params["datasets"]) * 3 * (len(SIZE_BIN_EDGES) - 1)
+    assert by_size["method"].str.startswith(("teacher zero-shot", "Oracle", "student")).all()
+    objects = by_size.groupby(["dataset", "method"])["n"].sum()
+    assert (objects == params["num_test"]).all()  # one spacecraft per synthetic image
+    assert (by_size["AP"].isna() == (by_size["n"] == 0)).all()
+    _in_range(by_size)
 
 
 def text_lines(executed: Path) -> dict[int, int]:

@@ -197,6 +197,45 @@ def test_bar_panels_label_the_y_axis_and_keep_the_legend_off_the_bars():
         viz.bar_panels({}, "y")
 
 
+def test_size_bin_label_reads_as_percent_of_the_image():
+    assert viz.size_bin_label(0.0, 0.0025) == "< 0.25 %"
+    assert viz.size_bin_label(0.01, 0.04) == "1–4 %"
+    assert viz.size_bin_label(0.16, 1.0) == "≥ 16 %"
+
+
+def test_ap_vs_size_one_panel_per_dataset_with_gaps_for_empty_bins(tmp_path):
+    import pandas as pd
+
+    edges = [(0.0, 0.01), (0.01, 0.16), (0.16, 1.0)]
+    rows = [
+        {"dataset": ds, "method": m, "share lo": lo, "share hi": hi, "n": n, "AP": ap}
+        for ds, counts in (("a", (2, 0, 1)), ("b", (0, 3, 3)))
+        for m, base in (("teacher", 20.0), ("Oracle", 90.0), ("student", 50.0))
+        for (lo, hi), n in zip(edges, counts, strict=True)
+        for ap in [base + 5 * lo if n else float("nan")]
+    ]
+    frame = pd.DataFrame(rows).sample(frac=1, random_state=0)  # rows in any order
+    fig = viz.ap_vs_size(frame, methods=["teacher", "Oracle", "student"])
+    assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
+    a, b = fig.axes
+    assert [line.get_label() for line in a.lines] == ["teacher", "Oracle", "student"]
+    y = a.lines[1].get_ydata()  # bins in order of size, the empty middle one a gap
+    assert y[0] == 90.0 and np.isnan(y[1]) and y[2] == pytest.approx(90.8)
+    assert np.isnan(b.lines[0].get_ydata()[0])
+    x = [line.get_xdata()[0] for line in a.lines]  # methods side by side: equal values all show
+    assert x == sorted(x) and len(set(x)) == 3 and x[1] == pytest.approx(0.0)
+    ticks = [t.get_text() for t in a.get_xticklabels()]
+    assert ticks == ["< 1 %\nn = 2", "1–16 %\nn = 0", "≥ 16 %\nn = 1"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["teacher", "Oracle", "student"]
+    assert a.get_ylabel() == "test box AP"
+    viz.save_figure(fig, "ap_vs_size", tmp_path)
+    assert (tmp_path / "figures" / "ap_vs_size.png").stat().st_size > 1000
+    assert a.get_xlim() == (-0.5, 2.5)  # an empty bin at the edge still shows
+    plt.close(fig)
+    with pytest.raises(ValueError):
+        viz.ap_vs_size(frame.iloc[:0])
+
+
 def test_convergence_figure_spells_out_the_loss_names():
     import pandas as pd
 
