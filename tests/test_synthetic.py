@@ -357,3 +357,13 @@ def test_default_set_spans_real_object_sizes_and_shows_the_earth_disc(tmp_path):
         if box is not None:
             x, y, w, h = box
             assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= 128 and y + h <= 128
+
+
+def test_distance_overrides_the_domains_and_is_recorded(tmp_path):
+    near = synthetic.render_sample(4, "earth", (96, 96), distance=(2.0, 2.0))
+    far = synthetic.render_sample(4, "earth", (96, 96), distance=(30.0, 30.0))
+    assert near[1].sum() > 20 * far[1].sum()
+    path = synthetic.generate(tmp_path, "sunlamp", 2, 0, (48, 48), progress=False, distance=(2, 3))
+    assert coco.load_instances(path)["info"]["distance"] == [2.0, 3.0]
+    with pytest.raises(ValueError, match="distance must be"):
+        synthetic.render_sample(4, "earth", (96, 96), distance=(1.0, 5.0))

@@ -35,12 +35,14 @@ _PNG_PARAMS = [
 
 def _make_one(job: tuple) -> tuple[dict, dict]:
     """Render one dataset image, write its PNG, return its COCO image and annotation entries."""
-    image_id, dname, index, seed, w, h, img_dir, models, balanced = job
+    image_id, dname, index, seed, w, h, img_dir, models, balanced, distance = job
     rng = np.random.default_rng(_seed_for(seed, dname, index))
     # balanced: the types take turns image by image through the whole set (ids count across the
     # domains), so the set and each domain hold every type equally often, up to one image
     model = models[(image_id - 1) % len(models)] if balanced else None
-    image, mask, meta = render_sample(rng, dname, (w, h), model=model, models=models)
+    image, mask, meta = render_sample(
+        rng, dname, (w, h), model=model, models=models, distance=distance
+    )
     file_name = f"{dname}_{index:05d}.png"
     ok, buf = cv2.imencode(".png", image[..., ::-1], _PNG_PARAMS)
     if not ok:  # pragma: no cover
@@ -87,6 +89,7 @@ def generate(
     models: Sequence[str] | None = None,
     overwrite: bool = False,
     balanced: bool = False,
+    distance: tuple[float, float] | None = None,
 ) -> Path:
     """Write ``num_images`` per domain to ``out_dir/images/*.png`` + ``out_dir/annotations.json``.
 
@@ -99,8 +102,9 @@ def generate(
     number of workers. ``models``: the spacecraft types to draw from (default
     :data:`DETECTION_MODELS`, the detection study's three; ``list(MODELS)`` for all types, as
     the type-classification experiment uses); ``balanced``: the types take turns instead of being
-    drawn, so the set and each domain hold every type equally often (up to one image). Returns the
-    annotations path.
+    drawn, so the set and each domain hold every type equally often (up to one image);
+    ``distance``: the target's (near, far) distance in bounding radii instead of the domain's
+    (recorded as ``info.distance``). Returns the annotations path.
 
     The dataset is rendered into a hidden temporary folder beside ``out_dir`` and moved in place
     at the end, so a killed run never leaves new images beside an old annotations.json. An
@@ -119,7 +123,9 @@ def generate(
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
         os.chmod(staging, 0o777 & ~coco._umask())  # mkdtemp's 0700 would outlive the move
-        _render_into(staging, domains, num_images, seed, w, h, progress, workers, models, balanced)
+        _render_into(
+            staging, domains, num_images, seed, w, h, progress, workers, models, balanced, distance
+        )
         _move_into_place(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -167,6 +173,7 @@ def _render_into(
     workers: int | None,
     models: Sequence[str] | None = None,
     balanced: bool = False,
+    distance: tuple[float, float] | None = None,
 ) -> Path:
     img_dir = out_dir / "images"
     img_dir.mkdir(parents=True, exist_ok=True)
@@ -183,6 +190,7 @@ def _render_into(
             str(img_dir),
             None if models is None else tuple(models),
             balanced,
+            distance,
         )
         for k, (d, i) in enumerate(((d, i) for d in domains for i in range(num_images)), 1)
     ]
@@ -212,6 +220,8 @@ def _render_into(
         info["models"] = list(models)
     if balanced:
         info["balanced"] = True
+    if distance is not None:
+        info["distance"] = [float(x) for x in distance]
     instances = coco.make_instances([r[0] for r in results], [r[1] for r in results], info=info)
     return coco.save_json(instances, out_dir / "annotations.json")
 
@@ -236,6 +246,13 @@ def with_type_categories(instances: dict, models: Sequence[str] | None = None) -
     return {**instances, "annotations": anns, "categories": cats}
 
 
+# The type sets keep a close framing, as the report's SPARK crops and as the renderer drew every
+# scene before #25 (box p5/p50/p95 6.5 / 31.5 / 89 % of the frame at 320 px; then 9 / 33 / 86 %):
+# telling six types apart needs their parts in view, which a 17 px box (the detection sets' 5th
+# percentile at 320 px) does not show.
+TYPE_DISTANCE = (1.9, 6.0)
+
+
 def type_split(
     data_dir: str | os.PathLike,
     split: str,
@@ -246,7 +263,7 @@ def type_split(
 ) -> Dataset:
     """The type-classification ``split`` (``train``/``val``/``test``): a synthetic set of
     **all** spacecraft types, balanced (every type equally often in the set and in each domain,
-    up to one image),
+    up to one image), at close range (:data:`TYPE_DISTANCE`),
     ``num_images`` per domain, under ``data_dir/split``, rendered once
     (re-rendered when its recorded settings differ), opened with one category per type."""
     root = Path(data_dir) / split
@@ -259,10 +276,20 @@ def type_split(
         "renderer_version": RENDERER_VERSION,
         "models": list(MODELS),
         "balanced": True,
+        "distance": list(TYPE_DISTANCE),
     }
     info = coco.read_json(ann).get("info", {}) if ann.is_file() else {}
     if any(info.get(k) != v for k, v in want.items()):
-        generate(root, domains, num_images, seed, size, models=list(MODELS), balanced=True)
+        generate(
+            root,
+            domains,
+            num_images,
+            seed,
+            size,
+            models=list(MODELS),
+            balanced=True,
+            distance=TYPE_DISTANCE,
+        )
     typed = with_type_categories(coco.read_json(ann))
     return Dataset(f"types_{split}", typed, root / "images", ann)
 

@@ -45,9 +45,16 @@ def _as_rng(rng_or_seed) -> np.random.Generator:
 
 
 def _pose(
-    rng: np.random.Generator, mesh: Mesh, w: int, h: int, f: float, dom: Domain, attempt: int
+    rng: np.random.Generator,
+    mesh: Mesh,
+    w: int,
+    h: int,
+    f: float,
+    dom: Domain,
+    attempt: int,
+    distance: tuple[float, float],
 ):
-    """Random attitude; distance log-uniform in ``dom.distance`` bounding radii (the mesh's
+    """Random attitude; distance log-uniform in ``distance`` bounding radii (the mesh's
     radius is 1), as a camera sees a target come and go: most boxes small, a few filling the
     frame; position inside the frame, or across one edge with probability ``dom.truncate_prob``.
 
@@ -56,7 +63,7 @@ def _pose(
     rot = random_rotation(rng)
     pts = np.concatenate([mesh.faces.reshape(-1, 3), mesh.lines.reshape(-1, 3)]) @ rot.T
     late = attempt >= 8  # after repeated failures, fall back to a safe mid-sized framing
-    lo_d, hi_d = dom.distance
+    lo_d, hi_d = distance
     z = 12.0 if late else math.exp(rng.uniform(math.log(lo_d), math.log(hi_d)))
     z = max(z, 1.8)  # in front of the camera whatever the attitude
 
@@ -208,12 +215,13 @@ def _place_object(
     h: int,
     f: float,
     cpt: tuple[float, float],
+    distance: tuple[float, float],
 ) -> _Placement:
     """Pose and light the spacecraft and draw it, redrawing pose and lights until enough of it
     is visible (0.02 % of the image and 30 % of the object); whether an Earth is behind it is
     drawn here too, because the Earth's direction adds an Earth-shine light."""
     for attempt in range(100):
-        rot, t = _pose(rng, mesh, w, h, f, dom, attempt)
+        rot, t = _pose(rng, mesh, w, h, f, dom, attempt, distance)
         has_earth = rng.random() < dom.earth_prob
         earth_dir = (
             _unit([rng.normal(scale=0.4), rng.normal(scale=0.4), 1.0]) if has_earth else None
@@ -373,12 +381,22 @@ def _sensor(rng: np.random.Generator, dom: Domain, img: np.ndarray, w: int, h: i
     return out
 
 
+def _check_distance(distance) -> tuple[float, float]:
+    lo, hi = (float(x) for x in distance)
+    if not 1.8 <= lo <= hi:
+        raise ValueError(
+            f"distance must be (near, far) bounding radii with 1.8 <= near <= far, got {distance}"
+        )
+    return lo, hi
+
+
 def render_sample(
     rng_or_seed,
     domain: str,
     size: tuple[int, int] = (512, 512),
     model: str | None = None,
     models: Sequence[str] | None = None,
+    distance: tuple[float, float] | None = None,
 ):
     """Render one image of ``domain`` at ``size`` = (W, H).
 
@@ -386,7 +404,8 @@ def render_sample(
     ``visible_fraction``, ``truncated``, ``area_fraction``, ``earth_fraction``, ``earth_box``
     (the Earth's part of the frame as COCO [x, y, w, h] px, None without it),
     ``sun_phase_deg``). A seed or a ``numpy.random.Generator``; ``model`` forces one model,
-    else one of ``models`` is drawn (default :data:`DETECTION_MODELS`).
+    else one of ``models`` is drawn (default :data:`DETECTION_MODELS`); ``distance``: the
+    target's distance range in bounding radii (default the domain's, ``Domain.distance``).
     Samples whose visible mask is below 0.02 % of the image or 30 % of the object are redrawn
     from the same generator, so the result stays deterministic.
 
@@ -412,7 +431,8 @@ def render_sample(
     f = max(w, h) / 2 / math.tan(math.radians(FOV_DEG) / 2)
     cpt = (w / 2, h / 2)
 
-    placed = _place_object(rng, mesh, dom, w, h, f, cpt)
+    distance = dom.distance if distance is None else _check_distance(distance)
+    placed = _place_object(rng, mesh, dom, w, h, f, cpt, distance)
     img, earth, src = _background(rng, dom, w, h, f, cpt, placed.has_earth, placed.sun)
     mask = _composite(img, placed, w, h)
     img = _optics(rng, dom, img, src, cpt, w, h)
