@@ -402,7 +402,7 @@ def box_area_figure(per_image: dict[str, pd.DataFrame]) -> plt.Figure:
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g} %"))
     ax.set(xlabel="largest GT box, share of the image", ylabel="images (%)", title="box area")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="best")  # where the histograms are not: small or large objects
     shares = {
         name: [_share(df, "earth"), _share(df, "limb")]
         for name, df in per_image.items()
@@ -411,10 +411,12 @@ def box_area_figure(per_image: dict[str, pd.DataFrame]) -> plt.Figure:
     names = list(shares)
     earth, limb = (np.nan_to_num([shares[n][k] for n in names]) for k in (0, 1))
     x = np.arange(len(names))
-    ax_earth.bar(x - 0.2, earth, 0.4, color="C0", label="Earth in frame")
-    ax_earth.bar(x + 0.2, limb, 0.4, color="C1", label="limb in frame")
+    for dx, values, color, label in ((-0.2, earth, "C0", "Earth"), (0.2, limb, "C1", "limb")):
+        bars = ax_earth.bar(x + dx, values, 0.4, color=color, label=f"{label} in frame")
+        ax_earth.bar_label(bars, fmt="%.0f", fontsize=7)  # 0 % is a bar too, only invisible
     ax_earth.set_xticks(x, names, rotation=20)
-    ax_earth.set_ylim(0, 100)
+    ax_earth.set_ylim(0, 112)  # room for the label of a 100 % bar
+    ax_earth.set_yticks(range(0, 101, 20))
     ax_earth.set(ylabel="images (%)")
     ax_earth.grid(axis="y", alpha=0.3)
     if names:  # above the panel, where no bar reaches (a title's place)
