@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 SMOKE = PARAMS_DIR / "smoke.yaml"
 FIGURES = [
     "dataset_samples",
+    "box_area",
     "zero_shot_examples",
     "tta_ap75_vs_views",
     "distillation_bars",
