@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -501,6 +502,71 @@ def label_quality(gt: GroundTruth, predictions: Predictions) -> list[dict]:
                 )
         rows.append(row)
     return rows
+
+
+EARTH_CONFUSION_COLUMNS = ("image_id", "file_name", "score", "iou_gt", "iou_earth")
+
+
+def _box_area(box: np.ndarray) -> float:
+    """Area of a (1, 4) xyxy box; 0 for an empty one (x2 < x1 or y2 < y1)."""
+    return float(np.prod(np.clip(box[0, 2:] - box[0, :2], 0, None)))
+
+
+def earth_confusions(
+    gt_instances: dict, predictions: list[dict], iou_miss: float = 0.3
+) -> pd.DataFrame:
+    """The images on which the top-scoring prediction boxes the Earth instead of the spacecraft.
+
+    gt_instances: COCO instances dict; an image counts only when its ``images[]`` entry carries
+                  an ``earth_box`` (the Earth's visible part, xywh pixels) that is not null
+                  (synthetic sets; a missing key means unknown, as in the real datasets)
+    predictions:  COCO results records (``image_id``, ``bbox`` xywh pixels, ``score``); per
+                  image only the top-scoring one is judged, images absent from the GT are
+                  ignored, and an image without prediction is a miss, not a confusion
+    iou_miss:     the top box misses the spacecraft when its IoU with every GT box is below this
+
+    A confusion also needs at least half of the predicted box's area inside the Earth box and
+    a larger IoU with the Earth box than with the ground truth. Returns a DataFrame with one row
+    per confusion, in the GT's image order, and the columns ``image_id``, ``file_name``,
+    ``score``, ``iou_gt`` (the best IoU with a GT box; 0 without GT) and ``iou_earth``; no row
+    (but the columns) when there is none.
+    """
+    best: dict[int, dict] = {}
+    for p in predictions:
+        if p["image_id"] not in best or p["score"] > best[p["image_id"]]["score"]:
+            best[p["image_id"]] = p
+    gt_boxes: dict[int, list] = {}
+    for a in gt_instances["annotations"]:
+        gt_boxes.setdefault(a["image_id"], []).append(a["bbox"])
+    rows = []
+    for img in gt_instances["images"]:
+        earth, pred = img.get("earth_box"), best.get(img["id"])
+        if earth is None or pred is None:
+            continue
+        box, earth = coco.xywh_to_xyxy(pred["bbox"]), coco.xywh_to_xyxy(earth)  # (1, 4) each
+        gts = coco.xywh_to_xyxy(gt_boxes.get(img["id"], []))  # (G, 4)
+        iou_gt = float(coco.box_iou(box, gts).max()) if len(gts) else 0.0
+        iou_earth = float(coco.box_iou(box, earth)[0, 0])
+        on_earth = np.concatenate(
+            [np.maximum(box[:, :2], earth[:, :2]), np.minimum(box[:, 2:], earth[:, 2:])], axis=1
+        )
+        area = _box_area(box)
+        if (
+            iou_gt < iou_miss
+            and area > 0
+            and _box_area(on_earth) >= 0.5 * area
+            and iou_earth > iou_gt
+        ):
+            rows.append(
+                {
+                    "image_id": img["id"],
+                    "file_name": img["file_name"],
+                    "score": float(pred["score"]),
+                    "iou_gt": iou_gt,
+                    "iou_earth": iou_earth,
+                }
+            )
+    return pd.DataFrame(rows, columns=list(EARTH_CONFUSION_COLUMNS))
 
 
 if __name__ == "__main__":

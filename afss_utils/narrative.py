@@ -217,6 +217,44 @@ def classical_confidence(factors: pd.DataFrame, score: float) -> str:
     )
 
 
+def earth_confusions(table: pd.DataFrame, teacher: str, shown: int = 0) -> str:
+    """The Earth-confusion counts (``teacher``, ``dataset``, ``images with Earth in frame``,
+    ``confusions``, ``share %``; one row per teacher and dataset that records the Earth's box):
+    how often ``teacher`` boxes the Earth instead of the spacecraft, where most, and the other
+    teachers' totals; ``shown`` is the number of examples the figure shows. One line, saying
+    why, when no dataset records the Earth or ``teacher`` has no row."""
+    columns = ("teacher", "dataset", "images with Earth in frame", "confusions")
+    if missing := _missing(table, columns):
+        return f"**What to look at:** the table lacks column(s) {', '.join(missing)}."
+    if table.empty:
+        return (
+            "**What to look at:** no test split records where the Earth is in its images "
+            "(`earth_box`: the real datasets do not, nor do synthetic splits rendered before "
+            "the renderer wrote it), so Earth confusions cannot be counted here."
+        )
+    totals = table.groupby("teacher", sort=False)[list(columns[2:])].sum()
+    others = [
+        f"`{t}` {int(r['confusions'])} of {int(r['images with Earth in frame'])}"
+        for t, r in totals.iterrows()
+        if t != teacher
+    ]
+    rest = f" (other teachers: {', '.join(others)})" if others else ""
+    if teacher not in totals.index:
+        return f"**What to look at:** `{teacher}` did not run here{rest}."
+    n, of = int(totals.loc[teacher, "confusions"]), int(totals.loc[teacher, columns[2]])
+    if not of:
+        return "**What to look at:** no test image has the Earth in frame, so none is confused."
+    own = table[(table["teacher"] == teacher) & (table[columns[2]] > 0)]
+    worst = own.loc[own["share %"].idxmax()] if n else None
+    where = f", most often on `{worst['dataset']}` ({_f(worst['share %'])} %)" if n else ""
+    share = f" ({_f(100.0 * n / of)} %)"
+    figure = f"; the figure shows {shown}, the most confident first" if shown else ""
+    return (
+        f"**What to look at:** `{teacher}` boxes the Earth instead of the spacecraft on {n} of "
+        f"{of} test images with the Earth in frame{share}{where}{rest}{figure}."
+    )
+
+
 # ---------------------------------------------------------------------------- 02 TTA
 def one_image_tta(box: list[float], views: Mapping[str, list[float]], fused: list[float]) -> str:
     """The one-image walk-through: each view's box mapped back and the fused box."""

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 DPI = 120
 GT_COLOR = "#00e676"  # ground truth: green
 PRED_COLOR = "#ff9100"  # predictions: orange
+EARTH_COLOR = "#e040fb"  # the Earth's box (images[].earth_box): magenta, apart from its blues
 
 
 def as_detections(obj: Any, height: int, width: int) -> dict[str, np.ndarray | None]:
@@ -104,9 +105,33 @@ def overlay(
         for m in masks:  # outlines keep thin parts (antennas) visible under the tint
             if m.any():
                 ax.contour(m.astype(np.float32), levels=[0.5], colors=[rgba], linewidths=0.8)
+    draw_boxes(ax, boxes, color, labels)
+    ax.set_xlim(-0.5, image.shape[1] - 0.5)
+    ax.set_ylim(image.shape[0] - 0.5, -0.5)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=8)
+    return ax
+
+
+def draw_boxes(
+    ax: plt.Axes,
+    boxes: np.ndarray | None,
+    color: str = PRED_COLOR,
+    labels: Sequence[str] | None = None,
+    linestyle: str = "-",
+) -> plt.Axes:
+    """Outline (N, 4) xyxy pixel boxes on axes already showing their image, each with its label
+    (if any) at the top-left corner; adds boxes of another kind to a cell of :func:`overlay` or
+    :func:`sample_grid` without drawing the image again."""
+    rgba = to_rgba(color)
     boxes = np.zeros((0, 4)) if boxes is None else np.asarray(boxes, np.float32).reshape(-1, 4)
     for i, (x0, y0, x1, y1) in enumerate(boxes):
-        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color=rgba, linewidth=1.5))
+        ax.add_patch(
+            Rectangle(
+                (x0, y0), x1 - x0, y1 - y0, fill=False, color=rgba, linewidth=1.5, ls=linestyle
+            )
+        )
         if labels is not None and i < len(labels) and labels[i]:
             ax.text(
                 x0,
@@ -117,12 +142,16 @@ def overlay(
                 va="bottom",
                 bbox={"facecolor": rgba, "edgecolor": "none", "pad": 1},
             )
-    ax.set_xlim(-0.5, image.shape[1] - 0.5)
-    ax.set_ylim(image.shape[0] - 0.5, -0.5)
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title, fontsize=8)
     return ax
+
+
+def note_figure(text: str, width: float = 4.0, height: float = 1.0) -> plt.Figure:
+    """A figure holding only ``text``, centred: what a figure file shows when there is nothing
+    to draw (so no stale figure of an earlier run stays behind under the same name)."""
+    fig, ax = plt.subplots(figsize=(width, height))
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=9, wrap=True)
+    ax.set_axis_off()
+    return fig
 
 
 def sample_grid(
@@ -312,6 +341,88 @@ def summarize_statistics(per_image: pd.DataFrame) -> dict[str, float]:
         "earth in frame %": pct["earth"].mean(),
         "limb in frame %": pct["limb"].mean(),
     }
+
+
+def _share(df: pd.DataFrame, column: str) -> float:
+    """Mean of a 1.0 / 0.0 column in percent, NaN rows skipped; NaN when none is recorded."""
+    if column not in df or not df[column].notna().any():
+        return np.nan
+    return float(df[column].mean()) * 100.0
+
+
+def box_area_figure(per_image: dict[str, pd.DataFrame]) -> plt.Figure:
+    """How large the objects are and how often the Earth is in frame, per dataset.
+
+    per_image: dataset name -> :func:`dataset_statistics` frame (columns ``box_area``, a share
+               of the image in [0, 1], and ``earth`` / ``limb``, 1.0 / 0.0 or NaN)
+    Left: a step histogram per dataset of the largest GT box's share of the image, in percent of
+    the dataset's images, over log-spaced bins from 0.01 % to 100 % (shares below 0.01 % are
+    counted in the first bin, images without a box are left out), with COCO's small / medium /
+    large limits (:data:`afss_utils.evaluate.SIZE_LIMITS`) as dotted lines and the real
+    renders' p5-p95 range (:data:`afss_utils.narrative.REAL_BOX_AREA`) shaded, its median dashed. Right: the share
+    of images with the Earth and with its limb in frame, bars per dataset; datasets that do not
+    record the Earth (NaN) are left out, and the panel says so when none does.
+    """
+    from afss_utils.evaluate import SIZE_LIMITS
+    from afss_utils.narrative import REAL_BOX_AREA
+
+    fig, (ax, ax_earth) = plt.subplots(
+        1, 2, figsize=(9.5, 3.4), gridspec_kw={"width_ratios": [2.3, 1]}
+    )
+    bins = np.logspace(-4, 0, 41) * 100.0  # percent
+    for i, (name, df) in enumerate(per_image.items()):
+        share = np.asarray(df["box_area"] if "box_area" in df else [], np.float64)
+        share = share[np.isfinite(share) & (share > 0)]
+        if not len(share):
+            continue
+        pct = np.clip(share * 100.0, bins[0], bins[-1])
+        weights = np.full(len(pct), 100.0 / len(pct))
+        ax.hist(pct, bins=bins, weights=weights, histtype="step", lw=1.5, color=f"C{i}", label=name)
+    lo, mid, hi = REAL_BOX_AREA  # percent
+    ax.axvspan(lo, hi, color="0.5", alpha=0.15, lw=0, label="real renders p5–p95")
+    ax.axvline(mid, color="0.3", ls="--", lw=1, label="real renders p50")
+    for limit, text in zip(SIZE_LIMITS, ("small | medium", "medium | large"), strict=True):
+        ax.axvline(limit * 100.0, color="k", ls=":", lw=1)
+        ax.text(
+            limit * 100.0,
+            0.97,
+            f" COCO {text}",
+            transform=ax.get_xaxis_transform(),
+            rotation=90,
+            ha="right",
+            va="top",
+            fontsize=7,
+        )
+    ax.set_xscale("log")
+    ax.set_xlim(bins[0], bins[-1])
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g} %"))
+    ax.set(xlabel="largest GT box, share of the image", ylabel="images (%)", title="box area")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")  # where the histograms are not: small or large objects
+    shares = {
+        name: [_share(df, "earth"), _share(df, "limb")]
+        for name, df in per_image.items()
+        if not np.isnan(_share(df, "earth"))
+    }
+    names = list(shares)
+    earth, limb = (np.nan_to_num([shares[n][k] for n in names]) for k in (0, 1))
+    x = np.arange(len(names))
+    for dx, values, color, label in ((-0.2, earth, "C0", "Earth"), (0.2, limb, "C1", "limb")):
+        bars = ax_earth.bar(x + dx, values, 0.4, color=color, label=f"{label} in frame")
+        ax_earth.bar_label(bars, fmt="%.0f", fontsize=7)  # 0 % is a bar too, only invisible
+    ax_earth.set_xticks(x, names, rotation=20)
+    ax_earth.set_ylim(0, 112)  # room for the label of a 100 % bar
+    ax_earth.set_yticks(range(0, 101, 20))
+    ax_earth.set(ylabel="images (%)")
+    ax_earth.grid(axis="y", alpha=0.3)
+    if names:  # above the panel, where no bar reaches (a title's place)
+        ax_earth.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
+    else:
+        ax_earth.text(
+            0.5, 0.5, "not recorded", ha="center", va="center", transform=ax_earth.transAxes
+        )
+    fig.tight_layout()
+    return fig
 
 
 # ultralytics' training-loss columns, spelled out in the legend (read from ultralytics/utils/loss.py)

@@ -30,6 +30,7 @@
 # 2. The weight-free teacher's confidence formula, checked by hand on that image.
 # 3. Every available teacher on every test split, scored with COCO AP, AP50, AP75 (Table I).
 # 4. Example predictions beside the ground truth, and which teacher is best where.
+# 5. The images where a teacher boxes the Earth instead of the spacecraft, counted and shown.
 #
 # | teacher | what it is | needs |
 # |---|---|---|
@@ -44,7 +45,8 @@
 #
 # **Inputs:** the test splits (notebook 00). **Outputs:**
 # `{out_dir}/predictions/zero_shot/<teacher>/<dataset>.json`,
-# `{out_dir}/tables/table1_zero_shot.{csv,md}`, `{out_dir}/figures/zero_shot_examples.png`.
+# `{out_dir}/tables/table1_zero_shot.{csv,md}`, `{out_dir}/tables/earth_confusions.{csv,md}`,
+# `{out_dir}/figures/zero_shot_examples.png`, `{out_dir}/figures/earth_confusions.png`.
 
 # %%
 from pathlib import Path
@@ -56,7 +58,7 @@ from IPython.display import Markdown, display
 from afss_utils import coco, narrative, tables, viz
 from afss_utils.config import named_grid, seed_everything
 from afss_utils.datasets import open_split
-from afss_utils.evaluate import score_rows
+from afss_utils.evaluate import earth_confusions, score_rows
 from afss_utils.pseudolabel import pseudolabel
 from afss_utils.teachers import build_available
 from afss_utils.teachers.classical import (
@@ -82,6 +84,7 @@ datasets = [
 prompt = "spacecraft"  # T
 top_k = 1  # single-instance datasets: keep the top detection (the paper)
 zero_shot_teachers = ["classical_threshold", "classical_grabcut", "grounded_sam2", "owlv2_sam2"]
+teacher = "classical_threshold"  # the teacher the later stages use: its Earth confusions are shown
 teacher_options = "default"  # a name in params/grids.yaml
 
 # %% [markdown]
@@ -299,6 +302,74 @@ display(
         + "; a missed image costs recall at every IoU threshold."
     )
 )
+
+# %% [markdown]
+# ## 8 · Where the teacher boxes the Earth
+#
+# The failure the classical teachers are known for (and a VLM shares on space imagery): a bright
+# Earth disc with a sharp limb against black space is a better "object" than a small, dim
+# spacecraft beside it. The synthetic splits record the Earth's visible part in every frame
+# (`earth_box`, xywh pixels, or null without Earth; the real datasets do not record it). An image
+# counts as a **confusion** when the teacher's top box misses the spacecraft (IoU < 0.3 with the
+# ground truth), lies at least half on the Earth's box and overlaps it more than the spacecraft
+# (`afss_utils.evaluate.earth_confusions`). Share % is of the images with the Earth in frame.
+
+# %%
+earth_rows, confused = [], []
+for (t_name, d_name), summary in runs.items():
+    d = test_sets[d_name]
+    if not any("earth_box" in img for img in d.instances["images"]):
+        continue  # not recorded (real data): unknown, not zero
+    found = earth_confusions(d.instances, coco.load_results(summary.out_path))
+    n_earth = sum(img.get("earth_box") is not None for img in d.instances["images"])
+    earth_rows.append(
+        {
+            "teacher": t_name,
+            "dataset": d_name,
+            "images with Earth in frame": n_earth,
+            "confusions": len(found),
+            "share %": 100.0 * len(found) / n_earth if n_earth else np.nan,
+        }
+    )
+    if t_name == teacher:
+        confused += [(d_name, row) for row in found.itertuples()]
+earth_table = pd.DataFrame(
+    earth_rows,
+    columns=["teacher", "dataset", "images with Earth in frame", "confusions", "share %"],
+)
+tables.write_table(earth_table, "earth_confusions", out_dir)
+shown = sorted(confused, key=lambda c: -c[1].score)[:6]  # the most confident first
+display(Markdown(narrative.earth_confusions(earth_table, teacher, len(shown))))
+if len(earth_table):
+    display(earth_table.round(1))
+
+# %% [markdown]
+# Up to six of them for the study's teacher: its top box with its score (orange), the ground
+# truth (green) and the Earth's box (magenta, dashed). Without any confusion the figure says why.
+
+# %%
+if shown:
+    cells, boxes = [], []
+    for d_name, r in shown:
+        d = test_sets[d_name]
+        top = coco.results_by_image(runs[teacher, d_name].out_path)[r.image_id][:1]
+        gt_xyxy = coco.xywh_to_xyxy([a["bbox"] for a in d.annotations(r.image_id)])
+        earth_xyxy = coco.xywh_to_xyxy(d.image_info(r.image_id)["earth_box"])
+        title = f"{d_name} #{r.image_id}: IoU {r.iou_gt:.2f} GT, {r.iou_earth:.2f} Earth"
+        cells.append((title, d.load_image(r.image_id), top))
+        boxes.append((gt_xyxy, earth_xyxy))
+    key = f"orange: {teacher} (score), green: ground truth, magenta dashed: the Earth"
+    fig = viz.sample_grid([cells[i : i + 3] for i in range(0, len(cells), 3)], title=key)
+    for ax, (gt_xyxy, earth_xyxy) in zip(fig.axes, boxes, strict=False):  # row by row
+        viz.draw_boxes(ax, gt_xyxy, viz.GT_COLOR)  # no labels: they would hide the score
+        viz.draw_boxes(ax, earth_xyxy, viz.EARTH_COLOR, linestyle="--")
+elif earth_table.empty:
+    fig = viz.note_figure("no test split records the Earth's box (earth_box): nothing to show")
+elif teacher not in set(earth_table["teacher"]):
+    fig = viz.note_figure(f"{teacher} did not run: no Earth confusion to show")
+else:
+    fig = viz.note_figure(f"no confusion: {teacher} never boxed the Earth")
+viz.save_figure(fig, "earth_confusions", out_dir)
 
 # %% [markdown]
 # ## Summary

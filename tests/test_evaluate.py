@@ -17,6 +17,7 @@ from afss_utils import coco
 from afss_utils.datasets import open_coco
 from afss_utils.evaluate import (
     ap_by_size_bins,
+    earth_confusions,
     evaluate,
     evaluate_by_size,
     evaluate_tasks,
@@ -399,3 +400,67 @@ def test_ap_by_size_bins_perfect_masks_and_boxes(tiny_coco, iou_type):
     rows = ap_by_size_bins(ds, _perfect(ds), iou_type=iou_type)
     assert sum(r["n"] for r in rows) == len(ds.instances["annotations"])
     assert all(r["AP"] == 100.0 if r["n"] else math.isnan(r["AP"]) for r in rows)
+
+
+# ---------------------------------------------------------------------------- Earth confusions
+EARTH = [50, 0, 50, 100]  # xywh: the right half of a 100 x 100 frame
+CRAFT = np.array([5.0, 5.0, 25.0, 25.0])  # xyxy, on the left half
+
+
+def _earth_gt() -> dict:
+    """Six 100 x 100 images, one spacecraft each at CRAFT; the Earth (EARTH) in frame on 1, 2, 3
+    and 6, not on 5 (``earth_box`` null) and unknown on 4 (no key, as in a real dataset)."""
+    earth = {1: EARTH, 2: EARTH, 3: EARTH, 5: None, 6: EARTH}
+    images = [
+        coco.make_image(i, f"{i}.png", 100, 100, **({"earth_box": earth[i]} if i in earth else {}))
+        for i in range(1, 7)
+    ]
+    anns = [coco.make_annotation(i, i, box_xyxy=CRAFT) for i in range(1, 7)]
+    return coco.make_instances(images, anns)
+
+
+def test_earth_confusions_counts_only_a_top_box_on_the_earth():
+    on_earth, on_craft = [60, 10, 90, 50], CRAFT
+    preds = [
+        _pred(on_earth, 0.8, 1),  # 1: the top box on the Earth: a confusion...
+        _pred(on_craft, 0.2, 1),  # ...whatever a lower-scoring box found
+        _pred(on_craft, 0.9, 2),  # 2: the top box on the spacecraft
+        _pred(on_earth, 0.5, 2),
+        # 3: no prediction at all: a miss, not a confusion
+        _pred(on_earth, 0.7, 4),  # 4: Earth unknown
+        _pred(on_earth, 0.7, 5),  # 5: no Earth in frame
+        _pred([10, 40, 60, 80], 0.6, 6),  # 6: misses both, only 1/5 of it on the Earth
+    ]
+    got = earth_confusions(_earth_gt(), preds)
+    assert list(got.columns) == ["image_id", "file_name", "score", "iou_gt", "iou_earth"]
+    assert got["image_id"].tolist() == [1]
+    row = got.iloc[0]
+    assert row["file_name"] == "1.png" and row["score"] == pytest.approx(0.8)
+    assert row["iou_gt"] == 0.0
+    assert row["iou_earth"] == pytest.approx(30 * 40 / (50 * 100))
+
+
+def test_earth_confusions_needs_a_miss_and_the_earth_closer_than_the_spacecraft():
+    # a box over the spacecraft and the whole Earth: mostly on the Earth, IoU 0.04 with the GT
+    gt = _earth_gt()
+    gt["images"][0]["earth_box"] = [10, 0, 90, 100]
+    wide = [_pred([5, 0, 100, 100], 0.9, 1)]
+    (iou_gt,) = earth_confusions(gt, wide, iou_miss=1.0)["iou_gt"]  # counted when nothing hits
+    assert iou_gt == pytest.approx(400 / 9500)
+    assert earth_confusions(gt, wide, iou_miss=0.04).empty  # it "hits" the spacecraft
+    gt["images"][0]["earth_box"] = [95, 0, 5, 5]  # a sliver of Earth: the box is not "on" it
+    assert earth_confusions(gt, wide, iou_miss=1.0).empty
+    # an Earth filling the frame behind a loose box around the spacecraft: all of the box is on
+    # the Earth and it misses (IoU 0.25 < 0.3), but it is closer to the spacecraft (IoU 0.16)
+    gt["images"][0]["earth_box"] = [0, 0, 100, 100]
+    assert earth_confusions(gt, [_pred([5, 5, 45, 45], 0.9, 1)]).empty
+
+
+def test_earth_confusions_without_any_earth_box_is_an_empty_frame():
+    gt = _earth_gt()
+    for img in gt["images"]:
+        img.pop("earth_box", None)
+    preds = [_pred([60, 10, 90, 50], 0.8, i) for i in range(1, 7)]
+    for got in (earth_confusions(gt, preds), earth_confusions(_earth_gt(), [])):
+        assert got.empty
+        assert list(got.columns) == ["image_id", "file_name", "score", "iou_gt", "iou_earth"]

@@ -675,6 +675,32 @@ def test_paper_best_names_the_dataset_where_box_and_mask_winners_differ():
     assert "empty" in narrative.paper_best(_paper().iloc[:0])
 
 
+def _earth_table() -> pd.DataFrame:
+    rows = [
+        ("thr", "lightbox", 10, 1, 10.0),
+        ("thr", "earth", 20, 8, 40.0),
+        ("thr", "sunlamp", 0, 0, math.nan),
+        ("grab", "earth", 20, 2, 10.0),
+    ]
+    columns = ["teacher", "dataset", "images with Earth in frame", "confusions", "share %"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def test_earth_confusions_counts_the_teacher_and_names_where_it_fails_most():
+    text = narrative.earth_confusions(_earth_table(), "thr", shown=6)
+    assert "`thr` boxes the Earth instead of the spacecraft on 9 of 30" in text
+    assert "(30.0 %), most often on `earth` (40.0 %)" in text
+    assert "other teachers: `grab` 2 of 20" in text and "the figure shows 6" in text
+    none = _earth_table().assign(confusions=0, **{"share %": 0.0})
+    assert "on 0 of 30 test images with the Earth in frame (0.0 %) (other" in (
+        narrative.earth_confusions(none, "thr")
+    )
+    assert "`owl` did not run here" in narrative.earth_confusions(_earth_table(), "owl")
+    no_earth = _earth_table().assign(**{"images with Earth in frame": 0, "confusions": 0})
+    assert "no test image has the Earth in frame" in narrative.earth_confusions(no_earth, "thr")
+    assert "no test split records" in narrative.earth_confusions(_earth_table().iloc[:0], "thr")
+
+
 def test_classical_confidence_names_the_smallest_factor():
     f = pd.DataFrame({"factor": [0.5, 0.9, 1.0, 0.6]}, index=["c", "u", "f", "n"])
     text = narrative.classical_confidence(f, math.sqrt(0.27))

@@ -24,7 +24,9 @@ pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 SMOKE = PARAMS_DIR / "smoke.yaml"
 FIGURES = [
     "dataset_samples",
+    "box_area",
     "zero_shot_examples",
+    "earth_confusions",
     "tta_ap75_vs_views",
     "distillation_bars",
     "figure3_visual_results",
@@ -130,6 +132,24 @@ def test_table1_has_a_row_per_dataset_teacher_and_task(study):
     _in_range(ours)
     paper = pd.read_csv(out / "tables" / "table1_zero_shot.csv")
     assert (paper["source"] == "paper (real data)").sum() == 24  # Table I has 24 rows
+
+
+def test_earth_confusions_counts_only_splits_that_record_the_earth(study):
+    """Notebook 01: one row per teacher and dataset whose test split records ``earth_box``
+    (none, for splits rendered without it: the table is then empty but has its columns)."""
+    out, _, params = study
+    table = pd.read_csv(out / "tables" / "earth_confusions.csv")
+    assert (out / "tables" / "earth_confusions.md").is_file()
+    assert list(table.columns) == [
+        "teacher",
+        "dataset",
+        "images with Earth in frame",
+        "confusions",
+        "share %",
+    ]
+    assert set(table["teacher"]) <= set(params["zero_shot_teachers"])
+    assert len(table) <= len(params["datasets"]) * len(params["zero_shot_teachers"])
+    assert (table["confusions"] <= table["images with Earth in frame"]).all()
 
 
 def test_tta_ablation_covers_the_grid(study):

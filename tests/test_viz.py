@@ -149,6 +149,62 @@ def test_dataset_statistics_and_summary(tmp_path):
     assert np.isnan(empty["box area p95 %"]) and np.isnan(empty["limb in frame %"])
 
 
+def test_draw_boxes_adds_labelled_boxes_and_note_figure_holds_only_its_text():
+    image, _ = _scene()
+    fig, ax = plt.subplots()
+    viz.overlay(image, np.array([[5, 10, 25, 20]]), ax=ax)
+    viz.draw_boxes(ax, np.array([[30, 5, 59, 39]]), viz.EARTH_COLOR, ["Earth"], linestyle="--")
+    viz.draw_boxes(ax, None)  # nothing to add
+    assert len(ax.images) == 1 and len(ax.patches) == 2  # the image drawn once
+    assert ax.patches[1].get_linestyle() == "--" and ax.texts[0].get_text() == "Earth"
+    plt.close(fig)
+    note = viz.note_figure("no confusion")
+    assert [t.get_text() for t in note.axes[0].texts] == ["no confusion"]
+    plt.close(note)
+
+
+def _stats_frame(box_area, earth, limb):
+    import pandas as pd
+
+    return pd.DataFrame({"box_area": box_area, "earth": earth, "limb": limb})
+
+
+def test_box_area_figure_histograms_and_earth_shares(tmp_path):
+    import pandas as pd
+
+    per_image = {
+        "lightbox": _stats_frame([0.002, 0.01, 0.05, 0.3], [0.0, 1.0, 1.0, 0.0], [0, 1, 0, 0]),
+        "real": _stats_frame([1e-6, 0.02, 0.0], [np.nan] * 3, [np.nan] * 3),  # Earth unknown
+        "empty": _stats_frame([], [], []),
+        "bare": pd.DataFrame(),
+    }
+    fig = viz.box_area_figure(per_image)
+    ax, ax_earth = fig.axes
+    assert ax.get_xscale() == "log"
+    steps = {p.get_label(): p for p in ax.patches if p.get_label() in per_image}
+    assert set(steps) == {"lightbox", "real"}  # nothing to draw for the empty frames
+    # in percent of each dataset's images with a box: 4 x 25 %; 2 x 50 %, the tiny box counted
+    # in the first bin (0.01 %) and the box-less image left out
+    tops = {name: step.get_path().vertices for name, step in steps.items()}
+    assert tops["lightbox"][:, 1].max() == pytest.approx(25.0)
+    real = tops["real"][tops["real"][:, 1] > 0]
+    assert real[0].tolist() == pytest.approx([0.01, 50.0]) and len(real) == 4
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "real renders p5–p95" in labels and "real renders p50" in labels
+    # COCO's limits and the real median as vertical lines, at their percents
+    xs = sorted(line.get_xdata()[0] for line in ax.lines)
+    assert xs == pytest.approx([100 * 32**2 / (640 * 480), 1.1, 100 * 96**2 / (640 * 480)])
+    # Earth panel: only the dataset that records the Earth, 50 % Earth and 25 % limb
+    assert [t.get_text() for t in ax_earth.get_xticklabels()] == ["lightbox"]
+    assert [b.get_height() for b in ax_earth.patches] == [50.0, 25.0]
+    viz.save_figure(fig, "box_area", tmp_path)
+    plt.close(fig)
+    # no dataset records the Earth: the panel says so
+    none = viz.box_area_figure({"real": per_image["real"]})
+    assert [t.get_text() for t in none.axes[1].texts] == ["not recorded"]
+    plt.close(none)
+
+
 def _cells():
     import pandas as pd
 
