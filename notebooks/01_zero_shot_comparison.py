@@ -58,7 +58,7 @@ from IPython.display import Markdown, display
 from afss_utils import coco, narrative, tables, viz
 from afss_utils.config import named_grid, seed_everything
 from afss_utils.datasets import open_split
-from afss_utils.evaluate import earth_confusions, score_rows
+from afss_utils.evaluate import SIZE_METRICS, earth_confusions, score_rows
 from afss_utils.pseudolabel import pseudolabel
 from afss_utils.teachers import build_available
 from afss_utils.teachers.classical import (
@@ -244,7 +244,8 @@ for (t_name, d_name), summary in runs.items():
             seconds_per_image=summary.seconds / max(summary.n_images, 1),
         )
         rows.append(row)
-ours = pd.DataFrame(rows, columns=[*tables.KEY_COLUMNS, *tables.METRICS, "seconds_per_image"])
+columns = [*tables.KEY_COLUMNS, *tables.METRICS, *SIZE_METRICS, "seconds_per_image"]
+ours = pd.DataFrame(rows, columns=columns)
 display(Markdown(narrative.teachers_ran(teachers, unavailable, "the rows below")))
 tables.pivot_metrics(ours).round(1)
 

@@ -55,7 +55,7 @@ from afss_utils.ablation import NO_FUSION, tta_ablation
 from afss_utils.coco import box_iou
 from afss_utils.config import named_grid, seed_everything
 from afss_utils.datasets import NoValidationSplitError, open_split
-from afss_utils.evaluate import score_rows
+from afss_utils.evaluate import SIZE_METRICS, score_rows
 from afss_utils.fusion import FusionConfig, fuse
 from afss_utils.pseudolabel import fuse_views, save_labels
 from afss_utils.teachers import build_teacher
@@ -286,7 +286,8 @@ for split, sets in (("val", val_sets), ("test", test_sets)):
                     seconds_per_image=run.seconds / max(len(d), 1),
                 )
                 rows.append(row)
-columns = ["split", *tables.KEY_COLUMNS, *tables.METRICS, "views", "seconds_per_image"]
+columns = ["split", *tables.KEY_COLUMNS, *tables.METRICS, *SIZE_METRICS]
+columns += ["views", "seconds_per_image"]
 ablation = pd.DataFrame(rows, columns=columns)
 ablation = ablation.rename(columns={"method": "augmentations", "model": "fusion"})
 tables.write_table(ablation, "tta_ablation", out_dir)
@@ -344,7 +345,7 @@ def setting_rows(d_name, label, pick):
             "method": f"{label}: {r['augmentations']} / {r['fusion']}",
             "model": teacher,
             "task": r["task"],
-            **{m: r[m] for m in tables.METRICS},
+            **{m: r[m] for m in (*tables.METRICS, *SIZE_METRICS)},
             "seconds_per_image": r["seconds_per_image"],
         }
         for _, r in d.iterrows()
