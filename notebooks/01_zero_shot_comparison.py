@@ -124,10 +124,10 @@ pd.DataFrame(
 # %%
 pred_dir = Path(out_dir) / "predictions" / "zero_shot"
 runs = {}
-for t_name, teacher in teachers.items():
+for t_name, labeller in teachers.items():
     for d_name, d in test_sets.items():
         out_path = pred_dir / t_name / f"{d_name}.json"
-        runs[t_name, d_name] = pseudolabel(teacher, d, out_path, prompt=prompt, overwrite=True)
+        runs[t_name, d_name] = pseudolabel(labeller, d, out_path, prompt=prompt, overwrite=True)
 
 # %%
 pd.DataFrame(

@@ -150,6 +150,10 @@ def test_earth_confusions_counts_only_splits_that_record_the_earth(study):
     assert set(table["teacher"]) <= set(params["zero_shot_teachers"])
     assert len(table) <= len(params["datasets"]) * len(params["zero_shot_teachers"])
     assert (table["confusions"] <= table["images with Earth in frame"]).all()
+    # the smoke renders record the Earth, and the figure is of the study's teacher (a loop over
+    # the teachers once rebound `teacher` to the last one's object: "<...> did not run")
+    assert params["teacher"] in set(table["teacher"])
+    assert "did not run" not in (out / "executed" / "01_zero_shot_comparison.ipynb").read_text()
 
 
 def test_tta_ablation_covers_the_grid(study):
