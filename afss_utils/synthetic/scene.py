@@ -257,7 +257,7 @@ def _background(
     cpt: tuple[float, float],
     has_earth: bool,
     sun: np.ndarray,
-) -> tuple[np.ndarray, float, np.ndarray | None]:
+) -> tuple[np.ndarray, tuple[float, list[int] | None], np.ndarray | None]:
     """The scene behind the object in linear radiance: Earth and/or stars, the lamp disc and
     stray light (sunlamp). Returns (image (h, w, 3) float32, (Earth fraction of the frame, its
     box [x, y, w, h] px or None), the lamp's image position (2,) pixels or None when it is
@@ -330,8 +330,9 @@ def _optics(
     w: int,
     h: int,
 ) -> np.ndarray:
-    """Bloom of the energy that over-exposes, glare spikes on the brightest highlight, lens flare, defocus and motion blur, veiling haze,
-    vignetting and exposure; (h, w, 3) float32 linear radiance in and out."""
+    """Bloom of the energy that over-exposes, glare spikes on the brightest highlight, lens
+    flare, defocus and motion blur, veiling haze, vignetting and exposure; (h, w, 3) float32
+    linear radiance in and out."""
     exposure = _u(rng, dom.exposure)
     bloom = _u(rng, dom.bloom)
     sw, sh = max(1, w // 4), max(1, h // 4)
