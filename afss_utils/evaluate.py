@@ -463,6 +463,11 @@ def score_rows(
     return [{"task": t, **m} for t, m in evaluate_tasks(gt, predictions, image_ids, tasks).items()]
 
 
+def _top_per_image(preds: list[dict]) -> dict[int, dict]:
+    """image_id -> its top-scoring result (the first of equal scores)."""
+    return {i: recs[0] for i, recs in coco.results_by_image(preds).items()}
+
+
 def label_quality(gt: GroundTruth, predictions: Predictions) -> list[dict]:
     """Per GT image: how good its best prediction is, for analysing pseudo-labels.
 
@@ -473,10 +478,7 @@ def label_quality(gt: GroundTruth, predictions: Predictions) -> list[dict]:
     """
     instances, _ = _load_gt(gt)
     preds, _ = _load_predictions(predictions)
-    best: dict[int, dict] = {}
-    for p in preds:
-        if p["image_id"] not in best or p["score"] > best[p["image_id"]]["score"]:
-            best[p["image_id"]] = p
+    best = _top_per_image(preds)
     first: dict[int, dict] = {}
     for a in instances["annotations"]:
         first.setdefault(a["image_id"], a)
@@ -531,10 +533,7 @@ def earth_confusions(
     ``score``, ``iou_gt`` (the best IoU with a GT box; 0 without GT) and ``iou_earth``; no row
     (but the columns) when there is none.
     """
-    best: dict[int, dict] = {}
-    for p in predictions:
-        if p["image_id"] not in best or p["score"] > best[p["image_id"]]["score"]:
-            best[p["image_id"]] = p
+    best = _top_per_image(predictions)
     gt_boxes: dict[int, list] = {}
     for a in gt_instances["annotations"]:
         gt_boxes.setdefault(a["image_id"], []).append(a["bbox"])
