@@ -20,6 +20,11 @@ dashboard) or joins the one named by ``$RAY_ADDRESS`` (the study runner sets it,
 it runs share one instance); ``auto`` or ``ray://host:port`` joins an existing cluster. Nothing
 here imports Ray until a function is called: a single-stage CLI without ``--engine ray`` pays no
 start-up.
+
+``engine: serial`` runs the same work without Ray, one unit after another in this process (the
+runner's notebooks too): for a machine where Ray cannot be installed, e.g. a GPU box with no
+package index. Each training still runs on exactly ``cpus_per_training`` threads, so a row's
+bytes are those the Ray engine gives; only the side-by-side speed-up is lost.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from afss_utils.config import ParamsError
@@ -42,6 +47,7 @@ DDP_VARIABLES = (
     "MASTER_ADDR",
     "MASTER_PORT",
 )
+ENGINES = ("ray", "serial")
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # read by Ray when it is imported
 THREADS_ENV = "AFSS_THREADS"  # read by config.cpu_cores(): the threads this process may use
 # Where weights and caches are, and whether the network may be used: a worker process gets the
@@ -62,6 +68,7 @@ FORWARDED_ENV = (
 class ClusterConfig:
     """``params['cluster']``: where Ray runs and what each unit of work asks of it."""
 
+    engine: str = "ray"
     address: str | None = None
     cpus_per_training: int = 1
     gpus_per_training: float = 0
@@ -70,12 +77,14 @@ class ClusterConfig:
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> ClusterConfig:
         p = dict(params or {})
-        unknown = sorted(
-            set(p) - {"address", "cpus_per_training", "gpus_per_training", "labelling_actors"}
-        )
+        unknown = sorted(set(p) - {f.name for f in fields(cls)})
         if unknown:
             raise ParamsError(f"unknown params key(s) cluster.{', cluster.'.join(unknown)}")
         cfg = cls(**p)
+        if cfg.engine not in ENGINES:
+            raise ParamsError(
+                f"cluster.engine must be one of {', '.join(ENGINES)}, got {cfg.engine!r}"
+            )
         if cfg.cpus_per_training < 1:
             raise ParamsError(
                 f"cluster.cpus_per_training must be >= 1, got {cfg.cpus_per_training}"
@@ -101,6 +110,8 @@ def connect(config: ClusterConfig | Mapping[str, Any] | None = None, num_cpus: i
 
     if not isinstance(config, ClusterConfig):
         config = ClusterConfig.from_params(config)
+    if config.engine != "ray":
+        raise ValueError(f"cluster.engine is {config.engine!r}: this work runs without Ray")
     setup_offline()
     address = config.address or os.environ.get("RAY_ADDRESS") or None
     loopback = address is None or address.split(":")[0] in ("127.0.0.1", "localhost")
@@ -108,7 +119,14 @@ def connect(config: ClusterConfig | Mapping[str, Any] | None = None, num_cpus: i
         # Ray refuses the loopback for a node's address unless told it is a single-machine
         # instance; a local study must not listen on the machine's network interfaces.
         os.environ.setdefault(LOOPBACK_ENV, "0")
-    import ray
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError(
+            "Ray is not installed: pip install 'ray[data]' (environment.yml lists it), or set "
+            "cluster.engine: serial in your params to run every training and notebook one "
+            "after another in this process"
+        ) from exc
 
     if loopback and os.environ[LOOPBACK_ENV] == "0":
         # Ray reads the variable once, on import, which may have happened before this call
@@ -240,5 +258,32 @@ def run_all(
     progress: bool = True,
 ) -> dict:
     """``{key: fn}`` (argument-free callables, e.g. ``functools.partial``) -> ``{key: fn()}``,
-    every task submitted, in the mapping's order, before any is awaited."""
+    every task submitted, in the mapping's order, before any is awaited.
+
+    ``config.engine == "serial"``: each call in turn in this process, on the same pinned threads
+    (the first failure raises, naming its key, as :func:`gather` does)."""
+    config = config or ClusterConfig()
+    if config.engine == "serial":
+        return _run_serial(calls, config, desc, progress)
     return gather({key: submit(fn, config=config) for key, fn in calls.items()}, desc, progress)
+
+
+def _run_serial(
+    calls: Mapping[Hashable, Callable[[], Any]], config: ClusterConfig, desc: str, progress: bool
+) -> dict:
+    from afss_utils.progress import bar as progress_bar
+
+    results = {}
+    with progress_bar(total=len(calls), desc=desc, unit="task", progress=progress) as bar:
+        for key, fn in calls.items():
+            saved = {k: os.environ.pop(k) for k in DDP_VARIABLES if k in os.environ}
+            try:
+                results[key] = _run_pinned(fn, config.cpus_per_training, (), {})
+            except Exception as exc:
+                raise RuntimeError(
+                    f"{desc}: task {key!r} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            finally:
+                os.environ.update(saved)  # this process is the caller's, not a fresh worker
+            bar.update(1)
+    return results

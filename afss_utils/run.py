@@ -333,7 +333,11 @@ def _run_tasks(
 
     from afss_utils import cluster
 
-    ray = cluster.connect(manifest["params"].get("cluster"))
+    config = cluster.ClusterConfig.from_params(manifest["params"].get("cluster"))
+    if config.engine == "serial":
+        _run_serially(tasks, manifest, manifest_path, t_study, kernel_name, cwd, progress)
+        return
+    ray = cluster.connect(config)
     # The notebooks' kernels join this instance (their trainings share its CPUs); the notebook
     # tasks themselves ask for no CPU, since each only waits on its kernel.
     # An executed notebook keeps a progress bar as a frozen "0%" line and Ray's C++ log lines
@@ -377,6 +381,44 @@ def _run_tasks(
             if not isinstance(exc, RunError):
                 _close(manifest, manifest_path, t_study, status="interrupted")
             raise
+
+
+def _run_serially(
+    tasks: list[_NotebookTask],
+    manifest: dict[str, Any],
+    manifest_path: Path,
+    t_study: float,
+    kernel_name: str,
+    cwd: Path,
+    progress: bool,
+) -> None:
+    """``cluster.engine: serial``: the notebooks one after another in this process, in order,
+    with the same manifest entries and the same stop on the first failure as the Ray engine."""
+    from tqdm.auto import tqdm
+
+    # the kernels papermill starts inherit this process's environment: the same as the Ray
+    # engine's notebook tasks get (no frozen progress bars in the executed copies)
+    kernel_env = {"OMP_NUM_THREADS": str(cpu_cores()), "TQDM_DISABLE": "1"}
+    saved = {k: os.environ.get(k) for k in kernel_env}
+    with tqdm(total=len(tasks), desc="study", unit="notebook", disable=not progress) as bar:
+        os.environ.update(kernel_env)
+        try:
+            for task in tasks:
+                bar.set_postfix_str(task.notebook.stem)
+                result = _execute_task(
+                    str(task.notebook), str(task.target), task.params, kernel_name, str(cwd), None
+                )
+                bar.update(1)
+                _record(task, result, manifest, manifest_path, t_study)
+        except KeyboardInterrupt:
+            _close(manifest, manifest_path, t_study, status="interrupted")
+            raise
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def _record(

@@ -147,7 +147,8 @@ pd.DataFrame(
 # here it only **measures** label quality (IoU of each pseudo-label with the true box and mask).
 # This is the study's large labelling job (the paper's 500 images per dataset; ~70k for all of
 # SPEED+), so it runs on Ray Data: `cluster.labelling_actors` actors each load the teacher once and
-# label a share of the images; the file is the same, byte for byte, as one process would write.
+# label a share of the images; the file is the same, byte for byte, as one process would write
+# (`cluster.engine: serial` is that one process, for a machine without Ray).
 
 # %%
 options = named_grid("teacher_options", teacher_options).get(teacher, {})
@@ -165,7 +166,7 @@ for g, train in group_train.items():
             fusion_cfg,
             prompt,
             overwrite=True,
-            engine="ray",
+            engine=ray_cluster.ClusterConfig.from_params(cluster).engine,
             cluster=cluster,
         )
         pseudo[g, kind] = coco.load_results(path)

@@ -23,7 +23,7 @@ pytest.importorskip("ray").cloudpickle.register_pickle_by_value(sys.modules[__na
 
 def test_config_from_default_params_and_errors_name_the_key():
     cfg = ClusterConfig.from_params(load_params()["cluster"])
-    assert cfg == ClusterConfig(None, 1, 0, 2)
+    assert cfg == ClusterConfig("ray", None, 1, 0, 2)
     assert ClusterConfig.from_params(None) == ClusterConfig()
     with pytest.raises(ParamsError, match="cluster.cpus"):
         ClusterConfig.from_params({"cpus": 2})
@@ -31,6 +31,27 @@ def test_config_from_default_params_and_errors_name_the_key():
         ClusterConfig.from_params({"cpus_per_training": 0})
     with pytest.raises(ParamsError, match="cluster.labelling_actors"):
         ClusterConfig.from_params({"labelling_actors": 0})
+    with pytest.raises(ParamsError, match="cluster.engine must be one of ray, serial"):
+        ClusterConfig.from_params({"engine": "dask"})
+
+
+def test_the_serial_engine_runs_in_order_in_this_process_without_ray():
+    code = (
+        "import functools, os, sys\n"
+        "from afss_utils import cluster\n"
+        "calls = {k: functools.partial(lambda k: (k, os.getpid(), os.environ['OMP_NUM_THREADS']), k)"
+        " for k in 'ba'}\n"
+        "out = cluster.run_all(calls, cluster.ClusterConfig(engine='serial'), progress=False)\n"
+        "assert list(out) == ['b', 'a'] and {v[1] for v in out.values()} == {os.getpid()}\n"
+        "assert {v[2] for v in out.values()} == {'1'}\n"
+        "def boom(): raise ValueError('no data')\n"
+        "try:\n"
+        "    cluster.run_all({'x': boom}, cluster.ClusterConfig(engine='serial'), progress=False)\n"
+        "except RuntimeError as e: print(e)\n"
+        "print('ray' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["trainings: task 'x' failed: ValueError: no data", "False"]
 
 
 def test_paper_params_ask_for_a_gpu_per_training():
@@ -149,9 +170,12 @@ def test_a_row_trained_alone_and_beside_another_gives_the_same_bytes(
 
     alone = cluster.run_all({"a": row(0, "alone")}, progress=False)
     side = cluster.run_all({"a": row(0, "side"), "b": row(1, "other")}, progress=False)
+    serial = ClusterConfig(engine="serial")  # Ray-less: in this process, on the same one thread
+    in_process = cluster.run_all({"a": row(0, "serial")}, serial, progress=False)
     record, student = side["a"]
-    assert record.threads == 1 and record.test_results
+    assert record.threads == 1 and record.test_results and in_process["a"][0].threads == 1
     first = (tmp_path / "alone" / "test_predictions.json").read_bytes()
     assert first == (tmp_path / "side" / "test_predictions.json").read_bytes()
+    assert first == (tmp_path / "serial" / "test_predictions.json").read_bytes()
     # the student travels back holding its weights, ready to predict in the driver
     assert student.model is not None and student.predict(data) == alone["a"][0].test_results

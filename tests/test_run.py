@@ -238,6 +238,31 @@ def test_failing_notebook_stops_the_run_and_keeps_its_traceback(tmp_path, capsys
     assert "02_never" not in m["notebooks"]
 
 
+def test_serial_engine_runs_notebooks_in_order_in_this_process_and_stops_on_failure(tmp_path):
+    """cluster.engine: serial (a machine without Ray): same order, manifest and stop as Ray's."""
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    log_dir = tmp_path / "log"
+    seen = str(tmp_path / "env.txt")
+    env = f"import os; open({seen!r}, 'w').write(os.environ.get('TQDM_DISABLE', ''))"
+    recording_notebook(nbs / "00_ok.ipynb", FIRST_KEYS, log_dir, extra="\n" + env)
+    recording_notebook(nbs / "01_fails.ipynb", SECOND_KEYS, log_dir, extra="\n1 / 0")
+    recording_notebook(nbs / "02_never.ipynb", [], log_dir)
+    overlay = tmp_path / "serial.yaml"
+    overlay.write_text("cluster: {engine: serial}\n")
+    out = tmp_path / "out"
+    with pytest.raises(run.RunError, match="01_fails.ipynb failed"):
+        run.run_study(overlay, out, progress=False, notebooks_dir=nbs)
+    assert [e["name"] for e in read_log(log_dir)] == ["00_ok", "01_fails"]
+    assert (tmp_path / "env.txt").read_text() == "1"  # the kernels get the Ray engine's env
+    assert "TQDM_DISABLE" not in os.environ or os.environ["TQDM_DISABLE"] != "1"
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["status"] == "failed" and m["failed"] == "01_fails"
+    assert m["params"]["cluster"]["engine"] == "serial"
+    assert m["notebooks"]["00_ok"]["status"] == "ok" and "02_never" not in m["notebooks"]
+    assert "ZeroDivisionError" in m["notebooks"]["01_fails"]["error"]
+
+
 # ----------------------------------------------------------------------------- results/ guard
 def test_results_folder_takes_only_default_params_from_a_clean_tree(tmp_path, monkeypatch):
     nbs = tmp_path / "notebooks"

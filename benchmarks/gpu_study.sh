@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Notebooks 00-03 with params/paper.yaml + params/gpu.yaml on the GPU machine lent to this
+# project (issue #21), whose image has torch but no package index: the study's other packages
+# travel as wheels in .wheels-dir (default .whl, git-ignored; see /work/.library/device/README.md
+# for how they were downloaded), Ray stays behind (params/gpu.yaml: cluster.engine serial).
+# Output: $OUT/gpu_study.tgz holding out/gpu (tables, figures, executed notebooks, manifest),
+# unpacked here into results/gpu/. benchmarks/bench_gpu.py run-rows turns its tables into rows.
+#
+# Usage (on the GPU machine, from the repository root):  bash benchmarks/gpu_study.sh [WHEELS]
+set -uo pipefail
+wheels=${1:-.whl}
+out=${OUT:-out}
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site "$wheels"/*.whl || exit 1
+# ultralytics reads its results.csv through polars in one place (BaseTrainer.read_results_csv);
+# polars' 35 MB wheel does not fit beside the others, so a pandas stand-in answers that call.
+mkdir -p /tmp/shim/polars
+cat > /tmp/shim/polars/__init__.py <<'PY'
+"""Stand-in for the one polars call ultralytics makes while training (read_csv(...).to_dict)."""
+import io
+
+import pandas as pd
+
+
+class _Frame:
+    def __init__(self, frame):
+        self.frame = frame
+
+    def to_dict(self, as_series=True):
+        return {k: list(v) for k, v in self.frame.to_dict(orient="list").items()}
+
+
+def read_csv(source, **_):
+    return _Frame(pd.read_csv(io.BytesIO(source) if isinstance(source, bytes) else source))
+PY
+export PYTHONPATH=/tmp/site:/tmp/shim:$PWD PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
+start=$(date +%s)
+timeout "${STUDY_TIMEOUT:-540}" python3 -m afss_utils.run --params params/paper.yaml params/gpu.yaml \
+    --only 00,01,02,03 --out out/gpu --no-progress 2>&1 | grep -v "IPKernelApp\|Passed unknown\|Unable to parse"
+rc=${PIPESTATUS[0]}
+echo "study exit $rc after $(( $(date +%s) - start )) s"
+mkdir -p "$out"
+tar czf "$out/gpu_study.tgz" -C out --exclude='*.pt' --exclude='*.pth' gpu
+ls -la "$out"
+exit "$rc"
