@@ -2,11 +2,16 @@
 step and prediction seconds per image at 640 px on a CUDA device, on default synthetic images
 rendered at 640 px, bf16 autocast and fp32.
 
-It does not run the notebooks (the GPU machine lent here has no Ray or papermill and cannot
-install them), so it measures the two costs the study's GPU budget is made of. Two steps:
+Two sources:
 
     python benchmarks/bench_gpu.py measure --out DIR      # on the GPU machine: DIR/bench_gpu.json
     python benchmarks/bench_gpu.py record DIR/bench_gpu.json --write   # here: benchmark rows
+    python benchmarks/bench_gpu.py run-rows results/gpu --write
+
+``measure`` times YOLO11n-seg alone (repeated, bf16 and fp32); ``run-rows`` reads the tables of a
+study run on the GPU (benchmarks/gpu_study.sh: notebooks 00-03 with params/paper.yaml +
+params/gpu.yaml) and gives its seconds per teacher image, per training step of each student and
+per notebook.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import time
 from pathlib import Path
 
 IMAGES_PER_DOMAIN = 160  # 480 images: 30 steps per epoch at batch 16
+STUDENT_KEY = {"YOLOv11": "yolo", "EfficientDet": "efficientdet"}  # Table III model -> params
 
 
 def measure(out: Path, repeats: int, epochs: int) -> dict:
@@ -125,6 +131,70 @@ def record(path: Path, write: bool) -> list[dict]:
     return rows
 
 
+def run_rows(run_dir: Path, write: bool) -> list[dict]:
+    """Benchmark rows from a study run's tables and manifest (one run: each figure is the median
+    over the run's datasets or trainings, not over repeats)."""
+    import pandas as pd
+
+    from afss_utils.tables import record_benchmarks
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    gpu = ", ".join(manifest["machine"]["gpus"]) or "no GPU"
+    where = f"{run_dir.as_posix()} ({gpu}, params {' + '.join(manifest['params_file'])})"
+    rows = []
+    zero_shot = pd.read_csv(run_dir / "tables" / "table1_zero_shot.csv")
+    ours = zero_shot[zero_shot["source"].str.startswith("ours")].drop_duplicates(
+        ["dataset", "model"]
+    )
+    for model, group in ours.groupby("model", sort=True):
+        rows.append(
+            {
+                "benchmark": "gpu_study_teacher",
+                "setting": f"{model}:640",
+                "value": round(float(group["seconds_per_image"].median()), 4),
+                "unit": "s/image",
+                "notes": f"median over {len(group)} test splits; {where}",
+            }
+        )
+    runs = pd.read_csv(run_dir / "tables" / "table3_seed_runs.csv").drop_duplicates(
+        ["method", "model", "seed"]
+    )
+    runs = runs[runs["steps"] > 0]
+    for model, group in runs.groupby("model", sort=True):
+        # the rows on the whole training set: the filtered rows (CF, TR) train fewer steps on
+        # fewer images and pay the same per-epoch validation and set-up, so their s/step is
+        # mostly overhead
+        group = group[group["train_images"] >= 0.95 * group["train_images"].max()]
+        per_step = group["train_seconds"] / group["steps"]
+        rows.append(
+            {
+                "benchmark": "gpu_study_train_step",
+                "setting": f"{model}:640 batch {manifest['params'][STUDENT_KEY[model]]['batch']}",
+                "value": round(float(per_step.median()), 4),
+                "unit": "s/step",
+                "notes": (
+                    f"median over its {len(group)} trainings ({', '.join(group['method'])}); "
+                    f"{where}"
+                ),
+            }
+        )
+    for name, entry in manifest["notebooks"].items():
+        rows.append(
+            {
+                "benchmark": "gpu_study_notebook",
+                "setting": name,
+                "value": round(entry["duration_s"], 1),
+                "unit": "s",
+                "notes": where,
+            }
+        )
+    for row in rows:
+        print(f"{row['benchmark']:22s} {row['setting']:36s} {row['value']} {row['unit']}")
+    if write:
+        record_benchmarks(rows)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -135,11 +205,16 @@ def main() -> None:
     r = sub.add_parser("record")
     r.add_argument("path", type=Path)
     r.add_argument("--write", action="store_true", help="update results/tables/benchmarks.csv")
+    rr = sub.add_parser("run-rows")
+    rr.add_argument("run_dir", type=Path)
+    rr.add_argument("--write", action="store_true", help="update results/tables/benchmarks.csv")
     args = ap.parse_args()
     if args.what == "measure":
         measure(args.out, args.repeats, args.epochs)
-    else:
+    elif args.what == "record":
         record(args.path, args.write)
+    else:
+        run_rows(args.run_dir, args.write)
 
 
 if __name__ == "__main__":
