@@ -28,7 +28,7 @@ import pandas as pd
 
 from afss_utils.coco import load_results
 from afss_utils.config import load_params, quiet_ultralytics, seed_everything
-from afss_utils.debris_stage import TEST_SPLITS, make_videos, score_detector, train_yolo_detector
+from afss_utils.debris.stage import TEST_SPLITS, make_videos, score_detector, train_yolo_detector
 from afss_utils.distill import pseudo_instances
 from afss_utils.fusion import FusionConfig
 from afss_utils.pseudolabel import pseudolabel

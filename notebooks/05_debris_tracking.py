@@ -53,8 +53,8 @@ from afss_utils import cluster as ray_cluster
 from afss_utils import narrative, tables, viz
 from afss_utils.coco import load_results
 from afss_utils.config import quiet_ultralytics, seed_everything, with_defaults
-from afss_utils.debris_sim import zscale
-from afss_utils.debris_stage import (
+from afss_utils.debris.simulation import zscale
+from afss_utils.debris.stage import (
     TEST_SPLITS,
     compare_to_teacher,
     draw_tracks,
@@ -63,11 +63,11 @@ from afss_utils.debris_stage import (
     tracking_table,
     train_and_predict,
 )
+from afss_utils.debris.tracking import ground_truth_rows, mot_rows_from_results, track_video
 from afss_utils.distill import confidence_filter, pseudo_instances
 from afss_utils.fusion import FusionConfig
 from afss_utils.pseudolabel import pseudolabel
 from afss_utils.teachers import build_teacher
-from afss_utils.tracking import ground_truth_rows, mot_rows_from_results, track_video
 
 # %% tags=["parameters"]
 seed = 0
@@ -104,9 +104,9 @@ debris = {
 # $$I_k^t(x, y) = \frac{S}{2\pi\delta_{psf}^2}\exp\!\left(-\frac{(x - x_c)^2 + (y - y_c)^2}{2\delta_{psf}^2}\right). \qquad (6)$$
 #
 # A debris may be truncated (its track ends at a random frame) and is dropped once it leaves the
-# frame. The paper draws into real ZTF frames; here `afss_utils.debris_sim` simulates the sky too
-# (smooth background, drifting PSF stars, Poisson and read noise, hot pixels, cosmic rays). The
-# **dense** test split has more than three debris per video, placed in pairs whose tracks cross.
+# frame. The paper draws into real ZTF frames; here `afss_utils.debris.simulation` simulates the
+# sky too (smooth background, drifting PSF stars, Poisson and read noise, hot pixels, cosmic rays).
+# The **dense** test split has more than three debris per video, placed in pairs whose tracks cross.
 # Ground truth (COCO json with `video_id`, `frame_id`, `track_id` and streak endpoints; MOTChallenge
 # `gt.txt`) is used only to score. A split already rendered with the same settings is reused.
 
@@ -184,7 +184,7 @@ display(Markdown(narrative.debris_motion(track, debris["sim"]["speed"])))
 #
 # The simulator keeps each frame's counts (`raw/*.png`, uint16) beside the stretched 8-bit PNG
 # that teachers and students read. On the first training frame, by hand and with
-# `debris_sim.zscale` (the paper's median ± k·std, not astropy's IRAF zscale):
+# `simulation.zscale` (the paper's median ± k·std, not astropy's IRAF zscale):
 
 # %%
 im = train.instances["images"][0]  # frame 1 of the first training video
@@ -236,7 +236,7 @@ display(Markdown(narrative.zscale_frame(zs)))
 # %% [markdown]
 # ## 4 · A label-free streak teacher, alone and with TTA + fusion
 #
-# The teacher (`afss_utils.teachers.streak`, weight-free) subtracts a median background, applies
+# The teacher (`afss_utils.debris.teacher`, weight-free) subtracts a median background, applies
 # the PSF-matched Gaussian, thresholds at a few noise sigmas and keeps the **elongated** connected
 # components: stars and hot pixels are round or tiny, debris are lines. Its score measures the
 # streak's SNR and elongation, so the confidence filter has something to select on. The same TTA

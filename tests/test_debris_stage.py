@@ -10,7 +10,7 @@ import pytest
 
 from afss_utils.coco import load_results
 from afss_utils.config import PARAMS_DIR, load_params
-from afss_utils.debris_stage import (
+from afss_utils.debris.stage import (
     compare_to_teacher,
     make_videos,
     score_detector,

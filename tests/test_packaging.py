@@ -31,3 +31,17 @@ def test_environment_yml_matches_pyproject():
         f"only in pyproject: {sorted(pip_names - conda_names)}; "
         f"only in environment.yml: {sorted(conda_names - pip_names)}"
     )
+
+
+def test_package_discovery_finds_every_subpackage():
+    """pyproject's ``packages.find`` must ship every afss_utils subpackage (e.g. ``debris``)."""
+    setuptools = pytest.importorskip("setuptools")
+    find = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = set(
+        setuptools.find_packages(str(REPO_ROOT), include=find["packages"]["find"]["include"])
+    )
+    on_disk = {
+        ".".join(p.parent.relative_to(REPO_ROOT).parts)
+        for p in (REPO_ROOT / "afss_utils").rglob("__init__.py")
+    }
+    assert "afss_utils.debris" in on_disk and on_disk <= found, sorted(on_disk - found)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from afss_utils import coco, obb
+from afss_utils import coco
 from afss_utils.config import (
     cpu_cores,
     import_ultralytics,
@@ -18,6 +18,7 @@ from afss_utils.config import (
     torch_threads,
 )
 from afss_utils.datasets import Dataset
+from afss_utils.debris import obb
 from afss_utils.progress import bar as progress_bar
 from afss_utils.students.protocol import PREDICT_CONF
 from afss_utils.students.training import as_float32, resolve_precision

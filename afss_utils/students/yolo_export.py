@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 import yaml
 
-from afss_utils import coco, obb
+from afss_utils import coco
+from afss_utils.debris import obb
 
 # ---------------------------------------------------------------------------- ultralytics export
 
@@ -97,7 +98,7 @@ def yolo_label_lines(
     """ultralytics label lines (class 0) for one image's COCO annotations.
 
     detect: ``0 cx cy w h`` normalised; obb: ``0 x1 y1 ... x4 y4`` normalised corners
-    (:func:`afss_utils.obb.annotation_corners`); segment: ``0 x1 y1 x2 y2 ...`` normalised
+    (:func:`afss_utils.debris.obb.annotation_corners`); segment: ``0 x1 y1 x2 y2 ...`` normalised
     polygon from the RLE mask (an annotation without a mask or with only degenerate contours
     becomes its box rectangle, counted in ``report.box_fallbacks``).
     """
@@ -108,7 +109,7 @@ def yolo_label_lines(
             continue
         if task == "detect":
             vals = [(x + w / 2) / width, (y + h / 2) / height, w / width, h / height]
-        elif task == "obb":  # 0 x1 y1 ... x4 y4: the annotation's oriented box (afss_utils.obb)
+        elif task == "obb":  # 0 x1 y1 ... x4 y4: the annotation's oriented box (debris.obb)
             lines.append(
                 obb.obb_label_line(obb.annotation_corners(ann, height, width), width, height)
             )

@@ -144,9 +144,14 @@ def _load_builtin() -> None:
     # Imported lazily so that `import afss_utils.teachers` does not import torch/transformers.
     import importlib
 
-    for mod in ("classical", "grounded_sam2", "owlv2", "streak"):
+    for mod in (
+        "afss_utils.teachers.classical",
+        "afss_utils.teachers.grounded_sam2",
+        "afss_utils.teachers.owlv2",
+        "afss_utils.debris.teacher",  # the streak teacher lives with the debris stage
+    ):
         try:
-            importlib.import_module(f"afss_utils.teachers.{mod}")
+            importlib.import_module(mod)
         except ModuleNotFoundError as exc:
-            if exc.name != f"afss_utils.teachers.{mod}":
+            if exc.name != mod:
                 raise

@@ -8,7 +8,7 @@
   a cross-check (:func:`motmetrics_metrics`); both match boxes at IoU >= 0.5.
 
 Rows everywhere are MOTChallenge rows ``(frame, id, x, y, w, h, conf)``: frame 1-based, box
-xywh pixels (the format of :mod:`afss_utils.debris_sim` ground truth).
+xywh pixels (the format of :mod:`afss_utils.debris.simulation` ground truth).
 
 NumPy 2 removed ``np.asfarray`` (and earlier ``np.float``/``np.int``/``np.bool``).
 motmetrics 1.4.0's ``distances.iou_matrix`` still calls ``np.asfarray``; trackeval 1.3.0 is clean,

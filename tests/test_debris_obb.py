@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from afss_utils.coco import mask_to_rle
-from afss_utils.obb import (
+from afss_utils.debris.obb import (
     annotation_corners,
     axis_pad,
     corners_to_xywh,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from afss_utils.debris_sim import DebrisConfig, render_video
-from afss_utils.tracking import (
+from afss_utils.debris.simulation import DebrisConfig, render_video
+from afss_utils.debris.tracking import (
     mot_rows_from_results,
     motmetrics_metrics,
     track_video,
@@ -110,8 +110,8 @@ def test_results_to_frames_keeps_empty_frames():
 
 def test_ground_truth_boxes_track_perfectly_through_evaluate_tracking(tmp_path):
     from afss_utils.coco import load_instances
-    from afss_utils.debris_sim import generate_dataset
-    from afss_utils.tracking import evaluate_tracking, ground_truth_rows
+    from afss_utils.debris.simulation import generate_dataset
+    from afss_utils.debris.tracking import evaluate_tracking, ground_truth_rows
 
     cfg = DebrisConfig(size=96, frames=5, debris=(2, 2), truncate_prob=0.0, speed=(1.0, 2.0))
     inst = load_instances(generate_dataset(tmp_path, {"t": 2}, cfg, progress=False)["t"])

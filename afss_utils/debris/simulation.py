@@ -21,10 +21,11 @@ the paper's median +- k·std; this module implements the paper's.
 Ground truth per split: a COCO instances json (``debris`` category, id 1) whose images carry
 ``video_id`` and ``frame_id`` (1-based) and whose annotations carry ``track_id``, the box and
 the two streak ``endpoints`` [x1, y1, x2, y2], its ``width`` and the oriented box ``obb``
-[x1, y1, ..., x4, y4] (the rectangle padded by the PSF, :mod:`afss_utils.obb`); and MOTChallenge text files
-(``mot/<split>/<video>/gt/gt.txt`` + ``seqinfo.ini``) for the MOT evaluators.
+[x1, y1, ..., x4, y4] (the rectangle padded by the PSF, :mod:`afss_utils.debris.obb`); and
+MOTChallenge text files (``mot/<split>/<video>/gt/gt.txt`` + ``seqinfo.ini``) for the MOT
+evaluators.
 
-CLI: ``python -m afss_utils.debris_sim --out data/debris --videos 4 --frames 10 --size 160``.
+CLI: ``python -m afss_utils.debris.simulation --out data/debris --videos 4 --frames 10 --size 160``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import cv2
 import numpy as np
 
 from afss_utils.coco import make_annotation, make_image, make_instances, save_json
-from afss_utils.obb import axis_pad, streak_corners
+from afss_utils.debris.obb import axis_pad, streak_corners
 from afss_utils.progress import bar
 
 __all__ = [
@@ -338,7 +339,12 @@ def render_video(seed: int | Sequence[int], cfg: DebrisConfig) -> list[DebrisFra
 # ---------------------------------------------------------------------------- dataset
 def split_info(cfg: DebrisConfig, seed: int, videos: int) -> dict:
     """The ``info`` of a split's json: what made it (json-shaped, so it compares after reading)."""
-    info = {"simulator": "afss_utils.debris_sim", "seed": seed, "videos": videos, **cfg.to_dict()}
+    info = {
+        "simulator": "afss_utils.debris.simulation",
+        "seed": seed,
+        "videos": videos,
+        **cfg.to_dict(),
+    }
     return json.loads(json.dumps(info))
 
 
@@ -498,7 +504,7 @@ def coco_to_mot(instances: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
 # ---------------------------------------------------------------------------- CLI
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m afss_utils.debris_sim", description=__doc__.split("\n\n")[0]
+        prog="python -m afss_utils.debris.simulation", description=__doc__.split("\n\n")[0]
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--videos", type=int, default=4, help="videos per split")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from afss_utils.coco import box_iou
-from afss_utils.debris_sim import DebrisConfig, render_video, zscale
+from afss_utils.debris.simulation import DebrisConfig, render_video, zscale
 from afss_utils.fusion import FusionConfig
 from afss_utils.pseudolabel import label_image
 from afss_utils.teachers import build_teacher
@@ -38,7 +38,7 @@ def test_matched_score_is_its_snr_term_times_its_elongation_term():
     """A 20 x 1 px line of amplitude A on a zero residual, noise 1, no smoothing: snr = A, and
     its pixels' sample variances (L (L + 1) / 12 along, 0 across, each + 1/12 for a pixel's
     own extent) give elongation sqrt(L (L + 1) + 1)."""
-    from afss_utils.teachers.streak import component_streaks
+    from afss_utils.debris.teacher import component_streaks
 
     length, k_sigma = 20, 3.0
     elongation = np.sqrt(length * (length + 1) + 1)
@@ -55,7 +55,7 @@ def test_matched_score_is_its_snr_term_times_its_elongation_term():
 def test_lsd_score_grows_with_the_segment_length():
     """``1 - exp(-length / (4 min_length))``: LSD trims a drawn 30 px line by up to ~1.5 px at
     each end, so each of its segments scores between that of 27 px and of 30 px."""
-    from afss_utils.teachers.streak import lsd_streaks
+    from afss_utils.debris.teacher import lsd_streaks
 
     residual = np.zeros((40, 60), np.float32)
     residual[18:20, 10:40] = 8.0  # 8 sigma: white after lsd_streaks' clipping

@@ -5,7 +5,7 @@ TTA views, fusion) writes COCO results json; :func:`afss_utils.distill.confidenc
 :func:`afss_utils.distill.pseudo_instances` (``top_k=None``: a frame holds several debris) make
 the student's training set; :class:`afss_utils.students.YoloStudent` (``debris.yolo.task``:
 axis-aligned boxes, ``detect``, or oriented boxes, ``obb``, scored through their hull) trains on
-it; :func:`afss_utils.tracking.evaluate_tracking` tracks and
+it; :func:`afss_utils.debris.tracking.evaluate_tracking` tracks and
 scores. The table rows are (detector, tracker) and the columns the MOT metrics on the sparse and
 dense test sets, beside the SDT-Net paper's Table 2 (:data:`afss_utils.tables.PAPER_DEBRIS_TABLE2`).
 """
@@ -21,9 +21,9 @@ import pandas as pd
 
 from afss_utils.coco import load_instances
 from afss_utils.datasets import Dataset, open_coco
-from afss_utils.debris_sim import DebrisConfig, generate_split, split_info
+from afss_utils.debris.simulation import DebrisConfig, generate_split, split_info
+from afss_utils.debris.tracking import METRIC_NAMES, evaluate_tracking
 from afss_utils.students import YoloStudent
-from afss_utils.tracking import METRIC_NAMES, evaluate_tracking
 
 __all__ = [
     "compare_to_teacher",

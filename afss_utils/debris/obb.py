@@ -3,7 +3,7 @@
 An oriented box is its four corners, ``(4, 2)`` xy pixels in order around the rectangle (a batch
 is ``(N, 4, 2)``). A streak from endpoint ``e0`` to ``e1`` of width ``w`` has the corners
 ``e0 + n, e1 + n, e1 - n, e0 - n`` with ``n`` the unit normal times ``w / 2`` (the simulator's
-rectangle, :mod:`afss_utils.debris_sim`). ultralytics reads one label line per box,
+rectangle, :mod:`afss_utils.debris.simulation`). ultralytics reads one label line per box,
 ``cls x1 y1 x2 y2 x3 y3 x4 y4`` normalised to [0, 1]; its predictions are turned back into the
 axis-aligned hull (COCO ``bbox`` xywh pixels) so the COCO evaluator and the trackers need no
 change.

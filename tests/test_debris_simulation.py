@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from afss_utils.coco import load_instances
-from afss_utils.debris_sim import (
+from afss_utils.debris.obb import corners_to_xywh
+from afss_utils.debris.simulation import (
     Debris,
     DebrisConfig,
     coco_to_mot,
@@ -20,7 +21,6 @@ from afss_utils.debris_sim import (
     write_mot,
     zscale,
 )
-from afss_utils.obb import corners_to_xywh
 
 # A clean sky makes "the endpoints are bright" a sharp test: no stars, no noise sources but Poisson.
 CLEAN = DebrisConfig(
