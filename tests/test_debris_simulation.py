@@ -183,3 +183,48 @@ def test_coco_to_mot_round_trip(tmp_path):
     first = back[(back[:, 0] == 1)]
     np.testing.assert_allclose(np.sort(first[:, 1]), np.sort(frames[0].track_ids))
     assert (tmp_path / "v1" / "seqinfo.ini").read_text().count("seqLength=6") == 1
+
+
+def test_dense_split_overlaps_in_space_and_time_not_only_at_one_point(tmp_path):
+    """SDT-Net's dense sense: > 3 debris in a frame, streaks side by side for many frames."""
+    from afss_utils.debris.simulation import SDTD_FACTS, split_statistics
+
+    cfg = replace(CLEAN, frames=8, size=160)
+    paths = generate_dataset(
+        tmp_path, {"test_sparse": 6, "test_dense": 6}, cfg, seed=3, progress=False
+    )
+    sparse = split_statistics(load_instances(paths["test_sparse"]))
+    dense_instances = load_instances(paths["test_dense"])
+    dense = split_statistics(dense_instances)
+    assert list(dense) == list(SDTD_FACTS) == list(sparse)
+    assert dense["videos"] == "6" and dense["frames per video"] == "8"
+    assert dense["frame size (px)"] == "160 x 160"
+    share = lambda s: int(s.rstrip("%"))  # noqa: E731
+    assert (
+        share(dense["frames with > 3 debris"]) >= 60
+        and share(sparse["frames with > 3 debris"]) == 0
+    )
+    assert share(dense["frames where two debris overlap"]) >= 50
+    assert share(dense["frames where two debris overlap"]) > share(
+        sparse["frames where two debris overlap"]
+    )
+    # break-up groups: two tracks whose boxes intersect in at least 3 frames of one video
+    boxes: dict[tuple, dict] = {}
+    for a in dense_instances["annotations"]:
+        boxes.setdefault((a["video_id"], a["track_id"]), {})[a["image_id"]] = a["bbox"]
+
+    def meet(b1, b2):
+        return min(b1[0] + b1[2], b2[0] + b2[2]) > max(b1[0], b2[0]) and min(
+            b1[1] + b1[3], b2[1] + b2[3]
+        ) > max(b1[1], b2[1])
+
+    long_overlaps = [
+        (k1, k2)
+        for k1 in boxes
+        for k2 in boxes
+        if k1 < k2
+        and k1[0] == k2[0]
+        and sum(meet(boxes[k1][i], boxes[k2][i]) for i in set(boxes[k1]) & set(boxes[k2])) >= 3
+    ]
+    assert len(long_overlaps) >= 3
+    assert split_statistics({"images": [], "annotations": []})["videos"] == "none"

@@ -57,6 +57,7 @@ __all__ = [
     "read_mot",
     "render_video",
     "split_info",
+    "split_statistics",
     "write_mot",
     "zscale",
 ]
@@ -99,6 +100,7 @@ class DebrisConfig:
     psf_sigma: float = 0.8  # delta_psf of eq. 6, pixels
     truncate_prob: float = 0.2  # chance that a debris' track ends at a random frame
     crossing: bool = False  # dense sets: debris are placed in pairs whose tracks cross
+    fragments: bool = False  # dense sets: and in break-up groups flying side by side
     stars: int = 40
     star_flux: tuple[float, float] = (200.0, 8000.0)
     sidereal_drift: tuple[float, float] = (0.0, 0.8)  # star field speed range, pixels per frame
@@ -111,10 +113,18 @@ class DebrisConfig:
     margin: float = 0.1  # start centres this fraction of the size away from the border
 
     def dense(self) -> DebrisConfig:
-        """The dense subset: more than three debris per video, tracks crossing in pairs."""
-        k = max(self.debris[1], 3) + 1
+        """The dense subset, dense in the SDT-Net paper's sense (more than three debris in a
+        frame, overlapping in space and time): 5-8 debris per video, placed as pairs whose
+        tracks cross and as break-up groups of 2-3 fragments flying side by side, a few streak
+        widths apart on nearly the same heading, so streaks overlap along their length for
+        many frames and not only at one crossing point."""
+        k = max(self.debris[1], 3) + 2
         return replace(
-            self, debris=(k, k + 2), crossing=True, truncate_prob=min(self.truncate_prob, 0.1)
+            self,
+            debris=(k, k + 3),
+            crossing=True,
+            fragments=True,
+            truncate_prob=min(self.truncate_prob, 0.1),
         )
 
     def to_dict(self) -> dict:
@@ -184,6 +194,25 @@ def _sample_debris(rng: np.random.Generator, cfg: DebrisConfig) -> list[Debris]:
     out: list[Debris] = []
     while len(out) < k:
         tid = len(out) + 1
+        if cfg.fragments and k - len(out) >= 2 and rng.random() < 0.5:
+            # A break-up: 2-3 fragments from one point, headings within a few degrees, speeds
+            # within 15 %, a few widths apart across the track and staggered along it; they
+            # pass the frame's middle region at frame tm, so they stay in view together.
+            n = int(min(k - len(out), rng.integers(2, 4)))
+            p = rng.uniform(0.35 * cfg.size, 0.65 * cfg.size, size=2)
+            tm = int(rng.integers(2, max(cfg.frames, 3)))
+            theta, v = rng.uniform(0, 2 * math.pi), rng.uniform(*cfg.speed)
+            gap = rng.uniform(2.0, 4.0) * cfg.width[1]
+            for j in range(n):
+                th = theta + rng.normal(0, math.radians(4))
+                vj = v * rng.uniform(0.85, 1.15)
+                across = (j - (n - 1) / 2) * gap
+                along = rng.uniform(-0.5, 0.5) * cfg.length[1]
+                c, sn = math.cos(th), math.sin(th)
+                x = p[0] - vj * (tm - 1) * c - across * sn + along * c
+                y = p[1] - vj * (tm - 1) * sn + across * c + along * sn
+                out.append(one(tid + j, x, y, th, vj))
+            continue
         if cfg.crossing and k - len(out) >= 2:
             # Two tracks meet at point p at frame tm: each starts v*(tm-1) back along its heading.
             p = rng.uniform(0.35 * cfg.size, 0.65 * cfg.size, size=2)
@@ -334,6 +363,61 @@ def render_video(seed: int | Sequence[int], cfg: DebrisConfig) -> list[DebrisFra
             )
         )
     return out
+
+
+# ---------------------------------------------------------------------------- statistics
+# SDTD, the SDT-Net paper's dataset (its §3, Table 1 and §4.6), in the rows of split_statistics
+SDTD_FACTS = {
+    "videos": "18,040 (1,000 test images in two test sets)",
+    "frames per video": "2-3.5 (62,562 or 37,829 frames in all: the paper gives both)",
+    "frame size (px)": "1524 x 1524 (crops of ZTF frames)",
+    "debris per frame (mean / max)": "1 to 5; dense: more than 3",
+    "frames with > 3 debris": "dense test set",
+    "frames where two debris overlap": "dense: 'significant spatial overlap'",
+    "streak length (px, p5-p95)": "not stated",
+}
+
+
+def split_statistics(instances: dict) -> dict[str, str]:
+    """What a rendered split is, in the rows of :data:`SDTD_FACTS`: videos, frames, frame size,
+    debris per frame, the share of frames with more than three debris and with two debris whose
+    boxes intersect (overlap in space), and the streak length's 5th-95th percentile."""
+    images = instances["images"]
+    if not images:
+        return dict.fromkeys(SDTD_FACTS, "none")
+    by_image: dict[int, list[dict]] = {im["id"]: [] for im in images}
+    for a in instances["annotations"]:
+        by_image[a["image_id"]].append(a)
+    counts = np.array([len(v) for v in by_image.values()])
+    overlap = [_any_overlap(np.array([a["bbox"] for a in v])) for v in by_image.values()]
+    ends = np.array([a["endpoints"] for a in instances["annotations"]], float).reshape(-1, 4)
+    lengths = np.hypot(ends[:, 2] - ends[:, 0], ends[:, 3] - ends[:, 1])
+    videos = len({im["video_id"] for im in images})
+    sizes = {(im["width"], im["height"]) for im in images}
+    return {
+        "videos": str(videos),
+        "frames per video": f"{len(images) / videos:.0f}",
+        "frame size (px)": ", ".join(f"{w} x {h}" for w, h in sorted(sizes)),
+        "debris per frame (mean / max)": f"{counts.mean():.1f} / {counts.max()}",
+        "frames with > 3 debris": f"{(counts > 3).mean():.0%}",
+        "frames where two debris overlap": f"{np.mean(overlap):.0%}",
+        "streak length (px, p5-p95)": (
+            f"{np.percentile(lengths, 5):.0f}-{np.percentile(lengths, 95):.0f}"
+            if len(lengths)
+            else "none"
+        ),
+    }
+
+
+def _any_overlap(boxes: np.ndarray) -> bool:
+    """Whether two of the (N, 4) xywh boxes intersect."""
+    if len(boxes) < 2:
+        return False
+    lo, hi = boxes[:, :2], boxes[:, :2] + boxes[:, 2:]
+    inter = np.minimum(hi[:, None], hi[None]) - np.maximum(lo[:, None], lo[None])
+    hit = (inter > 0).all(-1)
+    np.fill_diagonal(hit, False)
+    return bool(hit.any())
 
 
 # ---------------------------------------------------------------------------- dataset
