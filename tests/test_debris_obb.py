@@ -76,3 +76,20 @@ def test_annotation_corners_prefers_obb_then_mask_then_box():
     )
     ann = {"bbox": [1, 2, 3, 4], "segmentation": mask_to_rle(np.zeros((8, 8), bool))}
     np.testing.assert_allclose(annotation_corners(ann, 8, 8), [[1, 2], [4, 2], [4, 6], [1, 6]])
+
+
+def test_mask_endpoints_of_a_drawn_streak_and_the_empty_mask():
+    from afss_utils.debris.obb import mask_endpoints
+
+    mask = np.zeros((40, 60), bool)
+    mask[18:22, 10:41] = True  # a horizontal streak 2 px wide, blurred by 1 px on every side
+    ends = mask_endpoints(mask, width=2.0)
+    ends = ends[np.argsort(ends[:, 0])]
+    np.testing.assert_allclose(ends, [[11.0, 20.0], [40.0, 20.0]], atol=0.1)  # x 10-41, 1 px in
+    # a diagonal one: the order of the corners minAreaRect returns does not matter
+    diag = np.zeros((50, 50), bool)
+    for t in range(30):
+        diag[10 + t : 12 + t, 10 + t : 12 + t] = True
+    e = mask_endpoints(diag)
+    assert abs(np.linalg.norm(e[1] - e[0]) - 30 * np.sqrt(2)) < 3
+    assert mask_endpoints(np.zeros((8, 8), bool)) is None

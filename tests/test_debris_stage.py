@@ -154,3 +154,60 @@ def test_one_epoch_obb_student_trains_predicts_and_tracks(tmp_path, params):
         )
     rows = score_detector("Oracle obb", preds, data, params)
     assert {r["split"] for r in rows} == {"sparse", "dense"}
+
+
+def _mask_results(instances):
+    """The ground truth as results with masks: each streak's padded rectangle rasterised."""
+    import cv2
+
+    from afss_utils.coco import mask_to_rle
+    from afss_utils.debris.obb import streak_corners
+
+    out = []
+    size = {im["id"]: (im["height"], im["width"]) for im in instances["images"]}
+    for a in instances["annotations"]:
+        mask = np.zeros(size[a["image_id"]], np.uint8)
+        corners = streak_corners(np.array(a["endpoints"]), a["width"], pad=1.0)[0]
+        cv2.fillPoly(mask, [np.round(corners - 0.5).astype(np.int32)], 1)
+        rle = mask_to_rle(mask.astype(bool))
+        out.append(
+            {
+                "image_id": a["image_id"],
+                "category_id": 1,
+                "bbox": a["bbox"],
+                "score": 0.9,
+                "segmentation": rle,
+                "gt_track": a["track_id"],
+                "gt_ends": a["endpoints"],
+            }
+        )
+    return out
+
+
+def test_endpoint_labels_recover_endpoints_and_link_tracks(tmp_path):
+    from dataclasses import replace
+
+    from afss_utils.coco import load_instances
+    from afss_utils.debris.simulation import DebrisConfig, generate_dataset
+    from afss_utils.debris.stage import endpoint_labels
+
+    cfg = replace(DebrisConfig(), size=96, frames=6, debris=(2, 2), speed=(3.0, 5.0))
+    paths = generate_dataset(tmp_path, {"test_sparse": 3}, cfg, seed=4, progress=False)
+    instances = load_instances(paths["test_sparse"])
+    results = _mask_results(instances)
+    labels = endpoint_labels(results, instances["images"], radius=10.0, width=2.0)
+    assert len(labels) == len(results)
+    video = {im["id"]: im["video_id"] for im in instances["images"]}
+    pairs = set()
+    for lab, res in zip(labels, results, strict=True):  # same order: one video, frames in turn
+        e, g = np.reshape(lab["endpoints"], (2, 2)), np.reshape(res["gt_ends"], (2, 2))
+        err = min(np.abs(e - g).max(), np.abs(e[::-1] - g).max())
+        assert err < 1.6, (e, g)
+        pairs.add((video[lab["image_id"]], lab["track_id"], res["gt_track"]))
+    # one pseudo track per true track and video: the links follow the simulator's tracks
+    assert len({p[1] for p in pairs}) == len(pairs) == len({(p[0], p[2]) for p in pairs})
+    assert endpoint_labels([], instances["images"], radius=10.0) == []
+    with pytest.raises(ValueError, match="no mask"):
+        endpoint_labels([{"image_id": 1, "bbox": [0, 0, 1, 1], "score": 1}], instances["images"], 5)
+    with pytest.raises(ValueError, match="radius"):
+        endpoint_labels(results, instances["images"], radius=0)

@@ -20,6 +20,7 @@ __all__ = [
     "annotation_corners",
     "axis_pad",
     "corners_to_xywh",
+    "mask_endpoints",
     "mask_to_corners",
     "obb_label_line",
     "streak_corners",
@@ -80,6 +81,30 @@ def mask_to_corners(mask: np.ndarray) -> np.ndarray | None:
     pts = np.stack([xs, ys], axis=1).astype(np.float32) + 0.5
     (cx, cy), (w, h), angle = cv2.minAreaRect(pts)
     return cv2.boxPoints(((cx, cy), (w + 1, h + 1), angle)).astype(float)
+
+
+def mask_endpoints(mask: np.ndarray, width: float = 2.0) -> np.ndarray | None:
+    """The two endpoints of the streak a (H, W) bool mask covers -> (2, 2) xy pixels, or None
+    for an empty mask.
+
+    The ends of the long axis of the mask's minimum-area rectangle, each moved in by the margin
+    the detection threshold adds around a blurred streak ``width`` pixels wide: (short side -
+    ``width``) / 2, the same on every side. Measured against the simulator (10 sparse videos,
+    145 streaks of the streak teacher): median error 1.0 px per endpoint, 1.5 px without it.
+    """
+    c = mask_to_corners(mask)
+    if c is None:
+        return None
+    sides = np.linalg.norm(c - np.roll(c, -1, axis=0), axis=1)  # c0c1, c1c2, c2c3, c3c0
+    first = 0 if sides[0] >= sides[1] else 1  # a long side starts at corner `first`
+    e0 = (c[(first + 1) % 4] + c[(first + 2) % 4]) / 2  # the short sides' midpoints
+    e1 = (c[(first + 3) % 4] + c[first]) / 2
+    length = float(np.linalg.norm(e1 - e0))
+    if length == 0:
+        return np.stack([e0, e1])
+    inset = min(max(0.0, (sides[first + 1] - width) / 2), length / 2)
+    u = (e1 - e0) / length
+    return np.stack([e0 + u * inset, e1 - u * inset])
 
 
 def annotation_corners(ann: dict, height: int, width: int) -> np.ndarray:

@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from afss_utils import coco
 from afss_utils.coco import load_instances
 from afss_utils.datasets import Dataset, open_coco
+from afss_utils.debris.obb import mask_endpoints
 from afss_utils.debris.simulation import DebrisConfig, generate_split, split_info
 from afss_utils.debris.tracking import METRIC_NAMES, evaluate_tracking
 from afss_utils.students import YoloStudent
@@ -28,6 +30,7 @@ from afss_utils.students import YoloStudent
 __all__ = [
     "compare_to_teacher",
     "debris_config",
+    "endpoint_labels",
     "make_videos",
     "score_detector",
     "train_and_predict",
@@ -65,6 +68,80 @@ def make_videos(
         ):
             generate_split(data_dir, split, n, c, seed=params["seed"], progress=progress)
         out[split] = open_coco(path, data_dir, name=split)
+    return out
+
+
+def endpoint_labels(
+    results: list[dict], images: list[dict], radius: float, width: float = 2.0
+) -> list[dict]:
+    """Pseudo-labels -> annotations in the simulator's form, for training SDT-Net without any.
+
+    results: COCO results with RLE masks (the streak teacher's, after TTA + fusion + CF);
+    images: the split's COCO images (``video_id``, ``frame_id``, ``height``, ``width``).
+    Each label gets ``endpoints`` ``[x1, y1, x2, y2]`` from its mask
+    (:func:`afss_utils.debris.obb.mask_endpoints`), the streak ``width`` assumed there, and a
+    ``track_id``: labels of consecutive frames of a video are linked when the mean distance of
+    their endpoints (the pair's order free) is under ``radius`` pixels, one to one by the
+    Hungarian method; a label left over starts a track. What SDT-Net's offset head learns from
+    these links is the teacher's notion of motion, not the simulator's.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    if radius <= 0:
+        raise ValueError(f"radius must be > 0 pixels, got {radius}")
+    by_id = {im["id"]: im for im in images}
+    frames: dict[int, dict[int, list[dict]]] = {}  # video -> frame -> labels
+    for r in results:
+        if r["image_id"] not in by_id:
+            raise ValueError(f"pseudo-label of image_id {r['image_id']} is not in the split")
+        if "segmentation" not in r:
+            raise ValueError(
+                f"pseudo-label of image_id {r['image_id']} has no mask: endpoints come from masks"
+            )
+        im = by_id[r["image_id"]]
+        frames.setdefault(im["video_id"], {}).setdefault(im["frame_id"], []).append(r)
+    out: list[dict] = []
+    next_id = 1
+    for video in sorted(frames):
+        prev: list[dict] = []  # the last frame's annotations
+        for frame_id in sorted(frames[video]):
+            cur = []
+            for r in frames[video][frame_id]:
+                im = by_id[r["image_id"]]
+                ends = mask_endpoints(
+                    coco.rle_to_mask(r["segmentation"], im["height"], im["width"]), width
+                )
+                if ends is None:
+                    continue
+                cur.append(
+                    {
+                        "id": len(out) + len(cur) + 1,
+                        "image_id": r["image_id"],
+                        "category_id": 1,
+                        "bbox": list(map(float, r["bbox"])),
+                        "area": float(r["bbox"][2] * r["bbox"][3]),
+                        "iscrowd": 0,
+                        "endpoints": [float(v) for v in ends.ravel()],
+                        "width": float(width),
+                        "score": float(r["score"]),
+                    }
+                )
+            linked = frame_id - 1 in frames[video] and prev
+            if linked and cur:
+                a = np.array([c["endpoints"] for c in cur]).reshape(-1, 1, 2, 2)
+                b = np.array([p["endpoints"] for p in prev]).reshape(1, -1, 2, 2)
+                same = np.linalg.norm(a - b, axis=-1).mean(-1)
+                swapped = np.linalg.norm(a - b[:, :, ::-1], axis=-1).mean(-1)
+                cost = np.minimum(same, swapped)
+                rows, cols = linear_sum_assignment(cost)
+                for i, j in zip(rows, cols, strict=True):
+                    if cost[i, j] < radius:
+                        cur[i]["track_id"] = prev[j]["track_id"]
+            for c in cur:
+                if "track_id" not in c:
+                    c["track_id"], next_id = next_id, next_id + 1
+            out.extend(cur)
+            prev = cur
     return out
 
 
