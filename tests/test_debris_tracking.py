@@ -134,3 +134,27 @@ def test_ground_truth_boxes_track_perfectly_through_evaluate_tracking(tmp_path):
         assert r["MOTA"] == pytest.approx(r["mm_MOTA"]) and r["IDF1"] == pytest.approx(r["mm_IDF1"])
     empty = evaluate_tracking([], inst, trackers=["bytetrack"])[0]
     assert empty["MOTA"] == 0 and empty["CLR_FN"] == len(inst["annotations"])
+
+
+def test_score_tracks_of_a_self_tracking_detector(tmp_path):
+    """Tracks made outside the trackers (SDT-Net's own association) are scored the same way."""
+    from afss_utils.coco import load_instances
+    from afss_utils.debris.simulation import generate_dataset
+    from afss_utils.debris.tracking import ground_truth_rows, score_tracks
+
+    cfg = DebrisConfig(size=96, frames=5, debris=(2, 2), truncate_prob=0.0, speed=(1.0, 2.0))
+    inst = load_instances(generate_dataset(tmp_path, {"t": 2}, cfg, progress=False)["t"])
+    gt = ground_truth_rows(inst)
+    perfect = score_tracks(gt, inst)  # the ground truth as its own tracks
+    assert perfect["MOTA"] == pytest.approx(100) and perfect["HOTA"] == pytest.approx(100)
+    assert perfect["IDS"] == 0 and perfect["mm_IDF1"] == pytest.approx(100)
+    first = sorted(gt)[0]
+    swapped = {v: r.copy() for v, r in gt.items()}
+    late = swapped[first][:, 0] >= 3  # the two tracks of one video swap ids from frame 3 on
+    swapped[first][late, 1] = 3 - swapped[first][late, 1]
+    worse = score_tracks(swapped, inst)
+    assert worse["IDS"] == 2 and worse["IDF1"] < perfect["IDF1"]
+    missing = score_tracks({}, inst)
+    assert missing["MOTA"] == 0 and missing["CLR_FN"] == len(inst["annotations"])
+    with pytest.raises(KeyError, match="not in the split"):
+        score_tracks({"nope": gt[first]}, inst)
