@@ -1,0 +1,1 @@
+"""Space-debris simulation, detection and tracking (SDT-Net, Zhuang et al.)."""
