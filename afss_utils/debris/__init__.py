@@ -8,6 +8,8 @@
 - :mod:`~afss_utils.debris.obb`: streak / oriented-box geometry for ultralytics' ``obb`` task.
 - :mod:`~afss_utils.debris.tracking`: trackers over per-frame detections and the MOT metrics
   (trackeval, cross-checked by motmetrics).
+- :mod:`~afss_utils.debris.sdtnet`: SDT-Net (endpoint heatmaps, line-source embedding, RoI-FE,
+  debris offsets) with its targets, losses, decoding, association, training and tracking.
 - :mod:`~afss_utils.debris.stage`: notebook 05's glue: render the splits, train the YOLO box
   students, track and score them, the table beside the SDT-Net paper's Table 2, drawing.
 
