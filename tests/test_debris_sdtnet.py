@@ -11,8 +11,6 @@ import torch
 
 from afss_utils.debris import sdtnet
 from afss_utils.debris.sdtnet import Detection, SDTNetConfig
-
-# The simulator moves to afss_utils.debris.simulation: this is the only line that names it.
 from afss_utils.debris.simulation import DebrisConfig, generate_split, render_video
 
 SIZE = (64, 64)  # frames; stride 4 -> 16 x 16 output cells

@@ -47,7 +47,7 @@ previous frame's tracks (Hungarian on the mean endpoint distance, within ``radiu
 The previous frame's detections are drawn as Gaussians (as the training targets are) and fed
 back as ``H_{t-1}``, as CenterTrack does. Boxes for MOT metrics are the endpoint pair's
 axis-aligned hull padded by the streak: width ``streak_width`` across, ``box_pad`` on every
-side (:mod:`afss_utils.obb`, the simulator's box rule). The centre variant's box is its
+side (:mod:`afss_utils.debris.obb`, the simulator's box rule). The centre variant's box is its
 predicted box; its "endpoints" are that box's corners (x1, y1), (x2, y2), both moved by the
 centre's offset, so the one association rule serves all variants.
 
@@ -69,9 +69,8 @@ from typing import Any
 
 import numpy as np
 
-# The simulator moves to afss_utils.debris.simulation: this is the only line that names it.
+from afss_utils.debris.obb import axis_pad, corners_to_xywh, streak_corners
 from afss_utils.debris.simulation import DebrisFrame, zscale
-from afss_utils.obb import axis_pad, corners_to_xywh, streak_corners
 
 __all__ = [
     "VARIANTS",
