@@ -1448,10 +1448,12 @@ def debris_tracks(
     frames: Iterable[int] | None = None,
     detector: str = "student +CF",
     tracker: str = "OC-SORT",
+    confirms_on_second: bool = True,
 ) -> str:
     """The tracks figure: MOT rows (columns ``frame``, ``id``) of the truth and of the tracker
     on one video; ``frames``: the video's frame ids (default: those with a box); ``detector``
-    and ``tracker``: the pair drawn."""
+    and ``tracker``: the pair drawn; ``confirms_on_second``: the tracker reports a track only
+    from its second box (the ``trackers`` library's; SDT-Net reports the first)."""
     _need(gt, ["frame", "id"], "debris_tracks (ground truth)")
     _need(tracked, ["frame", "id"], "debris_tracks (tracked)")
     if frames is None:
@@ -1464,9 +1466,61 @@ def debris_tracks(
         f"({len(gt)} boxes); the {detector} + {tracker} reports {tracked['id'].nunique()} "
         f"identities ({len(tracked)} boxes), and the box count matches the truth on {same} of "
         f"{len(frames)} frames. More identities than debris means broken or spurious tracks, "
-        "fewer means debris never tracked; a track's first frame is never reported (the "
-        "tracker confirms it on the second)."
+        "fewer means debris never tracked"
+        + (
+            "; a track's first frame is never reported (the tracker confirms it on the second)."
+            if confirms_on_second
+            else "."
+        )
     )
+
+
+def debris_sdtnet(long: pd.DataFrame) -> str:
+    """SDT-Net's rows against the box detectors' in the long MOT table (``detector``,
+    ``tracker``, ``split``, ``HOTA``, ``MOTA``): per split, the annotation-free SDT-Net against
+    the best annotation-free box detector + tracker, the SDT-Net Oracle against the best YOLO
+    Oracle + tracker, and the ablation rows (detectors ``SDT-Net Oracle (a) ...``)."""
+    _need(long, ["detector", "tracker", "split", "HOTA", "MOTA"], "debris_sdtnet")
+    d = long.dropna(subset=["HOTA"])
+    is_sdt = d["detector"].str.startswith("SDT-Net")
+    is_oracle = d["detector"].str.contains("Oracle")
+    lines = []
+    for split in d["split"].unique():
+        here = d["split"] == split
+        sdt = d[here & (d["detector"] == "SDT-Net")]
+        boxes = d[here & ~is_sdt & ~is_oracle]
+        parts = []
+        if len(sdt) and len(boxes):
+            b = boxes.loc[boxes["HOTA"].idxmax()]
+            h = float(sdt["HOTA"].iloc[0])
+            parts.append(
+                f"the annotation-free SDT-Net has HOTA {_f(h)} (MOTA {_f(sdt['MOTA'].iloc[0])}) "
+                f"against {_f(b.HOTA)} (MOTA {_f(b.MOTA)}) for the best annotation-free box "
+                f"detector and tracker ({b.detector} + {b.tracker}): {h - b.HOTA:+.1f} HOTA"
+            )
+        so = d[here & (d["detector"] == "SDT-Net Oracle")]
+        yo = d[here & (d["detector"] == "Oracle")]
+        if len(so) and len(yo):
+            y = yo.loc[yo["HOTA"].idxmax()]
+            h = float(so["HOTA"].iloc[0])
+            parts.append(
+                f"the SDT-Net Oracle {_f(h)} against the YOLO Oracle's {_f(y.HOTA)} (+ "
+                f"{y.tracker}): {h - y.HOTA:+.1f}"
+            )
+        ablation = d[here & d["detector"].str.startswith("SDT-Net Oracle (")]
+        if len(ablation):
+            rows = ", ".join(
+                f"{r.detector.removeprefix('SDT-Net Oracle ')} {_f(r.HOTA)}"
+                for r in ablation.sort_values("detector").itertuples()
+            )
+            parts.append(
+                f"the ablation on the ground truth: {rows}, (d) full {_f(so['HOTA'].iloc[0]) if len(so) else 'n/a'}"
+            )
+        if parts:
+            lines.append(f"`{split}`: " + "; ".join(parts) + ".")
+    if not lines:
+        return "**What to look at:** no SDT-Net row was scored."
+    return "**What to look at:**\n\n" + _bullets(lines)
 
 
 def debris_mota_hota(long: pd.DataFrame) -> str:

@@ -23,7 +23,10 @@
 # **What you will see**
 # 1. One raw telescope frame stretched by ZScale by hand, and one debris moving at constant velocity.
 # 2. A label-free streak teacher, TTA + fusion and the confidence filter, then three YOLO11 students.
-# 3. ByteTrack and OC-SORT on every detector, MOTA/IDF1/HOTA by trackeval (checked by motmetrics), beside Table 2.
+# 3. SDT-Net itself (§4): a debris as two endpoints paired by an embedding and tracked by their
+#    offsets, trained on the teacher's labels and on the ground truth, with the paper's ablation.
+# 4. ByteTrack and OC-SORT on every box detector, SDT-Net's own association, MOTA/IDF1/HOTA by
+#    trackeval (checked by motmetrics), beside Table 2.
 #
 # Ground-based telescopes film space debris as faint **line sources** (streaks) crossing a star
 # field, and nobody labels those frames either. The paper trains its tracker on **SDTD**, videos
@@ -34,7 +37,8 @@
 #
 # **Inputs:** the `debris` params (simulator, teacher, TTA/fusion, students, trackers); nothing
 # from earlier notebooks. **Outputs:** `{out_dir}/tables/table_debris_tracking.{csv,md}`,
-# `{out_dir}/figures/debris_tracks.png`, `{out_dir}/figures/debris_mota_hota.png`. Frames,
+# `{out_dir}/tables/debris_splits_vs_sdtd.{csv,md}`, `{out_dir}/figures/debris_tracks.png`,
+# `{out_dir}/figures/debris_pairing.png`, `{out_dir}/figures/debris_mota_hota.png`. Frames,
 # pseudo-labels and training runs live in `{work_dir}/debris/`.
 
 # %%
@@ -47,21 +51,28 @@ import cv2
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import torch
 from IPython.display import Markdown, display
+from scipy.optimize import linear_sum_assignment
 
 from afss_utils import cluster as ray_cluster
 from afss_utils import narrative, tables, viz
 from afss_utils.coco import load_results
 from afss_utils.config import quiet_ultralytics, seed_everything, with_defaults
-from afss_utils.debris.simulation import zscale
+from afss_utils.debris import sdtnet
+from afss_utils.debris.simulation import SDTD_FACTS, split_statistics, zscale
 from afss_utils.debris.stage import (
     TEST_SPLITS,
     compare_to_teacher,
     draw_tracks,
+    endpoint_labels,
     make_videos,
     score_detector,
+    score_sdtnet,
+    sdtnet_config,
     tracking_table,
     train_and_predict,
+    train_and_track_sdtnet,
 )
 from afss_utils.debris.tracking import ground_truth_rows, mot_rows_from_results, track_video
 from afss_utils.distill import confidence_filter, pseudo_instances
@@ -79,7 +90,7 @@ work_dir = "data/work/default"  # frames, pseudo-labels, training runs (under de
 cluster = {}
 debris = {
     "sim": {"frames": 10, "debris": [1, 3], "speed": [3.0, 7.0]},  # T, K, px/frame
-    "videos": {"train": 48, "test_sparse": 6, "test_dense": 6},  # videos per split
+    "videos": {"train": 72, "test_sparse": 6, "test_dense": 12},  # videos per split
     "teacher_options": {"method": "matched"},  # streak teacher: matched | lsd
     "tta": ["hflip", "vflip", "rot90"],  # exact geometric views, fused per frame
     "confidence_threshold": "mean",  # theta of the CF: a number in [0, 1], 'mean', 'keep 0.85'
@@ -106,7 +117,11 @@ debris = {
 # A debris may be truncated (its track ends at a random frame) and is dropped once it leaves the
 # frame. The paper draws into real ZTF frames; here `afss_utils.debris.simulation` simulates the
 # sky too (smooth background, drifting PSF stars, Poisson and read noise, hot pixels, cosmic rays).
-# The **dense** test split has more than three debris per video, placed in pairs whose tracks cross.
+# The **dense** videos are dense in the paper's sense (more than three debris in a frame,
+# overlapping in space and time): 5-8 debris, placed as pairs whose tracks cross and as break-up
+# groups of 2-3 fragments flying side by side a few streak widths apart, so streaks overlap along
+# their length for many frames. A third of the training videos are dense too (`sim.dense_share`),
+# as SDTD's training set holds both kinds; the sparse test split has none.
 # Ground truth (COCO json with `video_id`, `frame_id`, `track_id` and streak endpoints; MOTChallenge
 # `gt.txt`) is used only to score. A split already rendered with the same settings is reused.
 
@@ -138,6 +153,19 @@ splits
 
 # %%
 display(Markdown(narrative.debris_splits(splits)))
+
+# %% [markdown]
+# What we reproduce of SDTD and what we do not: its facts (§3, Table 1) beside ours, measured on
+# the rendered splits (frames with more than three debris; frames where two debris' boxes
+# intersect; the streak length between endpoints).
+
+# %%
+facts = pd.DataFrame(
+    {"SDTD (the paper)": SDTD_FACTS} | {s: split_statistics(d.instances) for s, d in data.items()}
+)
+facts.index.name = "fact"
+tables.write_table(facts.reset_index(), "debris_splits_vs_sdtd", out_dir)
+facts
 
 # %% [markdown]
 # ## 2 · One debris, frame by frame (eq. 5 by hand)
@@ -322,12 +350,11 @@ sets
 display(Markdown(narrative.debris_train_sets(sets)))
 
 # %% [markdown]
-# The three trainings are independent: each is a Ray task on `cluster.cpus_per_training` threads
-# (`afss_utils.cluster`), all submitted before any is awaited, and each predicts the test videos
-# before it returns.
+# The three trainings are independent: each will be a Ray task on `cluster.cpus_per_training`
+# threads (`afss_utils.cluster`), submitted with SDT-Net's below before any is awaited, and each
+# predicts the test videos before it returns.
 
 # %%
-t0 = time.perf_counter()
 calls = {
     name: partial(
         train_and_predict,
@@ -340,15 +367,238 @@ calls = {
     )
     for name, inst in train_sets.items()
 }
-trained = ray_cluster.run_all(calls, ray_cluster.ClusterConfig.from_params(cluster), "trainings")
-labels |= {name: results for name, (results, _) in trained.items()}
-t_stage[f"train+predict ({len(calls)} students, side by side)"] = time.perf_counter() - t0
 
 # %% [markdown]
-# ## 6 · Tracking with maintained trackers, scored by trackeval (§5.2)
+# ## 6 · SDT-Net: a debris as two endpoints, tracked by their offsets (§4)
+#
+# An axis-aligned box is the wrong shape for a line source: two streaks that cross, or that fly
+# side by side, share nearly one box, and a box detector's non-maximum suppression keeps one of
+# them. SDT-Net (`afss_utils.debris.sdtnet`) finds each debris by its **two endpoints** and
+# links frames by where each endpoint was a frame before. Its input is CenterTrack's: the
+# current frame $I_t$, the previous one $I_{t-1}$ and the previous frame's endpoint heatmap
+# $H_{t-1}$, each through a conv-BN-ReLU, summed, into a backbone with an up-sampler to stride 4
+# ($F_b$). The heads, all at stride 4:
+#
+# - **RoI-FE** (§4.3): a debris-mask logit $M$ from a second up-sampler, $F_{en} = \sigma(M) \odot F_b$
+#   (eq. 7), trained by BCE on the rasterised streaks (eq. 8);
+# - **endpoint heatmaps** (§4.4.1): a *left* (smaller $x$) and a *right* channel, trained by
+#   CenterNet's focal loss (eq. 9) on Gaussians of width $\sigma$ cells, exactly 1 at each
+#   endpoint's cell;
+# - **line-source embedding** (§4.4.2): one value $e$ per endpoint; pull draws a debris' two
+#   values to their mean $\bar e_k$, push separates the means of different debris by a margin
+#   $\Delta = 1$:
+#
+# $$L_{pull} = \frac{1}{N}\sum_k \left[(e_{l_k} - \bar e_k)^2 + (e_{r_k} - \bar e_k)^2\right], \qquad L_{push} = \frac{1}{N(N-1)}\sum_k \sum_{j \ne k} \max(0, \Delta - |\bar e_k - \bar e_j|); \qquad (11, 12)$$
+#
+# - **debris offset** (§4.5): for each endpoint $c$, its displacement to the same endpoint in the
+#   previous frame; $c' = c + o$ is where it was, and a detection joins the previous track whose
+#   endpoints lie nearest its $c'$ (mean distance, Hungarian, within the radius $r$); one with none
+#   starts a track (eqs. 13-15).
+#
+# Our compact version: a ResNet18 from scratch with an FPN/IDA-style up-sampler (the paper's
+# DLA-34 costs several times more per step on 2 CPU cores), a sub-cell head so endpoints decode to
+# the pixel, and boxes for the MOT metrics drawn as the endpoint pair's axis-aligned hull padded
+# by the streak, so its rows compare with the YOLO rows. It is trained four ways, each
+# `debris.sdtnet.steps` steps: the full network **annotation-free** (on the teacher's TTA + fusion
+# labels, read as endpoints below) and on the ground truth (**Oracle**), and the paper's ablation
+# rows on the ground truth: (a) `center` (CenterTrack on debris: centre, size and offset) and (b)
+# `endpoints` (endpoint pairs and offsets, no RoI-FE).
+#
+# **The endpoint target by hand.** One training streak: its left and right endpoints, each a
+# Gaussian of width $\sigma$ cells around its stride-4 cell, cut at $3\sigma$, asserted against
+# `sdtnet.targets`.
+
+# %%
+ABLATION_ROWS = {"center": "(a) centre", "endpoints": "(b) endpoints"}  # the paper's Table 3
+net = sdtnet_config(debris)  # the full network of the params
+one = data["train"].instances["annotations"][0]
+frame0 = next(im for im in data["train"].instances["images"] if im["id"] == one["image_id"])
+size = (frame0["height"], frame0["width"])
+target = sdtnet.targets([one], [], size, net)["heatmap"].numpy()  # (2, H/4, W/4): left, right
+ends = sorted(np.reshape(one["endpoints"], (2, 2)).tolist())  # left: the smaller x (then y)
+rows_, cols_ = np.mgrid[: size[0] // 4, : size[1] // 4]
+for channel, (x, y) in enumerate(ends):
+    r, c = int(y // 4), int(x // 4)  # the stride-4 cell holding the endpoint
+    d2 = (rows_ - r) ** 2 + (cols_ - c) ** 2
+    by_hand = np.where(d2 <= (3 * net.sigma) ** 2, np.exp(-d2 / (2 * net.sigma**2)), 0.0)
+    assert target[channel][r, c] == 1.0 and np.allclose(target[channel], by_hand, atol=1e-6)
+pd.DataFrame(
+    [
+        {
+            "endpoint": n,
+            "x, y (px)": f"{x:.1f}, {y:.1f}",
+            "cell (row, col)": (int(y // 4), int(x // 4)),
+        }
+        for n, (x, y) in zip(("left", "right"), ends, strict=True)
+    ]
+)
+
+# %% [markdown]
+# **Its training sets.** The annotation-free network learns from the teacher's TTA + fusion labels
+# of the training videos: each label's endpoints are read off its mask (the long axis of the
+# mask's minimum-area rectangle, moved in by the blur margin: `obb.mask_endpoints`, 1.0 px median
+# error per endpoint against the simulator), and labels of consecutive frames are linked into
+# tracks by their endpoints (`endpoint_labels`): the offsets it learns are the teacher's notion of
+# motion. Checked here against the simulator's endpoints, which no training sees:
+
+# %%
+af_labels = endpoint_labels(
+    labels["teacher TTA+fusion"]["train"],
+    data["train"].instances["images"],
+    radius=net.radius,
+    width=debris["sdtnet"]["label_width"],
+)
+gt_by_image = {}
+for a in data["train"].instances["annotations"]:
+    gt_by_image.setdefault(a["image_id"], []).append(np.reshape(a["endpoints"], (2, 2)))
+errors = []
+for lab in af_labels:  # each label's distance to the nearest true streak, the pair's order free
+    e = np.reshape(lab["endpoints"], (2, 2))
+    d = [
+        min(np.abs(e - g).max(), np.abs(e[::-1] - g).max())
+        for g in gt_by_image.get(lab["image_id"], [])
+    ]
+    errors.append(min(d, default=np.inf))
+errors = np.asarray(errors)
+af_check = pd.Series(
+    {
+        "true streaks": len(data["train"].instances["annotations"]),
+        "labels": len(af_labels),
+        "labels within 3 px of a true streak": int((errors <= 3).sum()),
+        "median endpoint error (px)": float(np.median(errors)) if len(errors) else math.nan,
+        "pseudo tracks": len({lab["track_id"] for lab in af_labels}),
+        "true tracks": len(
+            {(a["video_id"], a["track_id"]) for a in data["train"].instances["annotations"]}
+        ),
+    }
+)
+af_check.round(2)
+
+# %% [markdown]
+# All trainings, the three YOLO students and the four SDT-Nets, run side by side as Ray tasks;
+# each SDT-Net tracks the test videos itself before it returns.
+
+# %%
+t0 = time.perf_counter()
+sdt_sets = {
+    "SDT-Net": ({**data["train"].instances, "annotations": af_labels}, "full"),
+    "SDT-Net Oracle": (data["train"].instances, "full"),
+    **{
+        f"SDT-Net Oracle {ABLATION_ROWS[v]}": (data["train"].instances, v)
+        for v in debris["sdtnet"]["ablation"]
+    },
+}
+calls |= {
+    name: partial(
+        train_and_track_sdtnet,
+        inst,
+        data["train"].image_dir,
+        work / "sdtnet" / name.replace(" ", "_").replace("(", "").replace(")", ""),
+        {**debris, "device": device},
+        seed,
+        {s: data[s] for s in TEST_SPLITS},
+        variant,
+    )
+    for name, (inst, variant) in sdt_sets.items()
+}
+trained = ray_cluster.run_all(calls, ray_cluster.ClusterConfig.from_params(cluster), "trainings")
+labels |= {name: trained[name][0] for name in train_sets}
+sdt_tracks = {name: trained[name][0] for name in sdt_sets}
+t_stage[f"train ({len(calls)} networks, side by side)"] = time.perf_counter() - t0
+pd.DataFrame(
+    [{"network": n, "seconds (train + predict/track)": trained[n][1]} for n in calls]
+).round(1)
+
+# %% [markdown]
+# **The embedding pairing on one frame.** The annotation-free network on the second frame of the
+# first dense test video (its first frame decoded first, to draw $H_{t-1}$): every peak of the
+# left and right heatmaps with its embedding value, and the pairs `decode` makes — one-to-one,
+# each pair's two values within `pair_distance` ($\Delta/2$) of each other (eq. 10).
+
+# %%
+model, net_af = sdtnet.load(work / "sdtnet" / "SDT-Net" / "sdtnet.pt")
+dense = data["test_dense"]
+video = dense.instances["images"][0]["video"]
+frames = [
+    dense.load_image(im["id"])
+    for im in sorted(dense.instances["images"], key=lambda i: (i["video"], i["frame_id"]))
+    if im["video"] == video
+]
+with torch.no_grad():
+    empty = sdtnet.prev_heatmap([], frames[0].shape[:2], net_af)[None]
+    first = sdtnet.decode(
+        model(sdtnet.to_input(frames[0]), sdtnet.to_input(frames[0]), empty), net_af
+    )[0]
+    first, next_id = sdtnet.associate([], first, net_af.radius, 1)
+    h_prev = sdtnet.prev_heatmap(sdtnet.as_annotations(first), frames[1].shape[:2], net_af)[None]
+    second = sdtnet.decode(
+        model(sdtnet.to_input(frames[1]), sdtnet.to_input(frames[0]), h_prev), net_af
+    )[0]
+pairs = pd.DataFrame(
+    [
+        {
+            "left x, y": f"{d.endpoints[0][0]:.1f}, {d.endpoints[0][1]:.1f}",
+            "right x, y": f"{d.endpoints[1][0]:.1f}, {d.endpoints[1][1]:.1f}",
+            "e left": d.embedding[0],
+            "e right": d.embedding[1],
+            "|e left - e right|": abs(d.embedding[0] - d.embedding[1]),
+            "score": d.score,
+        }
+        for d in second
+    ]
+)
+assert (pairs["|e left - e right|"] <= net_af.pair_distance + 1e-6).all() if len(pairs) else True
+pairs.round(2)
+
+# %%
+fig, ax = plt.subplots(figsize=(4.2, 4.2))
+ax.imshow(frames[1], cmap="gray")
+cmap = plt.get_cmap("coolwarm")
+values = np.concatenate([d.embedding for d in second]) if second else np.zeros(1)
+lo, hi = float(values.min()), float(values.max()) + 1e-6
+for d in second:
+    (lx, ly), (rx, ry) = d.endpoints
+    ax.plot([lx, rx], [ly, ry], color="yellow", lw=0.8)
+    ax.scatter(
+        [lx], [ly], marker="o", s=30, color=cmap((d.embedding[0] - lo) / (hi - lo)), edgecolors="k"
+    )
+    ax.scatter(
+        [rx], [ry], marker="s", s=30, color=cmap((d.embedding[1] - lo) / (hi - lo)), edgecolors="k"
+    )
+ax.set_title(
+    f"{video}, frame 2: left (o) and right (s) endpoints,\ncoloured by embedding, joined by pair",
+    fontsize=8,
+)
+ax.axis("off")
+fig.tight_layout()
+viz.save_figure(fig, "debris_pairing", out_dir)
+
+# %% [markdown]
+# **The offset association on two frames.** Each second-frame detection's endpoints plus its
+# predicted offsets, $c' = c + o$, are where it says it was; the cost of linking it to a
+# first-frame track is the mean distance between those and the track's endpoints. By hand, the
+# cost matrix and the Hungarian assignment within $r$, against `sdtnet.associate`:
+
+# %%
+guess = np.asarray([d.endpoints + d.offset for d in second], float).reshape(-1, 2, 2)
+before = np.asarray([t.endpoints for t in first], float).reshape(-1, 2, 2)
+cost = np.linalg.norm(guess[:, None] - before[None], axis=-1).mean(-1)  # (detections, tracks)
+rows_i, cols_j = linear_sum_assignment(np.where(cost <= net_af.radius, cost, 1e9))
+by_hand = {
+    int(i): first[j].track_id
+    for i, j in zip(rows_i, cols_j, strict=True)
+    if cost[i, j] <= net_af.radius
+}
+linked, _ = sdtnet.associate(first, second, net_af.radius, next_id)
+assert all(linked[i].track_id == tid for i, tid in by_hand.items())
+pd.DataFrame(cost, columns=[f"track {t.track_id}" for t in first]).round(1)
+
+# %% [markdown]
+# ## 7 · Tracking with maintained trackers, scored by trackeval (§5.2)
 #
 # Each detector's per-frame detections (score $\ge$ `det_conf`) feed ByteTrack and OC-SORT from
-# roboflow's `trackers` package. The paper's metrics (§5.2) are computed by trackeval; boxes match
+# roboflow's `trackers` package; SDT-Net's rows are its own tracks (tracker `SDT-Net offsets`),
+# scored the same way. The paper's metrics (§5.2) are computed by trackeval; boxes match
 # at IoU $\ge 0.5$ for the **CLEAR MOT** metrics (Bernardin and Stiefelhagen, 2008: MOTA, MOTP and
 # the per-frame counts they are built from, true positives TP, misses FN, false positives FP and
 # identity switches IDS) and for the **Identity** metrics (IDF1 and its counts IDTP, IDFP, IDFN).
@@ -369,6 +619,8 @@ t0 = time.perf_counter()
 rows = []
 for detector, by_split in labels.items():
     rows += score_detector(detector, by_split, data, debris)
+for name, by_split in sdt_tracks.items():  # SDT-Net tracks by itself: its tracks are scored
+    rows += score_sdtnet(name, by_split, data)
 t_stage["track + evaluate"] = time.perf_counter() - t0
 long = pd.DataFrame(rows)
 gt_boxes = (long["CLR_TP"] + long["CLR_FN"]).clip(lower=1)  # GT = TP + FN
@@ -397,7 +649,7 @@ differ[
 display(Markdown(narrative.mot_cross_check(long)))
 
 # %% [markdown]
-# ## 7 · Table 2 beside the paper, and figures
+# ## 8 · Table 2 beside the paper, and figures
 #
 # Our rows (simulated frames, small videos, CPU budget) sit beside the SDT-Net paper's Table 2
 # (SDTD, full-size frames, trackers trained on labels): the comparison is of settings, not a
@@ -419,15 +671,17 @@ table.round(1)
 display(Markdown(narrative.debris_table(table)))
 
 # %% [markdown]
-# The tracks of the **best annotation-free detector and tracker** (the highest HOTA on the dense
-# split among all rows but the Oracle's, which learned from the ground truth) on the first dense
-# test video, against the ground truth, on four of its frames (a colour and a number per identity).
+# The tracks on the first dense test video, four of its frames (a colour and a number per
+# identity): the ground truth, the **best annotation-free box detector and tracker** (the highest
+# dense-split HOTA among the teacher and YOLO-student rows) and the **annotation-free SDT-Net**.
 
 # %%
 split = "test_dense"
-best = narrative.best_tracking_row(long, "dense")  # None if nothing was scored
+oracles = [d for d in long["detector"].unique() if "Oracle" in d]
+box_rows = long[~long["detector"].str.startswith("SDT-Net")]
+best = narrative.best_tracking_row(box_rows, "dense", exclude=oracles)  # None: nothing scored
 shown, shown_tracker = (
-    (best["detector"], best["tracker"]) if best is not None else ("student +CF", "ocsort")
+    (best["detector"], best["tracker"]) if best is not None else ("student", "ocsort")
 )
 tracker_name = {"bytetrack": "ByteTrack", "ocsort": "OC-SORT"}.get(shown_tracker, shown_tracker)
 ds = data[split]
@@ -437,38 +691,57 @@ frames_all = mot_rows_from_results(
     [r for r in labels[shown][split] if r["score"] >= debris["det_conf"]], ds.instances
 )[video]
 tracked = track_video(shown_tracker, frames_all, **debris["tracker_args"][shown_tracker])
+sdt_video = sdt_tracks["SDT-Net"][split][video]
 
 # %%
 images = [im for im in ds.instances["images"] if im["video"] == video]
 show = images[:: max(1, len(images) // 4)][:4]
-fig, axes = plt.subplots(2, len(show), figsize=(2.6 * len(show), 5.4))
+panels_rows = [
+    ("ground truth", gt),
+    (f"{shown} + {tracker_name}", tracked),
+    ("SDT-Net (annotation-free)", sdt_video),
+]
+fig, axes = plt.subplots(3, len(show), figsize=(2.6 * len(show), 8.1), squeeze=False)
 for j, im in enumerate(show):
     frame = ds.load_image(im["id"])
-    draw_tracks(axes[0, j], frame, gt[gt[:, 0] == im["frame_id"]], f"GT, frame {im['frame_id']}")
-    draw_tracks(
-        axes[1, j], frame, tracked[tracked[:, 0] == im["frame_id"]], f"{shown} + {tracker_name}"
-    )
+    for i, (title, mot_rows) in enumerate(panels_rows):
+        here = mot_rows[mot_rows[:, 0] == im["frame_id"]]
+        draw_tracks(axes[i, j], frame, here, f"{title}, frame {im['frame_id']}")
 fig.suptitle(
-    f"{video}: ground truth (top) and {shown} + {tracker_name} (bottom), chosen as the "
-    "highest dense-split HOTA among the annotation-free pairs",
+    f"{video}: ground truth (top), {shown} + {tracker_name} (middle, the best annotation-free "
+    "box detector and tracker on the dense split), SDT-Net annotation-free (bottom)",
     fontsize=9,
 )
 fig.tight_layout()
 viz.save_figure(fig, "debris_tracks", out_dir)
 
 # %%
-display(Markdown(narrative.tracks_shown(long, shown, shown_tracker, "dense")))
+display(Markdown(narrative.tracks_shown(box_rows, shown, shown_tracker, "dense", exclude=oracles)))
 mot = ["frame", "id"]
 gt_df, tr_df = pd.DataFrame(gt[:, :2], columns=mot), pd.DataFrame(tracked[:, :2], columns=mot)
 frame_ids = [im["frame_id"] for im in images]
 display(Markdown(narrative.debris_tracks(gt_df, tr_df, video, frame_ids, shown, tracker_name)))
+sdt_df = pd.DataFrame(sdt_video[:, :2], columns=mot)
+display(
+    Markdown(
+        narrative.debris_tracks(gt_df, sdt_df, video, frame_ids, "SDT-Net", "its offsets", False)
+    )
+)
+
+# %% [markdown]
+# **SDT-Net against the box detectors**, by the numbers of the table (HOTA of the box rows: the
+# mean over the two trackers, as below):
+
+# %%
+display(Markdown(narrative.debris_sdtnet(long)))
 
 # %% [markdown]
 # MOTA and HOTA of every detector on both test splits, averaged over the two trackers.
 
 # %%
 ours = long.groupby(["detector", "split"])[["MOTA", "HOTA"]].mean().unstack("split")
-panels = {f"{m} (mean over trackers)": ours[m].reindex(list(labels)) for m in ("MOTA", "HOTA")}
+detectors = list(labels) + list(sdt_tracks)
+panels = {f"{m} (mean over trackers)": ours[m].reindex(detectors) for m in ("MOTA", "HOTA")}
 fig = viz.bar_panels(panels, "MOTA / HOTA (%)", legend_title="test split")
 viz.save_figure(fig, "debris_mota_hota", out_dir)
 

@@ -268,3 +268,29 @@ def test_bad_config_names_the_key(key, value):
 def test_unknown_backbone_names_the_key():
     with pytest.raises(ValueError, match="SDTNetConfig.backbone 'no_such_net'"):
         sdtnet.build_model(SDTNetConfig(backbone="no_such_net"))
+
+
+def test_train_and_track_sdtnet_saves_weights_that_load_back(tmp_path):
+    """The stage's training task: weights on disk (atomically), tracks per split and video."""
+    from afss_utils.datasets import open_coco
+    from afss_utils.debris.stage import train_and_track_sdtnet
+
+    cfg = DebrisConfig(size=64, frames=3, debris=(1, 2), stars=5)
+    inst = generate_split(tmp_path, "train", 2, cfg, seed=1, progress=False)
+    ds = open_coco(tmp_path / "train.json", tmp_path, name="train")
+    params = {"device": "cpu", "sdtnet": {"steps": 2, "batch": 2, "lr": 1e-3, "channels": 8}}
+    tracks, seconds, history = train_and_track_sdtnet(
+        inst, tmp_path, tmp_path / "run", params, 0, {"test_sparse": ds}
+    )
+    assert set(tracks) == {"test_sparse"} and set(tracks["test_sparse"]) == {
+        im["video"] for im in inst["images"]
+    }
+    assert all(r.shape[1] == 7 for r in tracks["test_sparse"].values())
+    assert len(history) == 2 and seconds > 0
+    assert not list((tmp_path / "run").glob("*.tmp"))
+    model, config = sdtnet.load(tmp_path / "run" / "sdtnet.pt")
+    assert config.channels == 8 and not model.training
+    with pytest.raises(FileNotFoundError, match="train it first"):
+        sdtnet.load(tmp_path / "nothing.pt")
+    with pytest.raises(KeyError, match="debris.sdtnet.depth"):
+        train_and_track_sdtnet(inst, tmp_path, tmp_path / "r2", {"sdtnet": {"depth": 3}}, 0, {})

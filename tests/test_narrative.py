@@ -1040,3 +1040,23 @@ def test_a_zero_difference_is_no_change_not_harm():
     assert narrative._verdict_word(0.0, math.nan) == ": no change"
     assert narrative._verdict_word(-1.0, math.nan) == " hurts"
     assert narrative._verdict_word(1.0, 2.0) == ": no effect beyond seed noise"
+
+
+def test_debris_sdtnet_against_the_best_box_rows_and_its_ablation():
+    rows = [  # (detector, tracker, split, HOTA, MOTA)
+        ("student", "bytetrack", "dense", 30.0, 10.0),
+        ("student", "ocsort", "dense", 32.0, 12.0),
+        ("teacher zero-shot", "ocsort", "dense", 25.0, 5.0),
+        ("Oracle", "bytetrack", "dense", 40.0, 20.0),
+        ("SDT-Net", "SDT-Net offsets", "dense", 35.5, 15.0),
+        ("SDT-Net Oracle", "SDT-Net offsets", "dense", 38.0, 18.0),
+        ("SDT-Net Oracle (a) centre", "SDT-Net offsets", "dense", 20.0, 2.0),
+        ("SDT-Net Oracle (b) endpoints", "SDT-Net offsets", "dense", 36.0, 16.0),
+    ]
+    long = pd.DataFrame(rows, columns=["detector", "tracker", "split", "HOTA", "MOTA"])
+    text = narrative.debris_sdtnet(long)
+    assert "SDT-Net has HOTA 35.5 (MOTA 15.0) against 32.0 (MOTA 12.0)" in text
+    assert "(student + ocsort): +3.5 HOTA" in text
+    assert "the SDT-Net Oracle 38.0 against the YOLO Oracle's 40.0 (+ bytetrack): -2.0" in text
+    assert "(a) centre 20.0, (b) endpoints 36.0, (d) full 38.0" in text
+    assert "no SDT-Net row" in narrative.debris_sdtnet(long.iloc[:0])

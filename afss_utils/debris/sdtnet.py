@@ -77,6 +77,7 @@ __all__ = [
     "Detection",
     "SDTNetConfig",
     "Sample",
+    "as_annotations",
     "associate",
     "build_model",
     "collate",
@@ -84,6 +85,7 @@ __all__ = [
     "embedding_losses",
     "endpoint_pairs",
     "focal_loss",
+    "load",
     "losses",
     "pair_endpoints",
     "precise_bn",
@@ -719,7 +721,7 @@ def associate(
     return out, next_id
 
 
-def _as_annotations(detections: Sequence[Detection]) -> list[dict]:
+def as_annotations(detections: Sequence[Detection]) -> list[dict]:
     """Detections as the annotations :func:`prev_heatmap` draws (the centre variant from the
     box, the others from the endpoints)."""
     out = []
@@ -889,6 +891,22 @@ def train(
     return model, history
 
 
+def load(path: str | os.PathLike, device: str = "cpu") -> tuple[Any, SDTNetConfig]:
+    """A network saved as ``{"config": SDTNetConfig.to_dict(), "state_dict": ...}`` (what
+    :func:`afss_utils.debris.stage.train_and_track_sdtnet` writes) -> (model in eval mode on
+    ``device``, its config)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no SDT-Net weights at {path}: train it first (notebook 05)")
+    saved = torch.load(path, map_location=device, weights_only=True)
+    config = SDTNetConfig(**saved["config"])
+    model = build_model(config)
+    model.load_state_dict(saved["state_dict"])
+    return model.to(device).eval(), config
+
+
 def precise_bn(model: Any, batches: Iterator[tuple], count: int) -> None:
     """Recompute every BatchNorm's running mean and variance with the final weights, as the
     plain average over ``count`` training batches (detectron2's "precise BN"). The running
@@ -936,7 +954,7 @@ def track(
         for t, frame in enumerate(bar(video_frames, desc="sdtnet track", leave=False)):
             cur = to_input(frame).to(device)
             prev = cur if prev_image is None else prev_image
-            hm = prev_heatmap(_as_annotations(tracks), frame.shape[:2], config)
+            hm = prev_heatmap(as_annotations(tracks), frame.shape[:2], config)
             out = model(cur, prev, hm[None].to(device))
             dets = decode(out, config)[0]
             tracks, next_id = associate(tracks, dets, config.radius, next_id)

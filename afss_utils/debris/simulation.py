@@ -111,6 +111,7 @@ class DebrisConfig:
     hot_pixels: int = 4
     outliers: int = 2  # cosmic-ray hits per frame
     margin: float = 0.1  # start centres this fraction of the size away from the border
+    dense_share: float = 0.0  # share of a split's videos rendered dense (the last ones)
 
     def dense(self) -> DebrisConfig:
         """The dense subset, dense in the SDT-Net paper's sense (more than three debris in a
@@ -125,6 +126,7 @@ class DebrisConfig:
             crossing=True,
             fragments=True,
             truncate_prob=min(self.truncate_prob, 0.1),
+            dense_share=0.0,
         )
 
     def to_dict(self) -> dict:
@@ -442,18 +444,23 @@ def generate_split(
 ) -> dict:
     """Render ``videos`` videos into ``out_dir/<split>/`` and write ``out_dir/<split>.json``.
 
-    Image files: ``<split>/<video>/<frame>.png`` (ZScaled 8-bit RGB) and
+    The last ``round(videos * cfg.dense_share)`` videos are rendered with ``cfg.dense()`` (a
+    training split that holds both kinds, as SDTD's does); each video's pixels depend only on
+    its own settings, the seed, the split's name and its index. Image files: ``<split>/<video>/<frame>.png`` (ZScaled 8-bit RGB) and
     ``<split>/<video>/raw/<frame>.png`` (uint16 counts). Returns the instances dict.
     """
     out_dir = Path(out_dir)
     images, anns = [], []
     split_key = sum(ord(c) * 31**i for i, c in enumerate(split)) % (2**31)
+    if not 0 <= cfg.dense_share <= 1:
+        raise ValueError(f"dense_share must be in [0, 1], got {cfg.dense_share}")
+    first_dense = videos - round(videos * cfg.dense_share)
     for v in bar(range(videos), desc=f"debris {split}", progress=progress):
         video_id = v + 1
         name = f"{split}_{video_id:04d}"
         vdir = out_dir / split / name
         (vdir / "raw").mkdir(parents=True, exist_ok=True)
-        for fr in render_video([seed, split_key, v], cfg):
+        for fr in render_video([seed, split_key, v], cfg.dense() if v >= first_dense else cfg):
             image_id = len(images) + 1
             rel = f"{split}/{name}/{fr.frame_id:04d}.png"
             shown = zscale(fr.image)

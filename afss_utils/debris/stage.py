@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,9 @@ __all__ = [
     "endpoint_labels",
     "make_videos",
     "score_detector",
+    "score_sdtnet",
+    "sdtnet_config",
+    "train_and_track_sdtnet",
     "train_and_predict",
     "train_yolo_detector",
     "tracking_table",
@@ -62,7 +66,15 @@ def make_videos(
     out = {}
     for split, n in dict(params["videos"]).items():
         path = data_dir / f"{split}.json"
-        c = cfg.dense() if "dense" in split else cfg
+        # dense_share mixes dense videos into the training split only: the sparse test split
+        # stays sparse
+        c = (
+            cfg.dense()
+            if "dense" in split
+            else cfg
+            if split == "train"
+            else replace(cfg, dense_share=0.0)
+        )
         if not path.is_file() or load_instances(path).get("info") != split_info(
             c, params["seed"], n
         ):
@@ -143,6 +155,107 @@ def endpoint_labels(
             out.extend(cur)
             prev = cur
     return out
+
+
+SDTNET_TRAINING = (
+    "ablation",
+    "steps",
+    "batch",
+    "lr",
+    "label_width",
+)  # debris.sdtnet, not the net's
+
+
+def sdtnet_config(params: dict, variant: str | None = None):
+    """The :class:`~afss_utils.debris.sdtnet.SDTNetConfig` of ``params['sdtnet']`` (the ``debris``
+    section's): every key but the training ones (:data:`SDTNET_TRAINING`) is a config field;
+    ``variant`` overrides the section's. An unknown key is an error naming it."""
+    from dataclasses import fields
+
+    from afss_utils.debris.sdtnet import SDTNetConfig
+
+    section = dict(params["sdtnet"])
+    known = {f.name for f in fields(SDTNetConfig)} | set(SDTNET_TRAINING)
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise KeyError(f"unknown params key(s) debris.sdtnet.{', debris.sdtnet.'.join(unknown)}")
+    net = {k: v for k, v in section.items() if k not in SDTNET_TRAINING}
+    if variant is not None:
+        net["variant"] = variant
+    return SDTNetConfig(**net)
+
+
+def _frames_by_video(dataset: Dataset) -> dict[str, list[np.ndarray]]:
+    """A debris split -> video name -> its frames in order, (H, W, 3) uint8 RGB."""
+    from afss_utils.datasets import read_image
+
+    videos: dict[str, list[dict]] = {}
+    for im in dataset.instances["images"]:
+        videos.setdefault(im["video"], []).append(im)
+    return {
+        v: [
+            read_image(Path(dataset.image_dir) / im["file_name"])
+            for im in sorted(ims, key=lambda i: i["frame_id"])
+        ]
+        for v, ims in sorted(videos.items())
+    }
+
+
+def train_and_track_sdtnet(
+    instances: dict,
+    image_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    params: dict,
+    seed: int,
+    test_sets: dict[str, Dataset],
+    variant: str | None = None,
+) -> tuple[dict[str, dict[str, np.ndarray]], float, list[dict]]:
+    """Train one SDT-Net on ``instances`` (ground truth, or :func:`endpoint_labels`), save its
+    weights to ``out_dir/sdtnet.pt``, and track every video of ``test_sets``.
+
+    Returns (split -> video -> (M, 7) MOT rows, seconds, the loss history): one training task of
+    notebook 05. ``params`` is the ``debris`` section (``sdtnet`` and ``device``)."""
+    import torch
+
+    from afss_utils.config import resolve_device
+    from afss_utils.debris import sdtnet
+
+    t0 = time.perf_counter()
+    config = sdtnet_config(params, variant)
+    opts = params["sdtnet"]
+    device = resolve_device(params.get("device", "cpu"))
+    samples = sdtnet.samples_from_coco(instances, image_dir)
+    model, history = sdtnet.train(
+        samples, config, opts["steps"], opts["batch"], opts["lr"], seed=seed, device=device
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "sdtnet.pt.tmp"
+    torch.save({"config": config.to_dict(), "state_dict": model.state_dict()}, tmp)
+    os.replace(tmp, out / "sdtnet.pt")  # a task may run twice (Ray): never a half-written file
+    tracks = {
+        split: {
+            v: sdtnet.track(model, frames, config, device)
+            for v, frames in _frames_by_video(ds).items()
+        }
+        for split, ds in test_sets.items()
+    }
+    return tracks, time.perf_counter() - t0, history
+
+
+def score_sdtnet(
+    detector: str, tracks_by_split: dict[str, dict[str, np.ndarray]], datasets: dict[str, Dataset]
+) -> list[dict]:
+    """SDT-Net's own tracks on each test split -> long records as :func:`score_detector` gives
+    them, tracker ``SDT-Net offsets`` (its association by endpoint offsets)."""
+    from afss_utils.debris.tracking import score_tracks
+
+    rows = []
+    for split, label in TEST_SPLITS.items():
+        if split in tracks_by_split:
+            m = score_tracks(tracks_by_split[split], datasets[split].instances)
+            rows.append({"detector": detector, "tracker": "SDT-Net offsets", "split": label, **m})
+    return rows
 
 
 def train_yolo_detector(
