@@ -228,3 +228,47 @@ def test_dense_split_overlaps_in_space_and_time_not_only_at_one_point(tmp_path):
     ]
     assert len(long_overlaps) >= 3
     assert split_statistics({"images": [], "annotations": []})["videos"] == "none"
+
+
+def test_dense_share_renders_the_last_training_videos_dense_and_keeps_the_rest(tmp_path):
+    from afss_utils.coco import load_instances
+    from afss_utils.debris.simulation import generate_split
+
+    cfg = replace(CLEAN, frames=3, size=96)
+    plain = generate_split(tmp_path / "a", "train", 3, cfg, seed=2, progress=False)
+    mixed = generate_split(
+        tmp_path / "b", "train", 3, replace(cfg, dense_share=1 / 3), seed=2, progress=False
+    )
+
+    def per_video(inst):
+        out = {}
+        for a in inst["annotations"]:
+            out.setdefault(a["video_id"], set()).add(a["track_id"])
+        return out
+
+    # the first two videos are the same pixels and streaks as without the share
+    same = [a for a in mixed["annotations"] if a["video_id"] < 3]
+    assert same == [a for a in plain["annotations"] if a["video_id"] < 3]
+    assert len(per_video(mixed)[3]) >= 5 > 3 >= len(per_video(plain).get(3, set()))
+    assert load_instances(tmp_path / "b" / "train.json")["info"]["dense_share"] == pytest.approx(
+        1 / 3
+    )
+    with pytest.raises(ValueError, match="dense_share"):
+        generate_split(tmp_path / "c", "x", 1, replace(cfg, dense_share=2.0), progress=False)
+
+
+def test_make_videos_keeps_the_sparse_test_split_sparse(tmp_path):
+    from afss_utils.debris.stage import make_videos
+
+    params = {
+        "seed": 0,
+        "sim": {"size": 64, "frames": 2, "stars": 3, "dense_share": 1.0},
+        "videos": {"train": 2, "test_sparse": 2, "test_dense": 1},
+    }
+    data = make_videos(params, tmp_path, progress=False)
+    count = lambda s: max(  # noqa: E731  (most debris in one frame of split s)
+        sum(1 for a in data[s].instances["annotations"] if a["image_id"] == im["id"])
+        for im in data[s].instances["images"]
+    )
+    assert count("test_sparse") <= 3 and count("train") >= 4 and count("test_dense") >= 4
+    assert data["test_sparse"].instances["info"]["dense_share"] == 0.0

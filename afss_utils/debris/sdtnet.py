@@ -85,6 +85,7 @@ __all__ = [
     "embedding_losses",
     "endpoint_pairs",
     "focal_loss",
+    "heatmap_peaks",
     "load",
     "losses",
     "pair_endpoints",
@@ -593,7 +594,7 @@ def _numpy(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float32)
 
 
-def _peaks(heat: np.ndarray, threshold: float, top: int) -> list[tuple[float, int, int]]:
+def heatmap_peaks(heat: np.ndarray, threshold: float, top: int) -> list[tuple[float, int, int]]:
     """(h, w) probabilities -> up to ``top`` (score, row, col), best first: cells that are the
     maximum of their 3 x 3 neighbourhood (CenterNet's max-pool NMS) and above ``threshold``."""
     from scipy.ndimage import maximum_filter
@@ -626,7 +627,7 @@ def decode(outputs: dict, config: SDTNetConfig) -> list[list[Detection]]:
     for b in range(hm.shape[0]):
         found = []  # per channel: positions (N, 2), scores (N,), offsets (N, 2), emb (N,)
         for p in range(hm.shape[1]):
-            peaks = _peaks(hm[b, p], config.threshold, config.max_objects)
+            peaks = heatmap_peaks(hm[b, p], config.threshold, config.max_objects)
             r = np.array([q[1] for q in peaks], int)
             c = np.array([q[2] for q in peaks], int)
             xy = np.stack([c + sub[b, 2 * p, r, c], r + sub[b, 2 * p + 1, r, c]], -1) * s
