@@ -294,3 +294,21 @@ def test_train_and_track_sdtnet_saves_weights_that_load_back(tmp_path):
         sdtnet.load(tmp_path / "nothing.pt")
     with pytest.raises(KeyError, match="debris.sdtnet.depth"):
         train_and_track_sdtnet(inst, tmp_path, tmp_path / "r2", {"sdtnet": {"depth": 3}}, 0, {})
+
+
+def test_mask_along_the_segment_pairs_two_close_parallel_streaks():
+    """Side-by-side fragments whose embeddings do not tell them apart: the RoI mask does."""
+    mask = np.zeros((16, 16))
+    mask[4, 2:13] = 1.0  # streak A along row 4 (pixels y 16-19), x 8-52
+    mask[6, 2:13] = 1.0  # streak B along row 6 (y 24-27): 8 px below, parallel
+    lefts, rights = np.array([[9.0, 18.0], [9.0, 26.0]]), np.array([[50.0, 26.0], [50.0, 18.0]])
+    line = sdtnet.segment_support(mask, lefts, rights)
+    assert line[0, 1] == 1.0 and line[1, 0] == 1.0 and line[0, 0] < 0.5  # A-A, B-B on the mask
+    same = np.zeros(2)  # identical embeddings: alone they pair by index order, here wrongly
+    wrong = sdtnet.pair_endpoints(same, same, 2.0, lefts, rights)
+    assert wrong.tolist() == [[0, 0], [1, 1]]
+    right = sdtnet.pair_endpoints(same, same, 2.0, lefts, rights, line=line)
+    assert right.tolist() == [[0, 1], [1, 0]]
+    # no mask under any segment: no pair at all
+    none = sdtnet.pair_endpoints(same, same, 2.0, lefts, rights, line=np.zeros((2, 2)))
+    assert none.shape == (0, 2)
