@@ -88,7 +88,7 @@ def endpoint_labels(
 ) -> list[dict]:
     """Pseudo-labels -> annotations in the simulator's form, for training SDT-Net without any.
 
-    results: COCO results with RLE masks (the streak teacher's, after TTA + fusion + CF);
+    results: COCO results with RLE masks (notebook 05: the streak teacher's after TTA + fusion);
     images: the split's COCO images (``video_id``, ``frame_id``, ``height``, ``width``).
     Each label gets ``endpoints`` ``[x1, y1, x2, y2]`` from its mask
     (:func:`afss_utils.debris.obb.mask_endpoints`), the streak ``width`` assumed there, and a
