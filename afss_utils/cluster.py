@@ -167,27 +167,40 @@ def shutdown() -> None:
 
 
 @contextlib.contextmanager
+def temporary_env(**values: str | None):
+    """Run the block with each variable set to its value (None: unset), then restore them."""
+    saved = {k: os.environ.get(k) for k in values}
+
+    def apply(env: Mapping[str, str | None]) -> None:
+        for key, value in env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    apply(values)
+    try:
+        yield
+    finally:
+        apply(saved)
+
+
+@contextlib.contextmanager
 def pinned_threads(n: int):
     """Run the block with torch, OpenCV, OpenMP/BLAS and ultralytics on ``n`` threads."""
     import cv2
     import torch
 
-    saved_env = {k: os.environ.get(k) for k in (THREADS_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     saved = torch.get_num_threads(), cv2.getNumThreads()
-    for key in saved_env:
-        os.environ[key] = str(n)
-    torch.set_num_threads(n)
-    cv2.setNumThreads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved[0])
-        cv2.setNumThreads(saved[1])
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    env = dict.fromkeys((THREADS_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS"), str(n))
+    with temporary_env(**env):
+        torch.set_num_threads(n)
+        cv2.setNumThreads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(saved[0])
+            cv2.setNumThreads(saved[1])
 
 
 def _run_pinned(fn: Callable, threads: int, args: tuple, kwargs: dict) -> Any:
@@ -276,14 +289,13 @@ def _run_serial(
     results = {}
     with progress_bar(total=len(calls), desc=desc, unit="task", progress=progress) as bar:
         for key, fn in calls.items():
-            saved = {k: os.environ.pop(k) for k in DDP_VARIABLES if k in os.environ}
+            # this process is the caller's, not a fresh worker: its DDP variables come back
             try:
-                results[key] = _run_pinned(fn, config.cpus_per_training, (), {})
+                with temporary_env(**dict.fromkeys(DDP_VARIABLES)):
+                    results[key] = _run_pinned(fn, config.cpus_per_training, (), {})
             except Exception as exc:
                 raise RuntimeError(
                     f"{desc}: task {key!r} failed: {type(exc).__name__}: {exc}"
                 ) from exc
-            finally:
-                os.environ.update(saved)  # this process is the caller's, not a fresh worker
             bar.update(1)
     return results

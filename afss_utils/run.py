@@ -396,12 +396,16 @@ def _run_serially(
     with the same manifest entries and the same stop on the first failure as the Ray engine."""
     from tqdm.auto import tqdm
 
+    from afss_utils import cluster
+
     # the kernels papermill starts inherit this process's environment: the same as the Ray
     # engine's notebook tasks get (no frozen progress bars in the executed copies)
     kernel_env = {"OMP_NUM_THREADS": str(cpu_cores()), "TQDM_DISABLE": "1"}
-    saved = {k: os.environ.get(k) for k in kernel_env}
-    with tqdm(total=len(tasks), desc="study", unit="notebook", disable=not progress) as bar:
-        os.environ.update(kernel_env)
+    # the runner's own bar is made first: tqdm reads TQDM_DISABLE when a bar is made
+    with (
+        tqdm(total=len(tasks), desc="study", unit="notebook", disable=not progress) as bar,
+        cluster.temporary_env(**kernel_env),
+    ):
         try:
             for task in tasks:
                 bar.set_postfix_str(task.notebook.stem)
@@ -413,12 +417,6 @@ def _run_serially(
         except KeyboardInterrupt:
             _close(manifest, manifest_path, t_study, status="interrupted")
             raise
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 def _record(

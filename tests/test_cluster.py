@@ -179,3 +179,16 @@ def test_a_row_trained_alone_and_beside_another_gives_the_same_bytes(
     assert first == (tmp_path / "serial" / "test_predictions.json").read_bytes()
     # the student travels back holding its weights, ready to predict in the driver
     assert student.model is not None and student.predict(data) == alone["a"][0].test_results
+
+
+def test_temporary_env_sets_unsets_and_restores(monkeypatch):
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.delenv("AFSS_TEST_VAR", raising=False)
+    with cluster.temporary_env(RANK=None, AFSS_TEST_VAR="x"):
+        assert "RANK" not in os.environ and os.environ["AFSS_TEST_VAR"] == "x"
+    assert os.environ["RANK"] == "3" and "AFSS_TEST_VAR" not in os.environ
+    # the serial engine runs a training without the caller's DDP variables, then gives them back
+    seen = cluster.run_all(
+        {"a": lambda: os.environ.get("RANK")}, ClusterConfig(engine="serial"), progress=False
+    )
+    assert seen == {"a": None} and os.environ["RANK"] == "3"
