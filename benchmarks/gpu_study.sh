@@ -3,12 +3,21 @@
 # project (issue #21), whose image has torch but no package index: the study's other packages
 # travel as wheels in .wheels-dir (default .whl, git-ignored; see /work/.library/device/README.md
 # for how they were downloaded), Ray stays behind (params/gpu.yaml: cluster.engine serial).
-# Output: $OUT/gpu_study.tgz holding out/gpu (tables, figures, executed notebooks, manifest),
-# unpacked here into results/gpu/. benchmarks/bench_gpu.py run-rows turns its tables into rows.
+# Two studies:
+# - paper: notebooks 00-03 with params/paper.yaml + params/gpu.yaml. Output: $OUT/gpu_study.tgz
+#   holding out/gpu (tables, figures, executed notebooks, manifest), unpacked here into
+#   results/gpu/; benchmarks/bench_gpu.py run-rows turns its tables into rows.
+# - center_student: the default data (notebook 00 with params/default.yaml), then notebook 03
+#   with params/center_student.yaml: the centre students' Table III rows (issue #23), eight
+#   1500-step trainings that take ~100 minutes on the 2-core machine. Output:
+#   $OUT/gpu_study.tgz holding out/center_student, unpacked here into results/center_student/.
+# Both run without Ray (an overlay written below: cluster.engine serial), which that machine lacks.
 #
-# Usage (on the GPU machine, from the repository root):  bash benchmarks/gpu_study.sh [WHEELS]
+# Usage (on the GPU machine, from the repository root):
+#   bash benchmarks/gpu_study.sh [paper|center_student] [WHEELS]
 set -uo pipefail
-wheels=${1:-.whl}
+study=${1:-paper}
+wheels=${2:-.whl}
 out=${OUT:-out}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site "$wheels"/*.whl || exit 1
@@ -36,12 +45,32 @@ PY
 export PYTHONPATH=/tmp/site:/tmp/shim:$PWD PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
+cat > /tmp/serial.yaml <<'YAML'
+cluster: {engine: serial, cpus_per_training: 16, gpus_per_training: 1}
+YAML
 start=$(date +%s)
-timeout "${STUDY_TIMEOUT:-540}" python3 -m afss_utils.run --params params/paper.yaml params/gpu.yaml \
-    --only 00,01,02,03 --out out/gpu --no-progress 2>&1 | grep -v "IPKernelApp\|Passed unknown\|Unable to parse"
-rc=${PIPESTATUS[0]}
+run() {  # afss_utils.run ARGS..., within what is left of STUDY_TIMEOUT
+    local left=$(( ${STUDY_TIMEOUT:-540} - ($(date +%s) - start) ))
+    timeout "$left" python3 -m afss_utils.run --no-progress "$@" 2>&1 \
+        | grep -v "IPKernelApp\|Passed unknown\|Unable to parse"
+    return "${PIPESTATUS[0]}"
+}
+case "$study" in
+    paper)
+        kept=gpu
+        run --params params/paper.yaml params/gpu.yaml --only 00,01,02,03 --out out/gpu
+        rc=$? ;;
+    center_student)
+        kept=center_student
+        run --params /tmp/serial.yaml --only 00 --out out/default \
+            && run --params params/center_student.yaml /tmp/serial.yaml --only 03 --out out/center_student
+        rc=$?
+        # the same pseudo-labels as the 2-core study's, or the rows are not comparable
+        sha1sum out/center_student/predictions/pseudo_labels/pooled_*.json ;;
+    *) echo "unknown study $study: paper | center_student" >&2; exit 2 ;;
+esac
 echo "study exit $rc after $(( $(date +%s) - start )) s"
 mkdir -p "$out"
-tar czf "$out/gpu_study.tgz" -C out --exclude='*.pt' --exclude='*.pth' gpu
+tar czf "$out/gpu_study.tgz" -C out --exclude='*.pt' --exclude='*.pth' "$kept"
 ls -la "$out"
 exit "$rc"
