@@ -189,6 +189,24 @@ def test_associate_empty_cases():
     assert far[0].track_id == 2 and nid == 3  # beyond the radius: not the old track
 
 
+def test_a_lost_track_keeps_its_id_through_a_missed_frame():
+    # A moves right 12 px a frame (offset: -12 px to where it was); frame 2 misses it
+    a1, a3 = _det([[10, 30], [20, 30]], (-12, 0)), _det([[34, 30], [44, 30]], (-12, 0))
+    for max_age, want in ((1, 1), (0, 2)):
+        tracks, lost, nid = sdtnet.associate_lost([], [], [a1], 5.0, max_age, 1)
+        tracks, lost, nid = sdtnet.associate_lost(tracks, lost, [], 5.0, max_age, nid)
+        assert tracks == [] and len(lost) == max_age
+        tracks, lost, nid = sdtnet.associate_lost(tracks, lost, [a3], 5.0, max_age, nid)
+        # matched where its motion carried it (24 px away, radius 5), or a new track
+        assert [t.track_id for t in tracks] == [want] and lost == []
+    # a track waits max_age frames, no longer
+    tracks, lost, nid = sdtnet.associate_lost([], [], [a1], 5.0, 2, 1)
+    for age in (1, 2):
+        tracks, lost, nid = sdtnet.associate_lost(tracks, lost, [], 5.0, 2, nid)
+        assert [a for _, a in lost] == [age]
+    assert sdtnet.associate_lost(tracks, lost, [], 5.0, 2, nid)[1] == []
+
+
 # ---------------------------------------------------------------------------- training
 TINY = DebrisConfig(
     size=64, frames=3, debris=(2, 2), length=(14.0, 20.0), speed=(3.0, 5.0), stars=5,
@@ -244,6 +262,38 @@ def test_samples_from_coco_pair_each_frame_with_its_predecessor(tmp_path):
     assert sdtnet.samples_from_coco({"images": [], "annotations": []}, tmp_path) == []
 
 
+def test_detection_diagnosis_counts_what_a_network_finds(tmp_path):
+    from afss_utils.datasets import open_coco
+
+    inst = generate_split(tmp_path, "test", 1, replace(TINY, frames=2), progress=False)
+    ds = open_coco(tmp_path / "test.json", tmp_path, name="test")
+    cfg = SDTNetConfig(variant="endpoints")
+    frames = sorted(inst["images"], key=lambda i: i["frame_id"])
+    truth = [[a for a in inst["annotations"] if a["image_id"] == im["id"]] for im in frames]
+
+    class Replay(torch.nn.Module):  # answers each frame, in order, with the given outputs
+        def __init__(self, outputs):
+            super().__init__()
+            self.outputs = iter(outputs)
+
+        def forward(self, image, prev, h_prev):
+            return next(self.outputs)
+
+    ideal = [ideal_outputs(sdtnet.endpoint_pairs(t), cfg, embeddings=[0, 5]) for t in truth]
+    d = sdtnet.detection_diagnosis(Replay(ideal), cfg, ds)
+    n = sum(map(len, truth))
+    assert n >= 2 and d["true streaks"] == d["left found"] == d["right found"] == n
+    assert d["detection recall"] == d["detection precision"] == 1.0
+    # the same peaks with one embedding: the endpoints are found, their pairs are guesses
+    same = [ideal_outputs(sdtnet.endpoint_pairs(t), cfg, embeddings=[0, 0]) for t in truth]
+    assert sdtnet.detection_diagnosis(Replay(same), cfg, ds)["left peak recall"] == 1.0
+    blind = [{k: torch.zeros_like(v) for k, v in o.items()} for o in ideal]
+    d = sdtnet.detection_diagnosis(Replay(blind), cfg, ds)
+    assert d["detections"] == d["left found"] == 0 and d["detection recall"] == 0.0
+    with pytest.raises(ValueError, match="endpoint variant"):
+        sdtnet.detection_diagnosis(Replay([]), SDTNetConfig(variant="center"), ds)
+
+
 # ---------------------------------------------------------------------------- config
 @pytest.mark.parametrize(
     "key,value",
@@ -258,11 +308,20 @@ def test_samples_from_coco_pair_each_frame_with_its_predecessor(tmp_path):
         ("heatmap_weight", -1.0),
         ("offset_weight", float("nan")),
         ("backbone", ""),
+        ("max_age", -1),
     ],
 )
 def test_bad_config_names_the_key(key, value):
     with pytest.raises(ValueError, match=f"SDTNetConfig.{key} "):
         SDTNetConfig(**{key: value})
+
+
+@pytest.mark.parametrize(
+    "precision,match", [("fp16", "fp16 needs a CUDA device"), ("half", "must be auto, bf16")]
+)
+def test_bad_training_precision_names_the_key(samples, precision, match):
+    with pytest.raises(ValueError, match=f"debris.sdtnet.precision {match}"):
+        sdtnet.train(samples, SDTNetConfig(channels=8), steps=1, precision=precision)
 
 
 def test_unknown_backbone_names_the_key():

@@ -1060,3 +1060,32 @@ def test_debris_sdtnet_against_the_best_box_rows_and_its_ablation():
     assert "the SDT-Net Oracle 38.0 against the YOLO Oracle's 40.0 (+ bytetrack): -2.0" in text
     assert "(a) centre 20.0, (b) endpoints 36.0, (d) full 38.0" in text
     assert "no SDT-Net row" in narrative.debris_sdtnet(long.iloc[:0])
+
+
+def test_debris_targets_say_which_are_met_and_where_a_miss_is_lost():
+    rows = [  # (detector, tracker, split, HOTA, DetA, AssA)
+        ("student", "ocsort", "dense", 40.0, 35.0, 46.0),
+        ("Oracle", "ocsort", "dense", 50.0, 45.0, 56.0),
+        ("SDT-Net", "SDT-Net offsets", "dense", 45.0, 38.0, 53.0),
+        ("SDT-Net Oracle", "SDT-Net offsets", "dense", 52.0, 47.0, 58.0),
+        ("student", "bytetrack", "sparse", 70.0, 65.0, 75.0),
+        ("SDT-Net", "SDT-Net offsets", "sparse", 80.0, 75.0, 85.0),
+    ]
+    long = pd.DataFrame(rows, columns=["detector", "tracker", "split", "HOTA", "DetA", "AssA"])
+    diag = pd.DataFrame(
+        [("SDT-Net", "dense", 0.79, 0.77, 0.70, 0.46)],
+        columns=["network", "split", "left peak recall", "right peak recall"]
+        + ["detection precision", "detection recall"],
+    )
+    text = narrative.debris_targets(long, diag)
+    assert "SDT-Net, dense: HOTA 45.0 against 40.0 (student + ocsort), +5.0" in text
+    assert "target +10.0: **missed by 5.0**" in text
+    assert "SDT-Net Oracle, dense: HOTA 52.0 against 50.0 (Oracle + ocsort), +2.0" in text
+    assert text.count("**met**") == 2 and "sparse: HOTA 80.0 against 70.0" in text
+    assert "SDT-Net on `dense`: DetA 38.0 and AssA 53.0 against 35.0 and 46.0" in text
+    assert "finds 79% of the left endpoints and 77% of the right ones, yet 46%" in text
+    # an Oracle level with the YOLO one has not beaten it; no diagnosis row: no recall sentence
+    level = long.assign(HOTA=long["HOTA"].where(long["detector"] != "SDT-Net Oracle", 50.0))
+    text = narrative.debris_targets(level, diag.iloc[:0])
+    assert "target more: **missed by 0.0**" in text and "left endpoints" not in text
+    assert "no SDT-Net row" in narrative.debris_targets(long.iloc[:0], diag)

@@ -163,6 +163,7 @@ SDTNET_TRAINING = (
     "batch",
     "lr",
     "label_width",
+    "precision",
 )  # debris.sdtnet, not the net's
 
 
@@ -226,7 +227,14 @@ def train_and_track_sdtnet(
     device = resolve_device(params.get("device", "cpu"))
     samples = sdtnet.samples_from_coco(instances, image_dir)
     model, history = sdtnet.train(
-        samples, config, opts["steps"], opts["batch"], opts["lr"], seed=seed, device=device
+        samples,
+        config,
+        opts["steps"],
+        opts["batch"],
+        opts["lr"],
+        seed=seed,
+        device=device,
+        precision=opts.get("precision", "auto"),
     )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
