@@ -524,3 +524,12 @@ def test_stride8_student_fits_boxes_tighter_than_the_report_grid(tmp_path: Path)
     again = CenterNetStudent(imgsz=96, stride=8).load(tmp_path / "s8" / "weights.pt").predict(ds)
     assert [p["bbox"] for p in again] == [p["bbox"] for p in preds]
     assert ap75[8] > ap75[32]
+
+
+def test_fine_targets_follow_the_box_targets_device():
+    """The cells come from numpy (CPU) while a GPU training's box targets are on the GPU: the
+    GPU run of params/center_student.yaml failed there. 'meta' stands in for the other device."""
+    off, log_size = centernet.fine_targets(
+        torch.zeros(3, 4, device="meta"), torch.zeros(3, 2, dtype=torch.long), 8, 192
+    )
+    assert off.device.type == log_size.device.type == "meta" and off.shape == (3, 2)

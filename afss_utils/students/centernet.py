@@ -171,7 +171,7 @@ def fine_targets(box_target, cells, stride: int, size: int):
     (K, 2) long (row, col) -> offset (K, 2) ``cx / stride - col, cy / stride - row`` in [0, 1]
     and log size (K, 2) ``log(w / stride), log(h / stride)``."""
     px = box_target * (size / stride)
-    return px[:, :2] - cells.flip(1).to(px.dtype), px[:, 2:].clamp_min(1e-3).log()
+    return px[:, :2] - cells.flip(1).to(px), px[:, 2:].clamp_min(1e-3).log()
 
 
 def local_peaks(center_logits: np.ndarray) -> np.ndarray:
