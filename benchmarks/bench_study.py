@@ -27,7 +27,14 @@ def rows_from_manifest(
     """One row per notebook plus the total, in seconds. The total is the study's wall time (the
     runner starts 05 and 06 beside 01-04, so the notebooks' own times overlap); a manifest of a
     partial run (``--only``) has none, and its total is the sum of its notebooks. ``notebooks``:
-    only those rows and no total (a rerun of one notebook into a study's manifest)."""
+    only those rows and no total (a rerun of one notebook into a study's manifest), each named
+    whole or by its number (``05``); a name that matches no notebook is a KeyError."""
+    names = list(manifest["notebooks"])
+    if notebooks:
+        unknown = [n for n in notebooks if not any(m == n or m.startswith(f"{n}_") for m in names)]
+        if unknown:
+            raise KeyError(f"no notebook {', '.join(unknown)} in the manifest: {', '.join(names)}")
+        notebooks = [m for m in names if any(m == n or m.startswith(f"{n}_") for n in notebooks)]
     machine = manifest.get("machine", {})
     notes = ", ".join(
         n
