@@ -31,10 +31,10 @@ def rows_from_manifest(
     whole or by its number (``05``); a name that matches no notebook is a KeyError."""
     names = list(manifest["notebooks"])
     if notebooks:
-        unknown = [n for n in notebooks if not any(m == n or m.startswith(f"{n}_") for m in names)]
-        if unknown:
+        named = {n: [m for m in names if m == n or m.startswith(f"{n}_")] for n in notebooks}
+        if unknown := [n for n, found in named.items() if not found]:
             raise KeyError(f"no notebook {', '.join(unknown)} in the manifest: {', '.join(names)}")
-        notebooks = [m for m in names if any(m == n or m.startswith(f"{n}_") for n in notebooks)]
+        notebooks = [m for m in names if any(m in found for found in named.values())]
     machine = manifest.get("machine", {})
     notes = ", ".join(
         n

@@ -2,9 +2,10 @@
 
 For a trained network (``work_dir/debris/sdtnet/<row>/sdtnet.pt``, written by notebook 05) and
 each test split, :func:`afss_utils.debris.sdtnet.detection_diagnosis` (notebook 05 shows it too),
-with the *true* previous-frame heatmap as input (so tracking errors do not feed back): the share of true left / right endpoints that have a heatmap peak within ``--tol`` pixels
-(max-norm), the detections ``decode`` forms by pairing peaks, how many of them lie within 3 px of
-a true streak (both endpoints), and so the detection precision and recall. Diagnosis only: the
+with the *true* previous-frame heatmap as input (so tracking errors do not feed back): the share
+of true left / right endpoints that have a heatmap peak within ``--tol`` pixels (max-norm), the
+detections ``decode`` forms by pairing peaks, how many of them lie within 3 px of a true streak
+(both endpoints), and so the detection precision and recall. Diagnosis only: the
 numbers are read, nothing is chosen on them.
 
     python benchmarks/sdtnet_pairing.py --write     # -> results/tables/sdtnet_pairing.{csv,md}

@@ -155,11 +155,11 @@ class SDTNetConfig:
 
         need("variant", self.variant in VARIANTS, f"one of {', '.join(VARIANTS)}")
         need("backbone", isinstance(self.backbone, str) and bool(self.backbone), "a timm name")
-        for key in ("channels", "max_objects"):
+        for key, low in (("channels", 1), ("max_objects", 1), ("max_age", 0)):
             v = getattr(self, key)
-            need(key, isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an int >= 1")
-        v = self.max_age
-        need("max_age", isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an int >= 0")
+            need(
+                key, isinstance(v, int) and not isinstance(v, bool) and v >= low, f"an int >= {low}"
+            )
         need("stride", self.stride == STRIDE, f"{STRIDE} (the only output stride built)")
         for key in ("sigma", "radius", "pair_distance", "push_margin", "mask_pair_distance"):
             need(key, _number(getattr(self, key)) and getattr(self, key) > 0, "a number > 0")
