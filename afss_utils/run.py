@@ -304,6 +304,31 @@ def upstream(number: str, numbers: list[str]) -> str | None:
     return before if before in numbers else None
 
 
+def _ancestors(number: str, numbers: list[str]) -> set[str]:
+    found, up = set(), upstream(number, numbers)
+    while up is not None:
+        found.add(up)
+        up = upstream(up, numbers)
+    return found
+
+
+def kernel_threads(number: str, numbers: list[str], cores: int) -> int:
+    """The threads notebook ``number``'s kernel may use when ``numbers`` run on ``cores``.
+
+    A notebook that nothing else can run beside (every other one waits on it, or it on them)
+    gets every core. The others share the machine with the side branches and with the Ray tasks
+    that use every core Ray counts, so each kernel gets ``cores // (lines + 1)`` threads (at least
+    one), ``lines`` being how many notebooks can run at once: on 2 cores, a kernel running torch on
+    2 OpenMP threads beside two single-thread trainings made every step ~4.6x slower (each
+    parallel region waits on a thread the OS has descheduled), where one thread costs nothing.
+    """
+    ancestors = {n: _ancestors(n, numbers) for n in numbers}
+    if all(m == number or m in ancestors[number] or number in ancestors[m] for m in numbers):
+        return cores
+    leaves = sum(not any(n in ancestors[m] for m in numbers) for n in numbers)
+    return max(1, cores // (leaves + 1))
+
+
 @dataclass
 class _NotebookTask:
     """One notebook of a study run: what to execute, and where its executed copy goes."""
@@ -339,25 +364,23 @@ def _run_tasks(
         return
     ray = cluster.connect(config)
     # The notebooks' kernels join this instance (their trainings share its CPUs); the notebook
-    # tasks themselves ask for no CPU, since each only waits on its kernel.
+    # tasks themselves ask for no CPU, since each only waits on its kernel, whose own work runs
+    # on kernel_threads().
     # An executed notebook keeps a progress bar as a frozen "0%" line and Ray's C++ log lines
     # (e.g. Ray Data's note on its actors' constructor arguments) as stderr: neither tells a
     # reader anything; a failed task still raises in the notebook.
     env = cluster.worker_env(
-        RAY_ADDRESS=os.environ["RAY_ADDRESS"],
-        OMP_NUM_THREADS=str(cpu_cores()),
-        TQDM_DISABLE="1",
-        RAY_BACKEND_LOG_LEVEL="fatal",
+        RAY_ADDRESS=os.environ["RAY_ADDRESS"], TQDM_DISABLE="1", RAY_BACKEND_LOG_LEVEL="fatal"
     )
-    remote = ray.remote(max_calls=1)(_execute_task).options(
-        num_cpus=0, max_retries=0, runtime_env={"env_vars": env}
-    )
+    remote = ray.remote(max_calls=1, num_cpus=0, max_retries=0)(_execute_task)
     numbers = [t.number for t in tasks]
     by_number: dict[str, Any] = {}  # the last notebook of each number: what later ones wait on
     by_ref: dict[Any, _NotebookTask] = {}
     for task in tasks:
         up = upstream(task.number, numbers)
-        ref = remote.remote(
+        threads = str(kernel_threads(task.number, numbers, cpu_cores()))
+        threads_env = dict.fromkeys(cluster.KERNEL_THREADS_ENV, threads)
+        ref = remote.options(runtime_env={"env_vars": env | threads_env}).remote(
             str(task.notebook),
             str(task.target),
             task.params,
@@ -400,7 +423,8 @@ def _run_serially(
 
     # the kernels papermill starts inherit this process's environment: the same as the Ray
     # engine's notebook tasks get (no frozen progress bars in the executed copies)
-    kernel_env = {"OMP_NUM_THREADS": str(cpu_cores()), "TQDM_DISABLE": "1"}
+    threads_env = dict.fromkeys(cluster.KERNEL_THREADS_ENV, str(cpu_cores()))
+    kernel_env = {**threads_env, "TQDM_DISABLE": "1"}
     # the runner's own bar is made first: tqdm reads TQDM_DISABLE when a bar is made
     with (
         tqdm(total=len(tasks), desc="study", unit="notebook", disable=not progress) as bar,

@@ -12,7 +12,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from afss_utils import run
-from afss_utils.config import DEFAULT_PARAMS, load_params
+from afss_utils.cluster import KERNEL_THREADS_ENV
+from afss_utils.config import DEFAULT_PARAMS, cpu_cores, load_params
 
 ALL_KEYS = list(load_params())
 # The first notebook declares a few keys, the second all the others: together they cover the
@@ -22,13 +23,14 @@ SECOND_KEYS = [k for k in ALL_KEYS if k not in FIRST_KEYS]
 
 # Appends what the notebook saw to {out_dir}/log.jsonl; `declared` is set by the test.
 RECORD = """\
-import json, pathlib
+import json, os, pathlib
 _seen = {{k: globals()[k] for k in {declared!r}}}
 _log = pathlib.Path({log_dir!r}) / "log.jsonl"
 _log.parent.mkdir(parents=True, exist_ok=True)
 with open(_log, "a") as fh:
     fh.write(json.dumps({{"name": {name!r}, "seen": _seen,
-                         "has_seed": "seed" in globals()}}) + "\\n")
+                         "has_seed": "seed" in globals(),
+                         "threads": [os.environ.get(k) for k in {threads_env!r}]}}) + "\\n")
 """
 
 
@@ -48,7 +50,10 @@ def make_notebook(path: Path, keys: list[str], body: str = "", tagged: bool = Tr
 
 
 def recording_notebook(path: Path, keys: list[str], log_dir: Path, extra: str = "") -> Path:
-    body = RECORD.format(declared=keys, log_dir=str(log_dir), name=path.stem) + extra
+    body = RECORD.format(
+        declared=keys, log_dir=str(log_dir), name=path.stem, threads_env=KERNEL_THREADS_ENV
+    )
+    body += extra
     return make_notebook(path, keys, body)
 
 
@@ -343,3 +348,30 @@ def test_upstream_is_the_previous_notebook_except_for_side_branches():
     assert run.upstream("03", ["03", "04"]) is None and run.upstream("04", ["03", "04"]) == "03"
     assert run.upstream("05", ["03", "05"]) is None
     assert run.upstream("01", []) is None
+
+
+def test_kernel_threads_share_the_cores_between_notebooks_that_run_at_once():
+    study = ["00", "01", "02", "03", "04", "05", "06"]
+    # 00 runs before everything; the main line and the two branches share the cores with Ray
+    assert [run.kernel_threads(n, study, 16) for n in study] == [16] + [4] * 6
+    assert [run.kernel_threads(n, study, 2) for n in study] == [2] + [1] * 6
+    # --only: one notebook, or a chain, has the machine to itself; two branches share it
+    assert run.kernel_threads("03", ["03"], 2) == 2
+    assert [run.kernel_threads(n, ["00", "05"], 8) for n in ("00", "05")] == [8, 8]
+    assert [run.kernel_threads(n, ["05", "06"], 8) for n in ("05", "06")] == [2, 2]
+    assert run.kernel_threads("05", ["05", "06"], 1) == 1
+
+
+def test_each_kernel_runs_on_the_threads_it_was_given(tmp_path):
+    nbs, log_dir = tmp_path / "notebooks", tmp_path / "log"
+    nbs.mkdir()
+    recording_notebook(nbs / "00_root.ipynb", ALL_KEYS, log_dir)
+    recording_notebook(nbs / "01_main.ipynb", [], log_dir)
+    recording_notebook(nbs / "05_branch.ipynb", [], log_dir)
+    run.run_study(None, tmp_path / "out", progress=False, notebooks_dir=nbs)
+    numbers = ["00", "01", "05"]
+    seen = {rec["name"][:2]: rec["threads"] for rec in read_log(log_dir)}
+    assert seen == {
+        n: [str(run.kernel_threads(n, numbers, cpu_cores()))] * len(KERNEL_THREADS_ENV)
+        for n in numbers
+    }
