@@ -318,9 +318,10 @@ def kernel_threads(number: str, numbers: list[str], cores: int) -> int:
     A notebook that nothing else can run beside (every other one waits on it, or it on them)
     gets every core. The others share the machine with the side branches and with the Ray tasks
     that use every core Ray counts, so each kernel gets ``cores // (lines + 1)`` threads (at least
-    one), ``lines`` being how many notebooks can run at once: on 2 cores, a kernel running torch on
-    2 OpenMP threads beside two single-thread trainings made every step ~4.6x slower (each
-    parallel region waits on a thread the OS has descheduled), where one thread costs nothing.
+    one), ``lines`` being how many notebooks can run at once. On 2 cores a process running torch
+    on 2 OpenMP threads beside a pinned one-thread training made that training's step 1.42x as
+    long (each parallel region waits on a thread the OS has descheduled); a one-thread process
+    beside it cost 2 % (benchmarks/bench_kernel_threads.py).
     """
     ancestors = {n: _ancestors(n, numbers) for n in numbers}
     if all(m == number or m in ancestors[number] or number in ancestors[m] for m in numbers):
