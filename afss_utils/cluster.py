@@ -51,7 +51,7 @@ ENGINES = ("ray", "serial")
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # read by Ray when it is imported
 THREADS_ENV = "AFSS_THREADS"  # read by config.cpu_cores(): the threads this process may use
 # What a process reads its thread count from at start: torch (OpenMP), BLAS, OpenCV, this package
-KERNEL_THREADS_ENV = (THREADS_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")
+THREAD_VARIABLES = (THREADS_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")
 # Where weights and caches are, and whether the network may be used: a worker process gets the
 # environment its raylet was started with, so a model cache named by the caller after Ray started
 # (a notebook kernel, a test) would otherwise be invisible to the task that loads the teacher.
@@ -187,6 +187,11 @@ def temporary_env(**values: str | None):
         apply(saved)
 
 
+def threads_env(n: int) -> dict[str, str]:
+    """The environment that puts a process started with it on ``n`` threads."""
+    return dict.fromkeys(THREAD_VARIABLES, str(n))
+
+
 @contextlib.contextmanager
 def pinned_threads(n: int):
     """Run the block with torch, OpenCV, OpenMP/BLAS and ultralytics on ``n`` threads."""
@@ -194,8 +199,7 @@ def pinned_threads(n: int):
     import torch
 
     saved = torch.get_num_threads(), cv2.getNumThreads()
-    env = dict.fromkeys(KERNEL_THREADS_ENV, str(n))
-    with temporary_env(**env):
+    with temporary_env(**threads_env(n)):
         torch.set_num_threads(n)
         cv2.setNumThreads(n)
         try:

@@ -379,9 +379,8 @@ def _run_tasks(
     by_ref: dict[Any, _NotebookTask] = {}
     for task in tasks:
         up = upstream(task.number, numbers)
-        threads = str(kernel_threads(task.number, numbers, cpu_cores()))
-        threads_env = dict.fromkeys(cluster.KERNEL_THREADS_ENV, threads)
-        ref = remote.options(runtime_env={"env_vars": env | threads_env}).remote(
+        threads = cluster.threads_env(kernel_threads(task.number, numbers, cpu_cores()))
+        ref = remote.options(runtime_env={"env_vars": env | threads}).remote(
             str(task.notebook),
             str(task.target),
             task.params,
@@ -424,8 +423,7 @@ def _run_serially(
 
     # the kernels papermill starts inherit this process's environment: the same as the Ray
     # engine's notebook tasks get (no frozen progress bars in the executed copies)
-    threads_env = dict.fromkeys(cluster.KERNEL_THREADS_ENV, str(cpu_cores()))
-    kernel_env = {**threads_env, "TQDM_DISABLE": "1"}
+    kernel_env = {**cluster.threads_env(cpu_cores()), "TQDM_DISABLE": "1"}
     # the runner's own bar is made first: tqdm reads TQDM_DISABLE when a bar is made
     with (
         tqdm(total=len(tasks), desc="study", unit="notebook", disable=not progress) as bar,

@@ -12,7 +12,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from afss_utils import run
-from afss_utils.cluster import KERNEL_THREADS_ENV
+from afss_utils.cluster import THREAD_VARIABLES
 from afss_utils.config import DEFAULT_PARAMS, cpu_cores, load_params
 
 ALL_KEYS = list(load_params())
@@ -51,7 +51,7 @@ def make_notebook(path: Path, keys: list[str], body: str = "", tagged: bool = Tr
 
 def recording_notebook(path: Path, keys: list[str], log_dir: Path, extra: str = "") -> Path:
     body = RECORD.format(
-        declared=keys, log_dir=str(log_dir), name=path.stem, threads_env=KERNEL_THREADS_ENV
+        declared=keys, log_dir=str(log_dir), name=path.stem, threads_env=THREAD_VARIABLES
     )
     body += extra
     return make_notebook(path, keys, body)
@@ -372,6 +372,6 @@ def test_each_kernel_runs_on_the_threads_it_was_given(tmp_path):
     numbers = ["00", "01", "05"]
     seen = {rec["name"][:2]: rec["threads"] for rec in read_log(log_dir)}
     assert seen == {
-        n: [str(run.kernel_threads(n, numbers, cpu_cores()))] * len(KERNEL_THREADS_ENV)
+        n: [str(run.kernel_threads(n, numbers, cpu_cores()))] * len(THREAD_VARIABLES)
         for n in numbers
     }
