@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -179,6 +181,27 @@ def test_a_row_trained_alone_and_beside_another_gives_the_same_bytes(
     assert first == (tmp_path / "serial" / "test_predictions.json").read_bytes()
     # the student travels back holding its weights, ready to predict in the driver
     assert student.model is not None and student.predict(data) == alone["a"][0].test_results
+
+
+def test_kernels_seeded_alike_join_ray_with_their_own_subscriber_ids(monkeypatch):
+    """Ray draws a driver's GCS subscriber ids from the global ``random``; two notebook kernels
+    that seeded it alike must still draw different ones (else their long polls end each other's
+    in a busy loop), and the notebook's own random stream must not move."""
+    ray = pytest.importorskip("ray")
+    drawn = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    # as ray._raylet's GcsErrorSubscriber / GcsLogSubscriber take their 28-byte ids
+    monkeypatch.setattr(ray, "init", lambda **kw: drawn.append(random.getrandbits(8 * 28)))
+    monkeypatch.setattr(
+        ray, "get_runtime_context", lambda: SimpleNamespace(gcs_address="10.0.0.1:6379")
+    )
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")  # restored after the test
+    for _kernel in range(2):
+        random.seed(0)  # seed_everything(seed) at the top of every notebook
+        seeded = random.getstate()
+        cluster.connect(ClusterConfig(address="10.0.0.1:6379"))
+        assert random.getstate() == seeded
+    assert len(drawn) == 2 and drawn[0] != drawn[1]
 
 
 def test_temporary_env_sets_unsets_and_restores(monkeypatch):
