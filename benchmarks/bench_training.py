@@ -1,5 +1,5 @@
 """Student training cost and quality by configuration: the measurements behind default.yaml's
-YOLO resolution, width and precision.
+YOLO resolution, width, precision and memory layout.
 
 speed:   seconds per optimiser step of YOLO11 training (batch 16, ultralytics' own loop, mosaic
          on, data cached in RAM) for each configuration, timed over the second epoch (the first
@@ -11,6 +11,7 @@ quality: one Oracle training per configuration on the default synthetic training
 Run on a quiet machine (the load average is recorded with every figure):
 
     python benchmarks/bench_training.py speed --write
+    python benchmarks/bench_training.py speed --configs bf16:192:nchw bf16:192 --threads 1 --write
     python benchmarks/bench_training.py speed --configs bf16:192 center:bf16:192 center:fp32:192 --write
     python benchmarks/bench_training.py quality --configs bf16:192 bf16:256 --steps 1500 --write
 """
@@ -18,6 +19,7 @@ Run on a quiet machine (the load average is recorded with every figure):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import tempfile
@@ -49,9 +51,11 @@ def narrow_yaml(folder: Path) -> str:
 
 
 def student_for(config: str, folder: Path, **args) -> YoloStudent:
-    """``precision:imgsz[:narrow]`` -> an untrained YOLO11n-seg student."""
+    """``precision:imgsz[:narrow][:nchw]`` -> an untrained YOLO11n-seg student (``nchw``: trained
+    in ultralytics' own NCHW layout instead of the students' channels-last; see
+    :func:`layout_of`)."""
     precision, imgsz, *rest = config.split(":")
-    model = narrow_yaml(folder) if rest == ["narrow"] else "yolo11n-seg.yaml"
+    model = narrow_yaml(folder) if "narrow" in rest else "yolo11n-seg.yaml"
     return YoloStudent(
         "segment",
         model,
@@ -68,11 +72,21 @@ def student_for(config: str, folder: Path, **args) -> YoloStudent:
     )
 
 
+def layout_of(config: str) -> str:
+    """The torch memory format a speed config trains in."""
+    return "contiguous_format" if "nchw" in config.split(":")[2:] else "channels_last"
+
+
 def load_note() -> str:
     return f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs"
 
 
-def speed(configs: list[str], repeats: int, images: int) -> list[dict]:
+def speed(configs: list[str], repeats: int, images: int, threads: int | None = None) -> list[dict]:
+    """Seconds per step of each config; ``threads``: each training pinned to that many threads
+    (as a study training task is), else torch's default (every core)."""
+    from afss_utils.cluster import pinned_threads
+    from afss_utils.students import yolo
+
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -88,7 +102,10 @@ def speed(configs: list[str], repeats: int, images: int) -> list[dict]:
             for r in range(repeats):
                 s = student_for(config, tmp, epochs=2, seed=r)
                 loads.append(os.getloadavg()[0])
-                s.train(ds.instances, ds.image_dir, tmp / f"{config.replace(':', '_')}_{r}")
+                yolo.TRAIN_MEMORY_FORMAT = layout_of(config)
+                with pinned_threads(threads) if threads else contextlib.nullcontext():
+                    s.train(ds.instances, ds.image_dir, tmp / f"{config.replace(':', '_')}_{r}")
+                yolo.TRAIN_MEMORY_FORMAT = "channels_last"
                 # results.csv 'time' is cumulative seconds at the end of each epoch
                 epoch2 = s.history[1]["time"] - s.history[0]["time"]
                 per_step.append(epoch2 / s.steps_per_epoch(len(ds)))
@@ -97,10 +114,12 @@ def speed(configs: list[str], repeats: int, images: int) -> list[dict]:
             rows.append(
                 {
                     "benchmark": "yolo_train_step",
-                    "setting": f"yolo11n-seg {config} batch 16",
+                    "setting": f"yolo11n-seg {config} batch 16"
+                    + (f", {threads} thread{'s' * (threads > 1)}" if threads else ""),
                     "value": round(value, 4),
                     "unit": "s/step",
                     "notes": f"median of {repeats} (2nd epoch of {len(ds)} images); "
+                    f"{layout_of(config)}; runs {' '.join(f'{v:.3f}' for v in per_step)}; "
                     f"load average {max(loads):.2f} at most, {os.cpu_count()} CPUs",
                 }
             )
@@ -180,13 +199,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--images", type=int, default=240, help="speed: training images")
+    ap.add_argument("--threads", type=int, help="speed: pin each training to this many threads")
     ap.add_argument("--steps", type=int, default=1500, help="quality: optimiser steps")
     ap.add_argument("--params", default=str(ROOT / "params" / "default.yaml"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--write", action="store_true", help="update results/tables/benchmarks.csv")
     args = ap.parse_args(argv)
     if args.what == "speed":
-        rows = speed(args.configs, args.repeats, args.images)
+        rows = speed(args.configs, args.repeats, args.images, args.threads)
     else:
         rows = quality(args.configs, args.steps, args.params, args.seed)
     if args.write:

@@ -1,4 +1,5 @@
-"""bf16 autocast for YOLO training on CPUs that have it, through an ultralytics trainer subclass."""
+"""bf16 autocast for YOLO training on CPUs that have it, and channels-last training, through an
+ultralytics trainer subclass."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 
 from afss_utils.datasets import open_coco
 from afss_utils.students import YoloStudent, resolve_precision, training
-from afss_utils.students.yolo import _cpu_bf16_trainer
+from afss_utils.students.yolo import _student_trainer
 
 
 def test_resolve_precision(monkeypatch):
@@ -46,7 +47,7 @@ def test_bf16_trainer_autocasts_on_the_given_device_type(monkeypatch):
         return real("cpu", dtype=torch.bfloat16)  # no GPU here: the context itself runs on CPU
 
     monkeypatch.setattr(torch, "autocast", spy)
-    trainer = _cpu_bf16_trainer(_Trainer, "cuda")()
+    trainer = _student_trainer(_Trainer, ("cuda", torch.bfloat16))()
     trainer._setup_train()
     trainer.model.predict(torch.rand(1, 3, 8, 8))
     assert seen == [("cuda", torch.bfloat16)]
@@ -68,10 +69,30 @@ class _Net(torch.nn.Module):
 class _Trainer:
     def _setup_train(self):
         self.model = _Net()
+        self.ema = _Net()  # ultralytics copies the model into its EMA here
+
+    def preprocess_batch(self, batch):
+        return {**batch, "img": batch["img"].float() / 255}
+
+
+def test_trainer_trains_channels_last_and_keeps_the_ema_contiguous():
+    trainer = _student_trainer(_Trainer)()
+    trainer._setup_train()
+    assert trainer.model.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not trainer.model.conv.weight.is_contiguous()
+    assert trainer.ema.conv.weight.is_contiguous()  # what is saved and validated
+    batch = trainer.preprocess_batch(
+        {"img": torch.randint(0, 255, (2, 3, 8, 8), dtype=torch.uint8)}
+    )
+    assert batch["img"].is_contiguous(memory_format=torch.channels_last)
+    assert batch["img"].dtype == torch.float32  # the base class's preprocessing still runs
+    trainer.model.predict(batch["img"])
+    assert trainer.model.seen == [(False, torch.float32)]  # fp32: no autocast
+    assert type(trainer).__name__ == "ChannelsLast_Trainer"
 
 
 def test_bf16_trainer_runs_the_forward_in_bf16_and_returns_float32():
-    trainer = _cpu_bf16_trainer(_Trainer)()
+    trainer = _student_trainer(_Trainer, ("cpu", torch.bfloat16))()
     trainer._setup_train()
     out = trainer.model.predict(torch.rand(1, 3, 8, 8))
     assert trainer.model.seen == [(True, torch.bfloat16)]
@@ -94,4 +115,6 @@ def test_yolo_bf16_training_saves_plain_checkpoints(tmp_path: Path, make_shapes)
     reloaded = YoloStudent("segment", imgsz=64).load(s.weights)
     assert "predict" not in vars(reloaded.model.model)
     assert next(reloaded.model.model.parameters()).dtype == torch.float32
+    # channels-last is the training model's layout only: checkpoints load as plain NCHW models
+    assert all(p.is_contiguous() for p in reloaded.model.model.parameters())
     assert len(reloaded.predict(ds)) == len(ds)
