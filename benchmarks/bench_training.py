@@ -103,9 +103,11 @@ def speed(configs: list[str], repeats: int, images: int, threads: int | None = N
                 s = student_for(config, tmp, epochs=2, seed=r)
                 loads.append(os.getloadavg()[0])
                 yolo.TRAIN_MEMORY_FORMAT = layout_of(config)
-                with pinned_threads(threads) if threads else contextlib.nullcontext():
-                    s.train(ds.instances, ds.image_dir, tmp / f"{config.replace(':', '_')}_{r}")
-                yolo.TRAIN_MEMORY_FORMAT = "channels_last"
+                try:
+                    with pinned_threads(threads) if threads else contextlib.nullcontext():
+                        s.train(ds.instances, ds.image_dir, tmp / f"{config.replace(':', '_')}_{r}")
+                finally:
+                    yolo.TRAIN_MEMORY_FORMAT = "channels_last"
                 # results.csv 'time' is cumulative seconds at the end of each epoch
                 epoch2 = s.history[1]["time"] - s.history[0]["time"]
                 per_step.append(epoch2 / s.steps_per_epoch(len(ds)))
