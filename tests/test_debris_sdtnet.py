@@ -20,10 +20,11 @@ def ann(endpoints, track_id=1, width=2.0):
     return {"endpoints": list(endpoints), "track_id": track_id, "width": width}
 
 
-def ideal_outputs(streaks, config: SDTNetConfig, embeddings=None, offsets=None):
+def ideal_outputs(streaks, config: SDTNetConfig, embeddings=None, offsets=None, reach=False):
     """What a perfect network would say about one 64 x 64 frame: streaks (K, 2, 2) xy pixels
     (left, right) -> a batch-of-one outputs dict: 1 at each endpoint's cell and 0 elsewhere,
-    the exact sub-cell positions, the given embeddings (K,) and offsets (K, 2, 2) pixels."""
+    the exact sub-cell positions, the given embeddings (K,) and offsets (K, 2, 2) pixels, and
+    with ``reach`` each endpoint's exact vector to its partner (cells)."""
     h, w = SIZE[0] // 4, SIZE[1] // 4
     out = {
         "heatmap": torch.zeros(1, 2, h, w),
@@ -31,6 +32,8 @@ def ideal_outputs(streaks, config: SDTNetConfig, embeddings=None, offsets=None):
         "offset": torch.zeros(1, 4, h, w),
         "embedding": torch.zeros(1, 2, h, w),
     }
+    if reach:
+        out["reach"] = torch.zeros(1, 4, h, w)
     for k, ends in enumerate(np.asarray(streaks, float)):
         for p, (x, y) in enumerate(ends):
             c, r = int(x // 4), int(y // 4)
@@ -40,6 +43,9 @@ def ideal_outputs(streaks, config: SDTNetConfig, embeddings=None, offsets=None):
                 out["offset"][0, 2 * p : 2 * p + 2, r, c] = torch.tensor(offsets[k][p])
             if embeddings is not None:
                 out["embedding"][0, p, r, c] = float(embeddings[k])
+            if reach:
+                to = torch.tensor((ends[1 - p] - ends[p]) / 4, dtype=torch.float32)
+                out["reach"][0, 2 * p : 2 * p + 2, r, c] = to
     return out
 
 
@@ -62,6 +68,20 @@ def test_heatmap_target_peaks_at_the_two_endpoints():
     assert mask[5, 3] == 1 and mask[7, 10] == 1 and mask[0, 15] == 0  # along the streak only
     assert not t["offset_valid"].any()  # no previous frame: no offset target
     assert t["prev_heatmap"].sum() == 0
+
+
+def test_reach_target_points_each_endpoint_at_its_partner():
+    cfg = SDTNetConfig(variant="full", reach_weight=1.0)
+    t = sdtnet.targets([ann([40.5, 30.2, 12.3, 20.7])], [], SIZE, cfg)
+    to_right = np.array([40.5 - 12.3, 30.2 - 20.7]) / 4  # cells
+    reach, where = t["reach"].numpy(), t["reach_cells"].numpy()
+    for p, (col, row), vec in ((0, (3, 5), to_right), (1, (10, 7), -to_right)):
+        near = np.zeros((16, 16), bool)
+        near[row - 1 : row + 2, col - 1 : col + 2] = True  # the endpoint's 3 x 3 cells
+        assert np.array_equal(where[p] == 1, near) and where[p][~near].sum() == 0
+        assert np.allclose(reach[2 * p : 2 * p + 2][:, near].T, vec, atol=1e-6)
+        assert not reach[2 * p : 2 * p + 2][:, ~near].any()
+    assert "reach" not in sdtnet.targets([], [], SIZE, SDTNetConfig(variant="center"))
 
 
 def test_left_is_smaller_x_then_smaller_y():
@@ -147,6 +167,21 @@ def test_embedding_pairing_recovers_two_crossing_streaks():
     )
 
 
+def test_reach_pairs_crossing_streaks_whose_embeddings_are_alike():
+    """The partner vectors (CentripetalNet's centripetal shift, here to the other endpoint) pair
+    the X of the test above where identical embeddings cannot, and a pair whose endpoints do
+    not point at each other within ``reach_gate`` pixels is not made."""
+    cfg = SDTNetConfig(variant="endpoints", reach_weight=1.0, pair_distance=1.0)
+    a = [[8.5, 8.5], [52.25, 52.75]]
+    b = [[8.0, 52.0], [52.0, 8.0]]
+    out = ideal_outputs([a, b], cfg, embeddings=[0.0, 0.0], reach=True)
+    dets = sdtnet.decode(out, cfg)[0]
+    got = sorted((d.endpoints.tolist() for d in dets), key=lambda e: e[0][1])
+    assert np.allclose(got, [a, b], atol=1e-5)
+    out["reach"] = out["reach"] * 0.5  # every partner now points 22-31 px short
+    assert sdtnet.decode(out, replace(cfg, reach_gate=8.0))[0] == []
+
+
 def test_pair_endpoints_is_one_to_one_within_max_distance():
     pairs = sdtnet.pair_endpoints(np.array([0.0, 1.0, 5.0]), np.array([1.1, 0.1]), 0.5)
     assert pairs.tolist() == [[0, 1], [1, 0]]  # 5.0 has no partner within 0.5
@@ -223,13 +258,14 @@ def samples():
 
 @pytest.mark.parametrize("variant", sdtnet.VARIANTS)
 def test_few_step_overfit_lowers_every_loss_term(samples, variant):
-    cfg = SDTNetConfig(variant=variant, channels=32)
+    reach = 0.0 if variant == "center" else 1.0  # the partner vectors as default.yaml has them
+    cfg = SDTNetConfig(variant=variant, channels=32, reach_weight=reach, reach_gate=12.0)
     start = time.perf_counter()
     model, history = sdtnet.train(samples, cfg, steps=40, batch=3, lr=3e-3, seed=0)
     assert len(history) == 40 and history[0]["step"] == 1
     names = [k for k in history[0] if k != "step"]
     assert "total" in names and len(names) == (
-        5 if variant == "center" else 6 + (variant == "full")
+        5 if variant == "center" else 7 + (variant == "full")
     )
     for name in names:
         first = np.mean([r[name] for r in history[:3]])

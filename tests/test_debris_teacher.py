@@ -93,3 +93,60 @@ def test_tta_and_fusion_keep_several_streaks():
     )
     assert len(single) >= 2 and len(fused) == len(single)
     assert box_iou(fused.boxes, single.boxes).max(1).min() > 0.7
+
+
+def _lines_residual(lines, shape=(64, 80), amplitude=10.0, thickness=2):
+    """A residual image (noise 1) holding bright lines ``(x1, y1, x2, y2)``, blurred a little."""
+    import cv2
+
+    residual = np.zeros(shape, np.float32)
+    for x1, y1, x2, y2 in lines:
+        cv2.line(residual, (x1, y1), (x2, y2), amplitude, thickness, cv2.LINE_AA)
+    return cv2.GaussianBlur(residual, (0, 0), 0.6)
+
+
+def _near(found, truth, tol):
+    """Whether every true (2, 2) endpoint pair has a found one within ``tol`` px (either order)."""
+    return all(
+        min(min(np.abs(f - t).max(), np.abs(f[::-1] - t).max()) for f in found) <= tol
+        for t in truth
+    )
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [(10, 10, 50, 40), (10, 40, 50, 12)],  # two streaks crossing: an X
+        [(10, 20, 60, 28), (10, 24, 60, 32)],  # two fragments side by side, 4 px apart
+    ],
+    ids=["crossing", "side-by-side"],
+)
+def test_touching_streaks_are_split_into_their_lines(lines):
+    """Two streaks that threshold into one connected component come out as two labels, each
+    with its own endpoints (read off its mask as the notebook does)."""
+    import cv2
+
+    from afss_utils.debris.obb import mask_endpoints
+    from afss_utils.debris.teacher import component_streaks
+
+    residual = _lines_residual(lines)
+    n_components = cv2.connectedComponents((residual > 3).astype(np.uint8))[0] - 1
+    assert n_components == 1  # one blob: the component rule alone gives at most one streak
+    pred = component_streaks(residual, 1.0, 3.0, min_area=6, psf_sigma=0)
+    assert len(pred) == 2
+    found = [mask_endpoints(m, 2.0) for m in pred.masks]
+    truth = [np.reshape(v, (2, 2)).astype(float) for v in lines]
+    assert _near(found, truth, tol=2.5)
+
+
+def test_line_segments_of_nothing_a_blob_and_one_line():
+    from afss_utils.debris.teacher import line_segments
+
+    none = np.zeros(0)
+    assert line_segments(none, none, none) == []
+    ys, xs = np.mgrid[0:6, 0:6]  # a 6 x 6 square: no run of 8 px along any line
+    assert line_segments(xs.ravel(), ys.ravel(), np.ones(36)) == []
+    xs = np.arange(30.0).repeat(2)
+    ys = np.tile([5.0, 6.0], 30)  # one 30 x 2 px line: one segment holding all of it
+    segs = line_segments(xs, ys, np.ones(60))
+    assert len(segs) == 1 and segs[0].all()

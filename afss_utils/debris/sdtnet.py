@@ -30,6 +30,11 @@ stride-4 and stride-32 features can be named. A small FPN/IDA-style up-sampler (
   the previous frame, in pixels (``c^{t-1} - c^t``: CenterTrack's sign, the negative of the
   paper's ``o`` in eqs. 13 and 15), L1 at ground-truth endpoint cells of debris that were in the
   previous frame.
+- partner vector (not in the paper; endpoint variants with ``reach_weight`` > 0): 2 channels per
+  endpoint, the vector to the debris' other endpoint in cells, L1 over the endpoint's 3 x 3
+  cells (:func:`_reach`). CentripetalNet (Dong et al., CVPR 2020) replaced CornerNet's
+  embedding by such shifts because an embedding cannot tell alike objects apart; here it is
+  added to the embedding, not put in its place: side-by-side fragments look alike.
 
 Variants (the paper's ablation, Table 3):
 
@@ -41,7 +46,7 @@ Variants (the paper's ablation, Table 3):
   is not built here: its tracking would need another association rule.)
 
 Tracking (:func:`track`): each frame is decoded (:func:`decode`: heatmap peaks, left and right
-endpoints paired by embedding, :func:`pair_endpoints`), each detection's endpoints shifted by
+endpoints paired by embedding, mask and partner vectors, :func:`pair_endpoints`), each detection's endpoints shifted by
 its offsets give where it was a frame before, and :func:`associate` matches those to the
 previous frame's tracks (Hungarian on the mean endpoint distance, within ``radius`` pixels).
 The previous frame's detections are drawn as Gaussians (as the training targets are) and fed
@@ -145,6 +150,8 @@ class SDTNetConfig:
     line_weight: float = 2.0
     line_min: float = 0.5
     mask_pair_distance: float = 2.0
+    reach_weight: float = 0.0  # partner-vector head (endpoint variants), L1 in cells; 0: none
+    reach_gate: float = 4.0  # pixels: a pair's endpoints must lie this near where each points
     streak_width: float = 2.0  # box rule: the simulator's mean width
     box_pad: float = 1.8  # box rule: the simulator's 1 + psf_sigma
 
@@ -161,7 +168,14 @@ class SDTNetConfig:
                 key, isinstance(v, int) and not isinstance(v, bool) and v >= low, f"an int >= {low}"
             )
         need("stride", self.stride == STRIDE, f"{STRIDE} (the only output stride built)")
-        for key in ("sigma", "radius", "pair_distance", "push_margin", "mask_pair_distance"):
+        for key in (
+            "sigma",
+            "radius",
+            "pair_distance",
+            "push_margin",
+            "mask_pair_distance",
+            "reach_gate",
+        ):
             need(key, _number(getattr(self, key)) and getattr(self, key) > 0, "a number > 0")
         for key in (
             "heatmap_weight",
@@ -175,6 +189,7 @@ class SDTNetConfig:
             "streak_width",
             "box_pad",
             "line_weight",
+            "reach_weight",
         ):
             need(key, _number(getattr(self, key)) and getattr(self, key) >= 0, "a number >= 0")
         need("threshold", _number(self.threshold) and 0 < self.threshold < 1, "in (0, 1)")
@@ -306,6 +321,8 @@ def targets(
       this one (matched by ``track_id``; left to left);
     - ``offset_valid`` (K,) bool: objects that were in the previous frame;
     - ``size`` (K, 2) float (``center`` only): box width, height in cells;
+    - ``reach`` (4, h, w) float and ``reach_cells`` (2, h, w) float (endpoint variants): the
+      partner vectors and where they are set (:func:`_reach`);
     - ``mask`` (1, h, w) float (``full`` only): the streak rectangles rasterised at stride 4
       (at least their centre line).
     No annotations: all-zero maps, no valid rows.
@@ -345,6 +362,8 @@ def targets(
         "offset": torch.from_numpy(offset),
         "offset_valid": torch.from_numpy(offset_valid),
     }
+    if config.variant != "center":
+        out["reach"], out["reach_cells"] = (torch.from_numpy(m) for m in _reach(pts, cells, shape))
     if config.variant == "center":
         wh = np.zeros((k_max, 2), np.float32)
         wh[:k] = (boxes[:, 2:] - boxes[:, :2]) / s
@@ -364,6 +383,29 @@ def targets(
     return out
 
 
+def _reach(pts: np.ndarray, cells: np.ndarray, shape: tuple[int, int]):
+    """The partner-vector targets of (K, 2, 2) endpoints (left, right) in pixels at their
+    (K, 2, 2) cells: ``reach`` (4, h, w), the vector from each endpoint to the other in cells
+    (x, y of left -> right, then of right -> left), and ``reach_cells`` (2, h, w), 1 where it
+    is set: the endpoint's cell and its 3 x 3 neighbourhood. The neighbours carry the same
+    vector (decoding adds it to the endpoint, not to the cell), so each endpoint gives nine
+    regression samples instead of one, TTFNet's remedy for slowly learnt box regression; an
+    endpoint's own cell wins over a neighbour's."""
+    h, w = shape
+    reach = np.zeros((4, h, w), np.float32)
+    where = np.zeros((2, h, w), np.float32)
+    vec = (pts[:, ::-1] - pts) / STRIDE  # (K, 2, 2): left -> right, right -> left
+    for own in (False, True):
+        for k in range(len(pts)):
+            for q in range(2):
+                c, r = cells[k, q]
+                rr = slice(r, r + 1) if own else slice(max(r - 1, 0), r + 2)
+                cc = slice(c, c + 1) if own else slice(max(c - 1, 0), c + 2)
+                reach[2 * q : 2 * q + 2, rr, cc] = vec[k, q][:, None, None]
+                where[q, rr, cc] = 1
+    return reach, where
+
+
 def collate(items: Sequence[dict]) -> dict:
     """Per-frame :func:`targets` -> the same keys stacked on a leading batch dimension."""
     import torch
@@ -379,8 +421,9 @@ def build_model(config: SDTNetConfig):
     (:func:`to_input`), prev_heatmap (B, P, H/4, W/4) -> dict at stride 4, h, w = H/4, W/4:
     ``heatmap`` (B, P, h, w) probabilities clamped to [1e-4, 1 - 1e-4], ``subcell`` (B, 2P, h,
     w) in (0, 1), ``offset`` (B, 2P, h, w) pixels; endpoint variants ``embedding`` (B, 2, h, w);
-    ``full`` ``mask`` (B, 1, h, w) logits; ``center`` ``size`` (B, 2, h, w) cells. Channels of
-    the 2P maps: (x, y) of the left endpoint, then of the right one.
+    ``full`` ``mask`` (B, 1, h, w) logits; ``center`` ``size`` (B, 2, h, w) cells; with
+    ``reach_weight`` > 0 ``reach`` (B, 4, h, w) cells. Channels of the 2P maps: (x, y) of the
+    left endpoint, then of the right one.
     """
     import timm
     import torch
@@ -437,6 +480,8 @@ def build_model(config: SDTNetConfig):
             self.offset = head(2 * p)
             self.embedding = head(2) if config.variant != "center" else None
             self.size = head(2) if config.variant == "center" else None
+            endpoints = config.variant != "center"
+            self.reach = head(2 * p) if endpoints and config.reach_weight > 0 else None
             nn.init.constant_(self.heatmap[-1].bias, -2.19)  # CenterNet's init: p = 0.1
 
         def forward(self, image, prev_image, prev_hm):
@@ -457,6 +502,8 @@ def build_model(config: SDTNetConfig):
                 out["embedding"] = self.embedding(f)
             if self.size is not None:
                 out["size"] = self.size(f)
+            if self.reach is not None:
+                out["reach"] = self.reach(f)
             return out
 
     def _resize(f, size):
@@ -571,6 +618,11 @@ def losses(outputs: dict, targets: dict, config: SDTNetConfig) -> dict:
             "subcell": config.subcell_weight,
             "offset": config.offset_weight,
         }
+        if "reach" in outputs:
+            where = targets["reach_cells"].repeat_interleave(2, dim=1)  # (B, 4, h, w)
+            diff = (outputs["reach"] - targets["reach"]).abs() * where
+            out["reach"] = diff.sum() / where.sum().clamp_min(1)
+            weights["reach"] = config.reach_weight
         if config.variant == "full":
             out["mask"] = F.binary_cross_entropy_with_logits(  # eq. 8
                 outputs["mask"], targets["mask"].to(outputs["mask"].dtype)
@@ -631,8 +683,9 @@ def decode(outputs: dict, config: SDTNetConfig) -> list[list[Detection]]:
     Endpoint variants: the peaks of each endpoint heatmap (at most ``max_objects``, above
     ``threshold``) at ``(cell + subcell) * 4`` pixels, left and right paired by
     :func:`pair_endpoints` (embedding distance at most ``pair_distance``; a right endpoint may
-    not lie more than one stride left of its left one). Centre variant: each centre peak with
-    its box from the size head.
+    not lie more than one stride left of its left one; ``full``: the RoI mask along the
+    segment; ``reach_weight`` > 0: the partner vectors, the mean of the two endpoints' misses
+    in pixels). Centre variant: each centre peak with its box from the size head.
     """
     hm = _numpy(outputs["heatmap"])
     sub, off = _numpy(outputs["subcell"]), _numpy(outputs["offset"])
@@ -665,8 +718,28 @@ def decode(outputs: dict, config: SDTNetConfig) -> list[list[Detection]]:
             line, gate = None, config.pair_distance
             if mask is not None:
                 line, gate = segment_support(mask[b, 0], lxy, rxy, s), config.mask_pair_distance
+            reach = None
+            if "reach" in outputs and config.reach_weight > 0:
+                (_, _, _, _, lr, lc), (_, _, _, _, rr, rc) = found
+                rea = _numpy(outputs["reach"])[b] * s
+                to_r = lxy + np.stack([rea[0, lr, lc], rea[1, lr, lc]], -1).reshape(-1, 2)
+                to_l = rxy + np.stack([rea[2, rr, rc], rea[3, rr, rc]], -1).reshape(-1, 2)
+                reach = (  # (N, M) pixels: how far each partner lies from where it is pointed at
+                    np.linalg.norm(to_r[:, None] - rxy[None], axis=-1)
+                    + np.linalg.norm(to_l[None] - lxy[:, None], axis=-1)
+                ) / 2
             pairs = pair_endpoints(
-                le, re, gate, lxy, rxy, float(s), line, config.line_weight, config.line_min
+                le,
+                re,
+                gate,
+                lxy,
+                rxy,
+                float(s),
+                line,
+                config.line_weight,
+                config.line_min,
+                reach,
+                config.reach_gate,
             )
             for i, j in pairs:
                 ends = np.stack([lxy[i], rxy[j]])
@@ -704,6 +777,8 @@ def pair_endpoints(
     line: np.ndarray | None = None,
     line_weight: float = 2.0,
     line_min: float = 0.5,
+    reach: np.ndarray | None = None,
+    reach_gate: float = 4.0,
 ) -> np.ndarray:
     """Pair left and right endpoints by their line-source embeddings (eq. 10), one-to-one.
 
@@ -713,7 +788,9 @@ def pair_endpoints(
     (M, 2) pixels, a right endpoint more than ``slack`` pixels left of a left one is not its
     partner. With ``line`` (N, M) in [0, 1] (:func:`segment_support`: the debris mask along each
     pair's segment), a pair needs ``line >= line_min`` and costs ``line_weight * (1 - line)``
-    more: two close, parallel streaks then pair along their own bodies. Returns (K, 2) int
+    more: two close, parallel streaks then pair along their own bodies. With ``reach`` (N, M)
+    pixels (how far each partner lies from where the other's partner vector points), a pair
+    needs ``reach <= reach_gate`` and costs ``reach / reach_gate`` more. Returns (K, 2) int
     (left index, right index), by left index; none: (0, 2).
     """
     from scipy.optimize import linear_sum_assignment
@@ -728,6 +805,10 @@ def pair_endpoints(
         line = np.asarray(line, float).reshape(cost.shape)
         allowed &= line >= line_min
         cost = cost + line_weight * (1 - line)
+    if reach is not None:
+        reach = np.asarray(reach, float).reshape(cost.shape)
+        allowed &= reach <= reach_gate
+        cost = cost + reach / reach_gate
     if left_xy is not None and right_xy is not None:
         lx = np.asarray(left_xy, float).reshape(-1, 2)[:, 0]
         rx = np.asarray(right_xy, float).reshape(-1, 2)[:, 0]
