@@ -12,8 +12,9 @@ numbers are read, nothing is chosen on them.
     python benchmarks/sdtnet_pairing.py --val 8     # a dense validation render instead
 
 ``--val N`` renders N dense videos of its own (split ``val_dense``: other pixels than the test
-splits') and compares the pairing with and without the RoI mask's support along each segment
-(``SDTNetConfig.line_*``): what those settings were chosen on, never the test splits.
+splits') and compares the pairing with and without the partner vectors (``SDTNetConfig.reach_*``)
+and the RoI mask's support along each segment (``SDTNetConfig.line_*``), on the same network:
+what those settings were chosen on, never the test splits.
 """
 
 from __future__ import annotations
@@ -55,10 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     out = []
     for row in args.rows:
         model, config = sdtnet.load(work / "sdtnet" / row / "sdtnet.pt")
-        pairings = {"embedding + mask along the segment": config}
+        name = "embedding + mask along the segment"
+        pairings = {name + (" + partner vectors" if config.reach_weight > 0 else ""): config}
         if args.val and config.variant == "full":
+            if config.reach_weight > 0:
+                pairings[name] = replace(config, reach_weight=0.0)
             pairings["embedding only"] = replace(
-                config, line_weight=0.0, line_min=0.0, mask_pair_distance=config.pair_distance
+                config,
+                line_weight=0.0,
+                line_min=0.0,
+                mask_pair_distance=config.pair_distance,
+                reach_weight=0.0,
             )
         for pairing, cfg in pairings.items():
             for label, ds in splits.items():

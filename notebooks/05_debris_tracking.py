@@ -266,7 +266,12 @@ display(Markdown(narrative.zscale_frame(zs)))
 #
 # The teacher (`afss_utils.debris.teacher`, weight-free) subtracts a median background, applies
 # the PSF-matched Gaussian, thresholds at a few noise sigmas and keeps the **elongated** connected
-# components: stars and hot pixels are round or tiny, debris are lines. Its score measures the
+# components: stars and hot pixels are round or tiny, debris are lines. Streaks that touch (two
+# tracks crossing, or the fragments of a break-up flying a few pixels apart) threshold into one
+# component, which a component rule alone labels once; so the teacher looks for straight lines in
+# each component (`line_segments`: a deterministic Hough vote, the winning line refitted to its
+# pixels and cut where they stop, repeated on what it has not explained) and gives each line its
+# own label where it finds two or more. Its score measures the
 # streak's SNR and elongation, so the confidence filter has something to select on. The same TTA
 # and fusion stages as for spacecraft are used: flips and 90° rotations are exact for boxes here
 # too, and WBF merges the views; `top_k = None` keeps every debris of a frame. As in notebook 02,
@@ -390,6 +395,12 @@ calls = {
 #
 # $$L_{pull} = \frac{1}{N}\sum_k \left[(e_{l_k} - \bar e_k)^2 + (e_{r_k} - \bar e_k)^2\right], \qquad L_{push} = \frac{1}{N(N-1)}\sum_k \sum_{j \ne k} \max(0, \Delta - |\bar e_k - \bar e_j|); \qquad (11, 12)$$
 #
+# - **partner vectors** (our addition, `reach_weight` > 0): each endpoint also regresses the vector
+#   to its debris' other endpoint (cells; L1 over the endpoint's 3 × 3 cells, nine samples each).
+#   CentripetalNet (Dong et al., 2020) replaced CornerNet's embedding by such shifts because an
+#   embedding cannot tell alike objects apart, and side-by-side fragments are alike; here they are
+#   added to the embedding: a pair must point at each other within `reach_gate` pixels and costs
+#   its miss / `reach_gate` more;
 # - **debris offset** (§4.5): for each endpoint $c$, its displacement to the same endpoint in the
 #   previous frame; $c' = c + o$ is where it was, and a detection joins the previous track whose
 #   endpoints lie nearest its $c'$ (mean distance, Hungarian, within the radius $r$); one with none
@@ -517,10 +528,22 @@ pd.DataFrame(
 # measured that this pairs close, parallel fragments wrongly about half the time
 # (`benchmarks/sdtnet_pairing.py`), so `decode` also asks the RoI-FE mask: a pair must lie on it
 # (mean probability along the segment $\ge$ `line_min`), costs `line_weight` $\times$ (1 − that)
-# more, and may then differ in embedding by up to `mask_pair_distance` (chosen on a dense
-# validation render, never the test videos).
+# more, and may then differ in embedding by up to `mask_pair_distance`; and it asks the partner
+# vectors: where each endpoint's vector points must lie within `reach_gate` pixels of the other
+# endpoint, on average over the two ("reach miss" below). All of these were chosen on a dense
+# validation render, never the test videos.
+
 
 # %%
+def reach_miss(ends: np.ndarray, reach: np.ndarray) -> float:
+    """By hand: a pair's endpoints (2, 2) px (left, right) and the partner vectors (4, h, w)
+    cells -> the mean distance (px) between each endpoint and where the other one points."""
+    (lc, lr), (rc, rr) = (np.floor(ends / 4).astype(int)).tolist()
+    to_right = ends[0] + reach[0:2, lr, lc] * 4  # the left endpoint's vector, in pixels
+    to_left = ends[1] + reach[2:4, rr, rc] * 4
+    return (np.linalg.norm(to_right - ends[1]) + np.linalg.norm(to_left - ends[0])) / 2
+
+
 model, net_af = sdtnet.load(work / "sdtnet" / "SDT-Net" / "sdtnet.pt")
 dense = data["test_dense"]
 video = dense.instances["images"][0]["video"]
@@ -550,14 +573,16 @@ pairs = pd.DataFrame(
             "mask along the segment": sdtnet.segment_support(
                 mask2, d.endpoints[:1], d.endpoints[1:]
             )[0, 0],
+            "reach miss (px)": reach_miss(d.endpoints, out2["reach"][0].numpy()),
             "score": d.score,
         }
         for d in second
     ]
 )
-if len(pairs):  # every pair: close in embedding and on the mask
+if len(pairs):  # every pair: close in embedding, on the mask, and pointing at each other
     assert (pairs["|e left - e right|"] <= net_af.mask_pair_distance + 1e-6).all()
     assert (pairs["mask along the segment"] >= net_af.line_min - 1e-6).all()
+    assert (pairs["reach miss (px)"] <= net_af.reach_gate + 1e-4).all()
 pairs.round(2)
 
 # %%

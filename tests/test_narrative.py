@@ -1065,6 +1065,7 @@ def test_debris_sdtnet_against_the_best_box_rows_and_its_ablation():
 def test_debris_targets_say_which_are_met_and_where_a_miss_is_lost():
     rows = [  # (detector, tracker, split, HOTA, DetA, AssA)
         ("student", "ocsort", "dense", 40.0, 35.0, 46.0),
+        ("teacher zero-shot", "bytetrack", "dense", 48.0, 44.0, 52.0),  # not the rival
         ("Oracle", "ocsort", "dense", 50.0, 45.0, 56.0),
         ("SDT-Net", "SDT-Net offsets", "dense", 45.0, 38.0, 53.0),
         ("SDT-Net Oracle", "SDT-Net offsets", "dense", 52.0, 47.0, 58.0),
@@ -1084,6 +1085,11 @@ def test_debris_targets_say_which_are_met_and_where_a_miss_is_lost():
     assert text.count("**met**") == 2 and "sparse: HOTA 80.0 against 70.0" in text
     assert "SDT-Net on `dense`: DetA 38.0 and AssA 53.0 against 35.0 and 46.0" in text
     assert "finds 79% of the left endpoints and 77% of the right ones, yet 46%" in text
+    # the teacher is reported beside the targets, never as the target's rival
+    assert (
+        "`dense`: HOTA 45.0 against 48.0 (teacher zero-shot + bytetrack), -3.0: not above" in text
+    )
+    assert "`sparse`" not in text.split("Not a target")[1]  # no teacher row on sparse
     # an Oracle level with the YOLO one has not beaten it; no diagnosis row: no recall sentence
     level = long.assign(HOTA=long["HOTA"].where(long["detector"] != "SDT-Net Oracle", 50.0))
     text = narrative.debris_targets(level, diag.iloc[:0])

@@ -63,7 +63,8 @@ def line_segments(
     pixels leave a gap wider than ``gap`` (the heaviest run is kept), and accepted while that run
     is at least ``min_length`` long with ``min_pixels`` pixels. Its pixels, and those within one
     more pixel of it, are then explained; the crossing point stays available to the next line.
-    Deterministic (no sampling), so the exact flips of TTA see the same lines.
+    Deterministic (no sampling): a frame always gives the same lines (a flipped frame nearly
+    the same: the 2-degree grid and the bins are not flip-symmetric, so TTA views can differ).
     """
     pts = np.stack([xs, ys], 1).astype(np.float64)
     w = np.clip(np.asarray(weights, np.float64), 1e-6, None)
