@@ -46,9 +46,10 @@ Variants (the paper's ablation, Table 3):
   is not built here: its tracking would need another association rule.)
 
 Tracking (:func:`track`): each frame is decoded (:func:`decode`: heatmap peaks, left and right
-endpoints paired by embedding, mask and partner vectors, :func:`pair_endpoints`), each detection's endpoints shifted by
-its offsets give where it was a frame before, and :func:`associate` matches those to the
-previous frame's tracks (Hungarian on the mean endpoint distance, within ``radius`` pixels).
+endpoints paired by embedding, mask and partner vectors, :func:`pair_endpoints`), each
+detection's endpoints shifted by its offsets give where it was a frame before, and
+:func:`associate` matches those to the previous frame's tracks (Hungarian on the mean
+endpoint distance, within ``radius`` pixels).
 The previous frame's detections are drawn as Gaussians (as the training targets are) and fed
 back as ``H_{t-1}``, as CenterTrack does. Boxes for MOT metrics are the endpoint pair's
 axis-aligned hull padded by the streak: width ``streak_width`` across, ``box_pad`` on every
