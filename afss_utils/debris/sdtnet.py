@@ -693,6 +693,9 @@ def decode(outputs: dict, config: SDTNetConfig) -> list[list[Detection]]:
     emb = _numpy(outputs["embedding"]) if "embedding" in outputs else None
     size = _numpy(outputs["size"]) if "size" in outputs else None
     mask = 1 / (1 + np.exp(-_numpy(outputs["mask"]))) if "mask" in outputs else None
+    reach_all = None  # partner vectors in pixels, read once for the batch
+    if "reach" in outputs and config.reach_weight > 0:
+        reach_all = _numpy(outputs["reach"]) * config.stride
     s = config.stride
     result = []
     for b in range(hm.shape[0]):
@@ -720,9 +723,9 @@ def decode(outputs: dict, config: SDTNetConfig) -> list[list[Detection]]:
             if mask is not None:
                 line, gate = segment_support(mask[b, 0], lxy, rxy, s), config.mask_pair_distance
             reach = None
-            if "reach" in outputs and config.reach_weight > 0:
+            if reach_all is not None:
                 (_, _, _, _, lr, lc), (_, _, _, _, rr, rc) = found
-                rea = _numpy(outputs["reach"])[b] * s
+                rea = reach_all[b]
                 to_r = lxy + np.stack([rea[0, lr, lc], rea[1, lr, lc]], -1).reshape(-1, 2)
                 to_l = rxy + np.stack([rea[2, rr, rc], rea[3, rr, rc]], -1).reshape(-1, 2)
                 reach = (  # (N, M) pixels: how far each partner lies from where it is pointed at
